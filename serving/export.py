@@ -1,0 +1,91 @@
+"""Export to `<base>/<version>/`, the layout TF Serving polls, atomically.
+
+A version is written into a hidden temporary folder beside its final place and
+renamed into place only when complete, so a polling server (ours or TF
+Serving) never sees half a model. Each version describes itself in
+`assets.extra/zoo.json` (architecture, config, vocabulary, signatures).
+"""
+
+import json
+import os
+import pathlib
+import shutil
+import tempfile
+
+import keras
+import tensorflow as tf
+
+from zoo import sampling
+
+__all__ = ["export_saved_model", "next_version", "read_zoo_metadata"]
+
+METADATA_FILE = pathlib.Path("assets.extra") / "zoo.json"
+
+
+def next_version(base_path):
+    """One more than the highest integer-named version under `base_path` (1 if none)."""
+    base = pathlib.Path(base_path)
+    versions = [int(p.name) for p in base.iterdir() if p.name.isdigit()] if base.exists() else []
+    return max(versions, default=0) + 1
+
+
+def _char_lm_endpoints(model):
+    """The servable signatures of a `CharLM`: name -> (function, input signature)."""
+
+    def logits(token_ids):
+        logits, _ = model(token_ids, training=False)
+        return {"logits": logits}
+
+    token_ids = [tf.TensorSpec([None, None], tf.int32, name="token_ids")]
+    generate_signature = sampling.generate_signature(sum(model.state_sizes))
+    return {
+        "serving_default": (logits, token_ids),
+        "generate": (sampling.make_generate_fn(model), generate_signature),
+    }
+
+
+def export_saved_model(model, base_path, version=None, metadata=None):
+    """Writes `model` as SavedModel version `version` (default: the next one).
+
+    The graph holds only ops stock TF Serving runs on a CPU: the zoo's layers
+    never take cuDNN kernels, no endpoint is XLA-compiled, no `py_function`.
+
+    Returns:
+        The final version folder.
+
+    Raises:
+        FileExistsError: that version already exists.
+    """
+    base = pathlib.Path(base_path)
+    base.mkdir(parents=True, exist_ok=True)
+    version = next_version(base) if version is None else int(version)
+    final = base / str(version)
+    if final.exists():
+        raise FileExistsError(f"Version {version} already exists at {final}; versions are immutable.")
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    for name, (function, signature) in _char_lm_endpoints(model).items():
+        archive.add_endpoint(name, function, input_signature=signature)
+    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".export-{version}-", dir=base))
+    try:
+        archive.write_out(str(staging), verbose=False)
+        describe = {
+            "architecture": model.__class__.__name__,
+            "config": model.get_config(),
+            "signatures": sorted(_char_lm_endpoints(model)),
+            "version": version,
+            **(metadata or {}),
+        }
+        (staging / METADATA_FILE).parent.mkdir(exist_ok=True)
+        (staging / METADATA_FILE).write_text(json.dumps(describe, indent=2, sort_keys=True, default=str))
+        staging.chmod(0o755)  # mkdtemp makes it private; a serving container runs as another user
+        os.rename(staging, final)  # atomic on one file system
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return final
+
+
+def read_zoo_metadata(version_dir):
+    """The `zoo.json` a version was exported with."""
+    return json.loads((pathlib.Path(version_dir) / METADATA_FILE).read_text())

@@ -1,0 +1,41 @@
+"""The configuration of one training run, saved beside its checkpoints."""
+
+import dataclasses
+import json
+
+__all__ = ["TrainConfig"]
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    model: str = "char_lstm"  # a registered zoo name
+    text: str | None = None  # a UTF-8 file to train on; None = the Shakespeare corpus
+    steps: int = 2400  # optimizer updates
+    batch_size: int = 64  # parallel streams, each carried across chunks (truncated BPTT)
+    seq_len: int = 100  # characters backpropagated through per update
+    learning_rate: float = 2e-3  # Adam
+    clipnorm: float = 5.0  # global gradient-norm clip: tames the exploding-gradient spikes of BPTT
+    eval_every: int = 500  # steps between validation passes
+    eval_chars: int = 60_000  # validation characters per periodic pass (the final pass reads all)
+    checkpoint_every: int = 250  # steps between checkpoints
+    seed: int = 0
+    jit_compile: bool = False  # XLA for the train step (GPU); export never uses XLA
+    mixed_precision: bool = False  # float16 compute, float32 weights (GPU)
+    out_dir: str = "runs/char_lstm"  # checkpoints, logs, config.json
+    overrides: dict = dataclasses.field(default_factory=dict)  # architecture arguments
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "seq_len", "eval_every", "eval_chars", "checkpoint_every"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+        for name in ("learning_rate", "clipnorm"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"`{name}` must be > 0. Received: {name}={getattr(self, name)!r}")
+
+    def to_json(self):
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text):
+        return cls(**json.loads(text))

@@ -1,0 +1,181 @@
+"""The training loop: `@tf.function` steps, truncated BPTT, checkpoints that resume.
+
+A run is a folder (`TrainConfig.out_dir`) holding `config.json`, checkpoints
+(model, optimizer, step and the carried stream state), `metrics.jsonl` and
+TensorBoard logs. Starting a run whose folder has a checkpoint resumes it, and
+because the data position and the carried state are functions of the step, a
+resumed run ends exactly where an uninterrupted one would.
+"""
+
+import json
+import math
+import pathlib
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import zoo
+from training import bptt
+from training.config import TrainConfig
+from training.data import load_corpus
+
+__all__ = ["Trainer", "LossNotFiniteError"]
+
+LN2 = math.log(2.0)
+
+
+class LossNotFiniteError(FloatingPointError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def _cross_entropy_sum(targets, logits):
+    per_char = keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True)
+    return tf.reduce_sum(tf.cast(per_char, tf.float32))
+
+
+class Trainer:
+    """Trains a registered character model on a corpus.
+
+    Args:
+        config: a `TrainConfig`.
+        corpus: a `training.data.Corpus`; loaded from `config.text` when omitted.
+    """
+
+    def __init__(self, config: TrainConfig, corpus=None):
+        self.config = config
+        keras.utils.set_random_seed(config.seed)
+        if config.mixed_precision:
+            keras.mixed_precision.set_global_policy("mixed_float16")
+        self.corpus = corpus or load_corpus(config.text)
+        self.train_ids = self.corpus.encode(self.corpus.train)
+        self.val_ids = self.corpus.encode(self.corpus.validation)
+        self.model = zoo.get(config.model, **{"vocabulary": self.corpus.vocabulary, **config.overrides})
+        self.model(np.zeros((config.batch_size, 1), np.int32))  # create the weights
+        self.optimizer = keras.optimizers.Adam(config.learning_rate, global_clipnorm=config.clipnorm)
+        self.optimizer.build(self.model.trainable_variables)
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.carried = [
+            tf.Variable(tf.zeros((config.batch_size, size)), trainable=False, name=f"carried_{i}")
+            for i, size in enumerate(self.model.state_sizes)
+        ]
+        self.out_dir = pathlib.Path(config.out_dir)
+        checkpoint = tf.train.Checkpoint(
+            model=self.model, optimizer=self.optimizer, step=self.step, carried=self.carried
+        )
+        self.manager = tf.train.CheckpointManager(checkpoint, self.out_dir / "checkpoints", max_to_keep=3)
+        self._train_step = tf.function(self._train_step_eager, jit_compile=config.jit_compile)
+        self._eval_step = tf.function(self._eval_step_eager)
+        self._epoch_streams = {}
+
+    # -- the math ---------------------------------------------------------------
+    def _train_step_eager(self, inputs, targets, flat_states):
+        states = self.model.unpack_states(tf.concat(flat_states, axis=-1))
+        with tf.GradientTape() as tape:
+            logits, states = self.model(inputs, states=states, training=True)
+            loss = _cross_entropy_sum(targets, logits) / tf.cast(tf.size(targets), tf.float32)
+        gradients = tape.gradient(loss, self.model.trainable_variables)
+        self.optimizer.apply(gradients, self.model.trainable_variables)
+        return loss, [s for layer_states in states for s in layer_states]
+
+    def _eval_step_eager(self, inputs, targets, flat_states):
+        states = self.model.unpack_states(tf.concat(flat_states, axis=-1))
+        logits, states = self.model(inputs, states=states, training=False)
+        return _cross_entropy_sum(targets, logits), [s for layer_states in states for s in layer_states]
+
+    # -- data position ----------------------------------------------------------
+    def _streams(self, epoch):
+        if epoch not in self._epoch_streams:
+            offset = bptt.epoch_offset(self.config.seed, epoch, self.config.seq_len)
+            self._epoch_streams = {epoch: bptt.as_streams(self.train_ids, self.config.batch_size, offset)}
+        return self._epoch_streams[epoch]
+
+    def _locate(self, step):
+        """(epoch, chunk index) of update `step`."""
+        epoch = 0
+        while True:
+            offset = bptt.epoch_offset(self.config.seed, epoch, self.config.seq_len)
+            length = (len(self.train_ids) - offset) // self.config.batch_size
+            count = (length - 1) // self.config.seq_len
+            if step < count:
+                return epoch, step
+            step, epoch = step - count, epoch + 1
+
+    # -- running ----------------------------------------------------------------
+    def evaluate(self, max_chars=None, batch_size=None):
+        """Validation cross-entropy in nats per character (all of it when `max_chars` is None)."""
+        ids = self.val_ids if max_chars is None else self.val_ids[: max_chars + 1]
+        batch = batch_size or self.config.batch_size
+        streams = bptt.as_streams(ids, batch)
+        states = [tf.zeros((batch, size)) for size in self.model.state_sizes]
+        total, count = 0.0, 0
+        for index in range(bptt.chunk_count(streams, self.config.seq_len)):
+            inputs, targets = bptt.chunk(streams, index, self.config.seq_len)
+            loss_sum, states = self._eval_step(inputs, targets, states)
+            total, count = total + float(loss_sum), count + targets.size
+        return total / count
+
+    def restore(self):
+        """Resumes from the newest checkpoint, if any; returns the step reached."""
+        latest = self.manager.latest_checkpoint
+        if latest:
+            self.manager.checkpoint.restore(latest).assert_existing_objects_matched()
+        return int(self.step.numpy())
+
+    def fit(self, verbose=1):
+        """Trains until `config.steps`; returns the final metrics."""
+        config = self.config
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        (self.out_dir / "config.json").write_text(config.to_json())
+        start = self.restore()
+        if verbose and start:
+            print(f"Resumed {self.out_dir} at step {start}.")
+        if verbose:
+            gpus = tf.config.list_physical_devices("GPU")
+            print(f"Training {config.model} on {'GPU ' + str([g.name for g in gpus]) if gpus else 'CPU'}.")
+        writer = tf.summary.create_file_writer(str(self.out_dir / "logs"))
+        progress = keras.utils.Progbar(config.steps, stateful_metrics=["bpc", "val_bpc"], verbose=verbose)
+        progress.update(start)
+        began = time.time()
+        for step in range(start, config.steps):
+            loss = self._one_update(step)
+            metrics = {"step": step + 1, "loss": loss, "bpc": loss / LN2, "seconds": time.time() - began}
+            if (step + 1) % config.eval_every == 0:
+                metrics["val_nats"] = self.evaluate(config.eval_chars)
+                metrics["val_bpc"] = metrics["val_nats"] / LN2
+            self._log(writer, metrics)
+            if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
+                self.manager.save(checkpoint_number=step + 1)
+            progress.update(step + 1, [(k, metrics[k]) for k in ("bpc", "val_bpc") if k in metrics])
+        return self.final_metrics()
+
+    def final_metrics(self):
+        val_nats = self.evaluate()
+        return {"val_nats_per_char": val_nats, "val_bits_per_char": val_nats / LN2, "steps": int(self.step.numpy())}
+
+    def _one_update(self, step):
+        epoch, index = self._locate(step)
+        if index == 0:  # a new epoch starts new streams: nothing to carry over
+            for variable in self.carried:
+                variable.assign(tf.zeros_like(variable))
+        inputs, targets = bptt.chunk(self._streams(epoch), index, self.config.seq_len)
+        loss, states = self._train_step(inputs, targets, [v.value() for v in self.carried])
+        loss = float(loss)
+        if not math.isfinite(loss):
+            raise LossNotFiniteError(
+                f"The loss became {loss} at step {step + 1}; training stopped. The last good checkpoint "
+                f"({self.manager.latest_checkpoint}) is kept: lower learning_rate or clipnorm and run again to resume."
+            )
+        for variable, value in zip(self.carried, states):
+            variable.assign(value)
+        self.step.assign(step + 1)
+        return loss
+
+    def _log(self, writer, metrics):
+        with writer.as_default(step=metrics["step"]):
+            for key, value in metrics.items():
+                if key != "step":
+                    tf.summary.scalar(key, value)
+        with open(self.out_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(metrics) + "\n")

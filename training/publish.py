@@ -1,0 +1,56 @@
+"""Publishing a trained model into `saved_models/<name>/`: the servable version,
+the Keras model `zoo.get(name, weights="default")` loads, and the measured card."""
+
+import datetime
+import json
+import os
+import pathlib
+import platform
+
+import keras
+import tensorflow as tf
+
+from serving.export import export_saved_model
+from zoo._registry import artifact_dir
+
+__all__ = ["publish", "machine_description"]
+
+
+def machine_description():
+    """The machine a figure was measured on, for results files and cards."""
+    gpus = tf.config.list_physical_devices("GPU")
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "gpus": [g.name for g in gpus],
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+    }
+
+
+def publish(model, name, metrics, config, corpus_source, models_dir=None):
+    """Writes the artifacts of a trained `model` registered as `name`.
+
+    Returns:
+        The new SavedModel version folder.
+    """
+    target = pathlib.Path(models_dir) / name if models_dir else artifact_dir(name)
+    target.mkdir(parents=True, exist_ok=True)
+    card = {
+        "metrics": metrics,
+        "data": corpus_source,
+        "recipe": {"command": f"python -m training train {name}", "config": json.loads(config.to_json())},
+        "seed": config.seed,
+        "machine": machine_description(),
+        "trained_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "parameters": int(model.count_params()),
+    }
+    version_dir = export_saved_model(model, target, metadata={"card": card})
+    card["served_version"] = int(version_dir.name)
+    keras_file = target / f"{name}.keras"
+    staging = keras_file.with_suffix(".keras.tmp.keras")
+    model.save(staging)
+    os.replace(staging, keras_file)
+    (target / "card.json").write_text(json.dumps(card, indent=2, sort_keys=True))
+    return version_dir

@@ -1,0 +1,14 @@
+"""rnn-zoo: classic recurrent networks as exact Keras 3 layers and named, trained models.
+
+    import zoo
+    model = zoo.get("char_lstm", weights="default")
+    zoo.list()          # registered names
+    zoo.card("char_lstm")
+"""
+
+from zoo import architectures as _architectures  # noqa: F401  (registers the models)
+from zoo import layers
+from zoo._registry import card, get, register
+from zoo._registry import list_models as list  # noqa: A001  (the registry's public name, as in timm)
+
+__all__ = ["get", "list", "card", "register", "layers"]

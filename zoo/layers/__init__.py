@@ -1,0 +1,26 @@
+"""Recurrent layers of the zoo: exact cells on one shared time loop."""
+
+from zoo.layers._loop import RecurrentLayer, run_time_loop
+from zoo.layers.peephole_lstm import PeepholeLSTM, PeepholeLSTMCell
+
+# Name -> layer class, for architectures that let the user pick the cell.
+RECURRENT_LAYERS = {
+    "peephole_lstm": PeepholeLSTM,
+}
+
+
+def recurrent_layer(kind, units, **kwargs):
+    """Builds the zoo recurrent layer registered as `kind`."""
+    if kind not in RECURRENT_LAYERS:
+        raise ValueError(f"Unknown recurrent layer {kind!r}. Expected one of {sorted(RECURRENT_LAYERS)}.")
+    return RECURRENT_LAYERS[kind](units, **kwargs)
+
+
+__all__ = [
+    "RECURRENT_LAYERS",
+    "RecurrentLayer",
+    "run_time_loop",
+    "recurrent_layer",
+    "PeepholeLSTM",
+    "PeepholeLSTMCell",
+]

@@ -1,0 +1,86 @@
+"""What every gated cell shares: validated config, the stacked gate weights,
+the hoisted input projection and zero initial states."""
+
+import keras
+from keras import initializers, ops
+
+__all__ = ["GatedCell", "check_positive_int"]
+
+
+def check_positive_int(name, value):
+    """Raises a ValueError naming `name` unless `value` is a positive int."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+    return value
+
+
+class GatedCell(keras.layers.Layer):
+    """A recurrent cell whose input and recurrent weights stack `gates` blocks.
+
+    Weights, in Keras's layout so built-in weights load unchanged:
+    `kernel` (I, G·H), `recurrent_kernel` (H, G·H), `bias` (G·H,).
+
+    Subclasses set `gates`, implement `call(projected_t, states)` and may
+    override `bias_initial_value` (e.g. the LSTM's forget-gate bias of 1).
+    """
+
+    gates = 1
+
+    def __init__(
+        self,
+        units,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.units = check_positive_int("units", units)
+        self.use_bias = use_bias
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.recurrent_initializer = initializers.get(recurrent_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+
+    @property
+    def state_size(self):
+        return [self.units]
+
+    @property
+    def output_size(self):
+        return self.units
+
+    def build(self, input_shape):
+        width = self.gates * self.units
+        self.kernel = self.add_weight(
+            shape=(input_shape[-1], width), name="kernel", initializer=self.kernel_initializer
+        )
+        self.recurrent_kernel = self.add_weight(
+            shape=(self.units, width), name="recurrent_kernel", initializer=self.recurrent_initializer
+        )
+        self.bias = (
+            self.add_weight(shape=(width,), name="bias", initializer=self.bias_initial_value)
+            if self.use_bias
+            else None
+        )
+
+    def bias_initial_value(self, shape, dtype=None):
+        return self.bias_initializer(shape, dtype=dtype)
+
+    def project_inputs(self, inputs):
+        """x·W + b for all time steps at once: (B, T, I) -> (B, T, G·H)."""
+        projected = ops.matmul(inputs, self.kernel)
+        return projected if self.bias is None else projected + self.bias
+
+    def get_initial_state(self, batch_size):
+        return [ops.zeros((batch_size, size), dtype=self.compute_dtype) for size in self.state_size]
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "use_bias": self.use_bias,
+            "kernel_initializer": initializers.serialize(self.kernel_initializer),
+            "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+        }

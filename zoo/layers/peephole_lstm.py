@@ -1,0 +1,151 @@
+"""Long short-term memory with diagonal peephole connections (Gers et al. 2002)."""
+
+import keras
+from keras import activations, initializers, ops
+
+from zoo.layers._cell import GatedCell
+from zoo.layers._loop import RecurrentLayer
+
+__all__ = ["PeepholeLSTMCell", "PeepholeLSTM"]
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class PeepholeLSTMCell(GatedCell):
+    """One step of a peephole LSTM.
+
+        i(t) = σ(W_i·x(t) + U_i·h(t−1) + p_i ⊙ c(t−1) + b_i)
+        f(t) = σ(W_f·x(t) + U_f·h(t−1) + p_f ⊙ c(t−1) + b_f)
+        g(t) = tanh(W_c·x(t) + U_c·h(t−1) + b_c)
+        c(t) = f(t) ⊙ c(t−1) + i(t) ⊙ g(t)
+        o(t) = σ(W_o·x(t) + U_o·h(t−1) + p_o ⊙ c(t) + b_o)
+        h(t) = o(t) ⊙ tanh(c(t))
+
+    The output gate peeks at the *new* cell c(t); input and forget gates at the
+    old one. Gate order in `kernel`/`recurrent_kernel`/`bias` is (i, f, c, o),
+    Keras's, so with `use_peepholes=False` the cell equals `keras.layers.LSTM`
+    given the same weights. `peephole` has shape (3, H): rows p_i, p_f, p_o.
+
+    Args:
+        units: width H of h and c.
+        use_peepholes: add the p ⊙ c terms.
+        unit_forget_bias: start the forget-gate bias at 1 so that early in
+            training the cell remembers instead of forgetting.
+        activation: for g and the cell output (tanh).
+        recurrent_activation: for the gates (sigmoid).
+        peephole_initializer: zeros by default, so training starts from a
+            plain LSTM and grows peepholes where timing needs them.
+    """
+
+    gates = 4
+
+    def __init__(
+        self,
+        units,
+        use_peepholes=True,
+        unit_forget_bias=True,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        peephole_initializer="zeros",
+        **kwargs,
+    ):
+        super().__init__(units, **kwargs)
+        self.use_peepholes = use_peepholes
+        self.unit_forget_bias = unit_forget_bias
+        self.activation = activations.get(activation)
+        self.recurrent_activation = activations.get(recurrent_activation)
+        self.peephole_initializer = initializers.get(peephole_initializer)
+
+    @property
+    def state_size(self):
+        return [self.units, self.units]  # h, c
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        if self.use_peepholes:
+            self.peephole = self.add_weight(
+                shape=(3, self.units), name="peephole", initializer=self.peephole_initializer
+            )
+
+    def bias_initial_value(self, shape, dtype=None):
+        bias = self.bias_initializer(shape, dtype=dtype)
+        if not self.unit_forget_bias:
+            return bias
+        h = self.units
+        return ops.concatenate([bias[:h], ops.ones((h,), dtype=dtype), bias[2 * h :]])
+
+    def call(self, projected, states):
+        h_prev, c_prev = states
+        z = projected + ops.matmul(h_prev, self.recurrent_kernel)  # (B, 4H)
+        z_i, z_f, z_c, z_o = ops.split(z, 4, axis=-1)
+        if self.use_peepholes:
+            z_i = z_i + self.peephole[0] * c_prev
+            z_f = z_f + self.peephole[1] * c_prev
+        i = self.recurrent_activation(z_i)
+        f = self.recurrent_activation(z_f)
+        c = f * c_prev + i * self.activation(z_c)
+        if self.use_peepholes:
+            z_o = z_o + self.peephole[2] * c
+        h = self.recurrent_activation(z_o) * self.activation(c)
+        return h, [h, c]
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "use_peepholes": self.use_peepholes,
+            "unit_forget_bias": self.unit_forget_bias,
+            "activation": activations.serialize(self.activation),
+            "recurrent_activation": activations.serialize(self.recurrent_activation),
+            "peephole_initializer": initializers.serialize(self.peephole_initializer),
+        }
+
+
+_CELL_ARGS = (
+    "units",
+    "use_peepholes",
+    "unit_forget_bias",
+    "activation",
+    "recurrent_activation",
+    "use_bias",
+    "kernel_initializer",
+    "recurrent_initializer",
+    "bias_initializer",
+    "peephole_initializer",
+)
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class PeepholeLSTM(RecurrentLayer):
+    """Peephole LSTM over a sequence; see `PeepholeLSTMCell` for the equations.
+
+    Args:
+        units, use_peepholes, unit_forget_bias, activation,
+        recurrent_activation, use_bias, *_initializer: as `PeepholeLSTMCell`.
+        return_sequences, return_state, go_backwards: as `RecurrentLayer`.
+
+    Call returns (B, H) or (B, T, H); with `return_state`, `[output, h, c]`.
+    """
+
+    def __init__(
+        self,
+        units,
+        use_peepholes=True,
+        unit_forget_bias=True,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        peephole_initializer="zeros",
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        **kwargs,
+    ):
+        cell_args = {name: value for name, value in locals().items() if name in _CELL_ARGS}
+        cell = PeepholeLSTMCell(dtype=kwargs.get("dtype"), name="cell", **cell_args)
+        super().__init__(cell, return_sequences, return_state, go_backwards, **kwargs)
+
+    def get_config(self):
+        cell_config = self.cell.get_config()
+        return {**super().get_config(), **{name: cell_config[name] for name in _CELL_ARGS}}

@@ -1,0 +1,121 @@
+"""Character-level language model: embedding → stacked recurrent layers → logits.
+
+The Karpathy char-rnn shape. State is a value: `call` takes the recurrent states
+and returns the new ones, so truncated BPTT, export and streaming all carry it
+explicitly and nothing exported holds per-client state.
+"""
+
+import keras
+from keras import ops
+
+from zoo.layers import recurrent_layer
+
+__all__ = ["CharLM"]
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class CharLM(keras.Model):
+    """Predicts the next character at every position.
+
+    Args:
+        vocabulary: the model's characters; id i is `vocabulary[i]`.
+        embedding_dim: width of each character's embedding.
+        units: width of every recurrent layer.
+        num_layers: how many recurrent layers are stacked.
+        cell: name of a zoo recurrent layer (see `zoo.layers.RECURRENT_LAYERS`).
+        cell_options: extra arguments for that layer (e.g. `use_peepholes`).
+
+    Call arguments:
+        token_ids: (B, T) int tensor.
+        states: optional list, one entry per layer, of that layer's state list.
+        step_mask: optional (B, T) bool; masked steps leave the states unchanged
+            (used to feed a batch of prompts of different lengths).
+
+    Returns:
+        `(logits (B, T, V), states)` with `states` shaped like the argument.
+    """
+
+    def __init__(
+        self,
+        vocabulary,
+        embedding_dim=64,
+        units=256,
+        num_layers=2,
+        cell="peephole_lstm",
+        cell_options=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if len(vocabulary) < 2 or len(set(vocabulary)) != len(vocabulary):
+            raise ValueError(
+                "`vocabulary` must hold at least 2 distinct characters, each once. "
+                f"Received: vocabulary={vocabulary!r}"
+            )
+        self.vocabulary = "".join(vocabulary)
+        self.embedding_dim = embedding_dim
+        self.units = units
+        self.num_layers = num_layers
+        self.cell = cell
+        self.cell_options = dict(cell_options or {})
+        self.embedding = keras.layers.Embedding(len(self.vocabulary), embedding_dim, name="embedding")
+        self.recurrent = [
+            recurrent_layer(cell, units, return_sequences=True, return_state=True, name=f"rnn_{i}", **self.cell_options)
+            for i in range(num_layers)
+        ]
+        self.head = keras.layers.Dense(len(self.vocabulary), name="logits")
+
+    @property
+    def vocab_size(self):
+        return len(self.vocabulary)
+
+    @property
+    def state_sizes(self):
+        """Widths of every state tensor, layer by layer, in `pack_states` order."""
+        return [size for layer in self.recurrent for size in layer.cell.state_size]
+
+    def initial_states(self, batch_size):
+        return [layer.get_initial_state(batch_size) for layer in self.recurrent]
+
+    def pack_states(self, states):
+        """Nested per-layer states -> one (B, sum(state_sizes)) tensor, for serving."""
+        return ops.concatenate([s for layer_states in states for s in layer_states], axis=-1)
+
+    def unpack_states(self, packed):
+        """Inverse of `pack_states`."""
+        flat, start = [], 0
+        for size in self.state_sizes:
+            flat.append(packed[:, start : start + size])
+            start += size
+        per_layer = len(self.recurrent[0].cell.state_size)
+        return [flat[i : i + per_layer] for i in range(0, len(flat), per_layer)]
+
+    def call(self, token_ids, states=None, step_mask=None, training=None):
+        x = self.embedding(token_ids)  # (B, T, E)
+        new_states = []
+        for i, layer in enumerate(self.recurrent):
+            initial = None if states is None else states[i]
+            x, *layer_states = layer(x, initial_state=initial, mask=step_mask, training=training)
+            new_states.append(layer_states)
+        return self.head(x), new_states  # (B, T, V)
+
+    def encode(self, text):
+        """Text -> list of ids; raises on characters outside the vocabulary."""
+        index = {ch: i for i, ch in enumerate(self.vocabulary)}
+        unknown = sorted({ch for ch in text if ch not in index})
+        if unknown:
+            raise ValueError(f"Text holds characters outside the model's vocabulary: {unknown!r}")
+        return [index[ch] for ch in text]
+
+    def decode(self, ids):
+        return "".join(self.vocabulary[int(i)] for i in ids)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "vocabulary": self.vocabulary,
+            "embedding_dim": self.embedding_dim,
+            "units": self.units,
+            "num_layers": self.num_layers,
+            "cell": self.cell,
+            "cell_options": self.cell_options,
+        }

@@ -1,0 +1,161 @@
+"""Sampling one character at a time from a `CharLM`, as a TensorFlow graph.
+
+The same function is the SavedModel's `generate` signature and the in-process
+sampler, so a served stream and `sample(...)` give the same text for a seed.
+
+Determinism across chunking: the token at stream position p is drawn with
+`tf.random.stateless_categorical` seeded by (seed, p), and a chunk returns the
+state *before* its last token was fed; the next chunk's prompt is that token.
+Feeding it as a one-character prompt runs the very same (B, 1) model step the
+loop would have run, so splitting a stream into chunks changes nothing.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+__all__ = ["GENERATE_SIGNATURE", "make_generate_fn", "sample", "stream"]
+
+
+def generate_signature(state_width):
+    """Input signature of `generate`; every input has a leading batch dimension."""
+    return [
+        tf.TensorSpec([None], tf.string, name="prompt"),
+        tf.TensorSpec([None, state_width], tf.float32, name="state"),
+        tf.TensorSpec([None], tf.int32, name="steps"),
+        tf.TensorSpec([None], tf.float32, name="temperature"),
+        tf.TensorSpec([None], tf.int32, name="top_k"),
+        tf.TensorSpec([None], tf.int64, name="seed"),
+        tf.TensorSpec([None], tf.int64, name="position"),
+    ]
+
+
+GENERATE_SIGNATURE = generate_signature  # public alias documented in README
+
+
+def _char_tables(vocabulary):
+    """Dense code point -> id table (-1 = not in vocabulary) and id -> UTF-8 char."""
+    codes = [ord(ch) for ch in vocabulary]
+    to_id = np.full(max(codes) + 1, -1, dtype=np.int32)
+    to_id[codes] = np.arange(len(codes), dtype=np.int32)
+    return tf.constant(to_id), tf.constant([ch.encode("utf-8") for ch in vocabulary])
+
+
+def _encode_prompts(prompt, code_to_id):
+    """(B,) strings -> padded ids (B, P), mask (B, P) and lengths (B,)."""
+    prompt = tf.where(tf.strings.length(prompt) > 0, prompt, "\n")  # an empty prompt starts a new line
+    codes = tf.strings.unicode_decode(prompt, "UTF-8")  # ragged (B, None)
+    in_table = tf.logical_and(codes >= 0, codes < tf.shape(code_to_id)[0])
+    ids = tf.ragged.map_flat_values(lambda c, ok: tf.where(ok, tf.gather(code_to_id, tf.where(ok, c, 0)), -1),
+                                    codes, in_table)
+    check = tf.debugging.assert_non_negative(
+        ids.flat_values, message="prompt holds a character outside the model's vocabulary"
+    )
+    with tf.control_dependencies([check]):
+        lengths = tf.cast(ids.row_lengths(), tf.int32)
+        dense = ids.to_tensor(default_value=0)
+    return dense, tf.sequence_mask(lengths, tf.shape(dense)[1]), lengths
+
+
+def _check_arguments(steps, temperature, top_k):
+    return [
+        tf.debugging.assert_non_negative(steps, message="steps must be >= 0"),
+        tf.debugging.assert_non_negative(top_k, message="top_k must be >= 0 (0 keeps every character)"),
+        tf.debugging.Assert(
+            tf.reduce_all(tf.math.is_finite(temperature) & (temperature >= 0.0)),
+            ["temperature must be finite and >= 0 (0 = argmax)"],
+        ),
+    ]
+
+
+def _pick(logits, temperature, top_k, seed, position):
+    """Next token per row: argmax at temperature 0, else a top-k draw seeded by (seed, position)."""
+    vocab = tf.shape(logits)[-1]
+    k = tf.where(top_k > 0, tf.minimum(top_k, vocab), vocab)
+    kth_best = tf.gather(tf.math.top_k(logits, k=vocab).values, k - 1, batch_dims=1)  # (B,)
+    logits = tf.where(logits < kth_best[:, None], tf.constant(-np.inf, logits.dtype), logits)
+    scaled = logits / tf.where(temperature > 0, temperature, 1.0)[:, None]
+    seeds = tf.stack([seed, position], axis=1)  # (B, 2): one stream of randomness per row
+
+    def draw(row):
+        row_logits, row_seed = row
+        return tf.random.stateless_categorical(row_logits[None], 1, seed=row_seed, dtype=tf.int32)[0, 0]
+
+    drawn = tf.map_fn(draw, (scaled, seeds), fn_output_signature=tf.int32)
+    greedy = tf.argmax(logits, axis=-1, output_type=tf.int32)
+    return tf.where(temperature > 0, drawn, greedy)
+
+
+def make_generate_fn(model):
+    """Returns `generate(prompt, state, steps, temperature, top_k, seed, position)`.
+
+    Feeds each row's prompt from `state`, then samples up to `steps[b]`
+    characters. Returns a dict: `text` (B,) generated text, `token_ids`
+    (B, max(steps)) padded with -1, `state` (B, S) after every token but the
+    last generated one (the next call's prompt), ready to continue the stream.
+    """
+    code_to_id, id_to_char = _char_tables(model.vocabulary)
+
+    def run(ids, mask, states):
+        logits, states = model(ids, states=states, step_mask=mask)
+        return logits, states
+
+    def generate(prompt, state, steps, temperature, top_k, seed, position):
+        with tf.control_dependencies(_check_arguments(steps, temperature, top_k)):
+            ids, mask, lengths = _encode_prompts(prompt, code_to_id)
+        logits, states = run(ids, mask, model.unpack_states(state))
+        last_logits = tf.gather(logits, lengths - 1, batch_dims=1)  # (B, V)
+        total = tf.reduce_max(tf.concat([steps, [0]], axis=0))
+        tokens = tf.TensorArray(tf.int32, size=total)
+
+        def body(t, last_logits, states, tokens):
+            active = t < steps
+            token = _pick(last_logits, temperature, top_k, seed, position + tf.cast(t, tf.int64))
+            tokens = tokens.write(t, tf.where(active, token, -1))
+
+            def feed():  # only rows that will draw again consume their token
+                new_logits, new_states = run(token[:, None], (t + 1 < steps)[:, None], states)
+                return new_logits[:, 0], new_states
+
+            last_logits, states = tf.cond(t + 1 < total, feed, lambda: (last_logits, states))
+            return t + 1, last_logits, states, tokens
+
+        _, _, states, tokens = tf.while_loop(lambda t, *_: t < total, body, (0, last_logits, states, tokens))
+        token_ids = tf.reshape(tf.transpose(tokens.stack()), [tf.shape(prompt)[0], total])  # (B, N)
+        chars = tf.gather(id_to_char, tf.maximum(token_ids, 0))
+        text = tf.strings.reduce_join(tf.where(token_ids >= 0, chars, ""), axis=1)
+        return {"text": text, "token_ids": token_ids, "state": model.pack_states(states)}
+
+    return generate
+
+
+_COMPILED = {}
+
+
+def _compiled_generate(model):
+    key = id(model)
+    if key not in _COMPILED:
+        signature = generate_signature(sum(model.state_sizes))
+        _COMPILED[key] = (model, tf.function(make_generate_fn(model), input_signature=signature, autograph=False))
+    return _COMPILED[key][1]
+
+
+def stream(model, prompt, max_tokens, temperature=1.0, top_k=0, seed=0, chunk_size=32):
+    """Yields generated text chunk by chunk, in-process (the served stream's twin)."""
+    generate = _compiled_generate(model)
+    state = np.zeros((1, sum(model.state_sizes)), np.float32)
+    done = 0
+    while done < max_tokens:
+        steps = min(chunk_size, max_tokens - done)
+        out = generate(
+            tf.constant([prompt]), tf.constant(state), tf.constant([steps], tf.int32),
+            tf.constant([temperature], tf.float32), tf.constant([top_k], tf.int32),
+            tf.constant([seed], tf.int64), tf.constant([done], tf.int64),
+        )
+        text = out["text"].numpy()[0].decode("utf-8")
+        state, prompt, done = out["state"].numpy(), text[-1:], done + steps
+        yield text
+
+
+def sample(model, prompt, max_tokens, temperature=1.0, top_k=0, seed=0):
+    """Generates `max_tokens` characters after `prompt` in one call."""
+    return "".join(stream(model, prompt, max_tokens, temperature, top_k, seed, chunk_size=max(max_tokens, 1)))
