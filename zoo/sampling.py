@@ -48,7 +48,7 @@ def _encode_prompts(prompt, code_to_id):
     ids = tf.ragged.map_flat_values(lambda c, ok: tf.where(ok, tf.gather(code_to_id, tf.where(ok, c, 0)), -1),
                                     codes, in_table)
     check = tf.debugging.assert_non_negative(
-        ids.flat_values, message="prompt holds a character outside the model's vocabulary"
+        ids.flat_values, message="prompt holds a character outside the vocabulary of the model"
     )
     with tf.control_dependencies([check]):
         lengths = tf.cast(ids.row_lengths(), tf.int32)

