@@ -50,7 +50,7 @@ def _scan_time_loop(step, inputs_tm, mask_tm, states, first_output):
 
     def body(carry, xs):
         prev_output, states = carry
-        x_t, keep_t = xs
+        x_t, keep_t = xs if mask_tm is not None else (xs, None)
         output, new_states = step(x_t, states)
         if keep_t is not None:
             keep = ops.expand_dims(keep_t, -1)
@@ -58,11 +58,8 @@ def _scan_time_loop(step, inputs_tm, mask_tm, states, first_output):
             new_states = [ops.where(keep, new, old) for new, old in zip(new_states, states)]
         return (output, list(new_states)), output
 
-    if mask_tm is None:
-        mask_tm = ops.ones(ops.shape(inputs_tm)[:2], dtype="bool")
-    (last_output, final_states), outputs = ops.scan(
-        body, (first_output, list(states)), (inputs_tm, mask_tm)
-    )
+    xs = inputs_tm if mask_tm is None else (inputs_tm, mask_tm)
+    (last_output, final_states), outputs = ops.scan(body, (first_output, list(states)), xs)
     return outputs, last_output, final_states
 
 
