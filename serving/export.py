@@ -34,7 +34,7 @@ def _char_lm_endpoints(model):
 
     def logits(token_ids):
         logits, _ = model(token_ids, training=False)
-        return {"logits": logits}
+        return {"logits": tf.cast(logits, tf.float32)}
 
     token_ids = [tf.TensorSpec([None, None], tf.int32, name="token_ids")]
     generate_signature = sampling.generate_signature(sum(model.state_sizes))

@@ -90,6 +90,14 @@ def test_top_k_one_is_argmax_whatever_the_temperature(model):
     )
 
 
+def test_zero_steps_returns_the_prompt_state_and_no_text(exported, model):
+    loaded, _ = exported
+    out = loaded.signatures["generate"](**_generate_inputs(model, ["abc", "b"], 0))
+    assert list(out["text"].numpy()) == [b"", b""] and out["token_ids"].shape == (2, 0)
+    _, states = model(np.array([model.encode("abc")], np.int32))
+    np.testing.assert_allclose(out["state"].numpy()[0], model.pack_states(states)[0], atol=1e-5)
+
+
 def test_batch_rows_are_independent_of_each_other(exported, model):
     loaded, _ = exported
     generate = loaded.signatures["generate"]

@@ -20,7 +20,7 @@ class TrainConfig:
     checkpoint_every: int = 250  # steps between checkpoints
     seed: int = 0
     jit_compile: bool = False  # XLA for the train step (GPU); export never uses XLA
-    mixed_precision: bool = False  # float16 compute, float32 weights (GPU)
+    mixed_precision: bool = False  # bfloat16 compute, float32 weights and state (GPU)
     out_dir: str = "runs/char_lstm"  # checkpoints, logs, config.json
     overrides: dict = dataclasses.field(default_factory=dict)  # architecture arguments
 

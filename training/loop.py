@@ -31,8 +31,9 @@ class LossNotFiniteError(FloatingPointError):
 
 
 def _cross_entropy_sum(targets, logits):
-    per_char = keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True)
-    return tf.reduce_sum(tf.cast(per_char, tf.float32))
+    # float32 softmax even under mixed precision: bfloat16 log-probabilities are too coarse.
+    per_char = keras.losses.sparse_categorical_crossentropy(targets, tf.cast(logits, tf.float32), from_logits=True)
+    return tf.reduce_sum(per_char)
 
 
 class Trainer:
@@ -47,7 +48,8 @@ class Trainer:
         self.config = config
         keras.utils.set_random_seed(config.seed)
         if config.mixed_precision:
-            keras.mixed_precision.set_global_policy("mixed_float16")
+            # bfloat16 keeps float32's exponent range, so no loss scaling is needed (Ampere/Hopper GPUs).
+            keras.mixed_precision.set_global_policy("mixed_bfloat16")
         self.corpus = corpus or load_corpus(config.text)
         self.train_ids = self.corpus.encode(self.corpus.train)
         self.val_ids = self.corpus.encode(self.corpus.validation)
@@ -77,12 +79,12 @@ class Trainer:
             loss = _cross_entropy_sum(targets, logits) / tf.cast(tf.size(targets), tf.float32)
         gradients = tape.gradient(loss, self.model.trainable_variables)
         self.optimizer.apply(gradients, self.model.trainable_variables)
-        return loss, [s for layer_states in states for s in layer_states]
+        return loss, [tf.cast(s, tf.float32) for layer_states in states for s in layer_states]
 
     def _eval_step_eager(self, inputs, targets, flat_states):
         states = self.model.unpack_states(tf.concat(flat_states, axis=-1))
         logits, states = self.model(inputs, states=states, training=False)
-        return _cross_entropy_sum(targets, logits), [s for layer_states in states for s in layer_states]
+        return _cross_entropy_sum(targets, logits), [tf.cast(s, tf.float32) for layer_states in states for s in layer_states]
 
     # -- data position ----------------------------------------------------------
     def _streams(self, epoch):
@@ -168,7 +170,7 @@ class Trainer:
                 f"({self.manager.latest_checkpoint}) is kept: lower learning_rate or clipnorm and run again to resume."
             )
         for variable, value in zip(self.carried, states):
-            variable.assign(value)
+            variable.assign(tf.cast(value, variable.dtype))  # the carried state stays float32
         self.step.assign(step + 1)
         return loss
 

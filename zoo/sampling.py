@@ -97,11 +97,15 @@ def make_generate_fn(model):
 
     def run(ids, mask, states):
         logits, states = model(ids, states=states, step_mask=mask)
-        return logits, states
+        return tf.cast(logits, tf.float32), states
 
     def generate(prompt, state, steps, temperature, top_k, seed, position):
         with tf.control_dependencies(_check_arguments(steps, temperature, top_k)):
-            ids, mask, lengths = _encode_prompts(prompt, code_to_id)
+            # Every input passes through the checks, so nothing runs on bad arguments.
+            prompt, state, steps, temperature, top_k, seed, position = (
+                tf.identity(t) for t in (prompt, state, steps, temperature, top_k, seed, position)
+            )
+        ids, mask, lengths = _encode_prompts(prompt, code_to_id)
         logits, states = run(ids, mask, model.unpack_states(state))
         last_logits = tf.gather(logits, lengths - 1, batch_dims=1)  # (B, V)
         total = tf.reduce_max(tf.concat([steps, [0]], axis=0))
@@ -120,10 +124,15 @@ def make_generate_fn(model):
             return t + 1, last_logits, states, tokens
 
         _, _, states, tokens = tf.while_loop(lambda t, *_: t < total, body, (0, last_logits, states, tokens))
-        token_ids = tf.reshape(tf.transpose(tokens.stack()), [tf.shape(prompt)[0], total])  # (B, N)
+        batch = tf.shape(prompt)[0]
+        token_ids = tf.cond(  # stacking an empty TensorArray of unknown width fails: steps may all be 0
+            total > 0, lambda: tf.transpose(tokens.stack()), lambda: tf.zeros([batch, 0], tf.int32)
+        )
+        token_ids = tf.reshape(token_ids, [batch, total])  # (B, N)
         chars = tf.gather(id_to_char, tf.maximum(token_ids, 0))
         text = tf.strings.reduce_join(tf.where(token_ids >= 0, chars, ""), axis=1)
-        return {"text": text, "token_ids": token_ids, "state": model.pack_states(states)}
+        state = tf.cast(model.pack_states(states), tf.float32)  # float32 on the wire, whatever the compute dtype
+        return {"text": text, "token_ids": token_ids, "state": state}
 
     return generate
 
