@@ -12,7 +12,6 @@ import pathlib
 import shutil
 import tempfile
 
-import keras
 import tensorflow as tf
 
 from zoo import sampling
@@ -62,17 +61,21 @@ def export_saved_model(model, base_path, version=None, metadata=None):
     final = base / str(version)
     if final.exists():
         raise FileExistsError(f"Version {version} already exists at {final}; versions are immutable.")
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    for name, (function, signature) in _char_lm_endpoints(model).items():
-        archive.add_endpoint(name, function, input_signature=signature)
+    # A bare tf.Module holding the backing variables once: Keras's ExportArchive
+    # stores every variable twice, doubling the files TF Serving has to load.
+    module = tf.Module()
+    module.model_variables = [v.value for v in model.weights]
+    signatures = {
+        name: tf.function(function, input_signature=signature, autograph=False).get_concrete_function()
+        for name, (function, signature) in _char_lm_endpoints(model).items()
+    }
     staging = pathlib.Path(tempfile.mkdtemp(prefix=f".export-{version}-", dir=base))
     try:
-        archive.write_out(str(staging), verbose=False)
+        tf.saved_model.save(module, str(staging), signatures=signatures)
         describe = {
             "architecture": model.__class__.__name__,
             "config": model.get_config(),
-            "signatures": sorted(_char_lm_endpoints(model)),
+            "signatures": sorted(signatures),
             "version": version,
             **(metadata or {}),
         }

@@ -37,3 +37,38 @@ def peephole_lstm_step(x, states, kernel, recurrent_kernel, bias, peephole=None)
     o = sigmoid(z_o + p_o * c_new)
     h_new = o * np.tanh(c_new)
     return h_new, [h_new, c_new]
+
+
+def elman_step(x, states, kernel, recurrent_kernel, bias=None, activation=np.tanh):
+    """Elman 1990: h = f(x·W + h·U + b)."""
+    (h,) = states
+    h_new = activation(x @ kernel + h @ recurrent_kernel + (0.0 if bias is None else bias))
+    return h_new, [h_new]
+
+
+def gru_step(x, states, kernel, recurrent_kernel, bias=None, reset_after=True):
+    """Cho et al. 2014 in Keras's layout: gate order (z, r, h), h = z⊙h(t−1) + (1−z)⊙ĥ.
+
+    reset_after=True: `bias` (2, 3H) = (input bias, recurrent bias) and r scales
+    h·U_h + b'_h; reset_after=False: `bias` (3H,) and r scales h before U_h.
+    """
+    (h,) = states
+    W_z, W_r, W_h = np.split(kernel, 3, axis=1)
+    U_z, U_r, U_h = np.split(recurrent_kernel, 3, axis=1)
+    width = 3 * h.shape[-1]
+    if bias is None:
+        b, b_rec = np.zeros(width), np.zeros(width)
+    elif reset_after:
+        b, b_rec = bias
+    else:
+        b, b_rec = bias, np.zeros(width)
+    b_z, b_r, b_h = np.split(b, 3)
+    c_z, c_r, c_h = np.split(b_rec, 3)
+    z = sigmoid(x @ W_z + b_z + h @ U_z + c_z)
+    r = sigmoid(x @ W_r + b_r + h @ U_r + c_r)
+    if reset_after:
+        candidate = np.tanh(x @ W_h + b_h + r * (h @ U_h + c_h))
+    else:
+        candidate = np.tanh(x @ W_h + b_h + (r * h) @ U_h)
+    h_new = z * h + (1.0 - z) * candidate
+    return h_new, [h_new]

@@ -1,10 +1,15 @@
 """Recurrent layers of the zoo: exact cells on one shared time loop."""
 
 from zoo.layers._loop import RecurrentLayer, run_time_loop
+from zoo.layers.bidirectional import Bidirectional
+from zoo.layers.elman import Elman, ElmanCell
+from zoo.layers.gru import GRU, GRUCell
 from zoo.layers.peephole_lstm import PeepholeLSTM, PeepholeLSTMCell
 
 # Name -> layer class, for architectures that let the user pick the cell.
 RECURRENT_LAYERS = {
+    "elman": Elman,
+    "gru": GRU,
     "peephole_lstm": PeepholeLSTM,
 }
 
@@ -21,6 +26,11 @@ __all__ = [
     "RecurrentLayer",
     "run_time_loop",
     "recurrent_layer",
+    "Bidirectional",
+    "Elman",
+    "ElmanCell",
+    "GRU",
+    "GRUCell",
     "PeepholeLSTM",
     "PeepholeLSTMCell",
 ]

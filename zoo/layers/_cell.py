@@ -2,9 +2,9 @@
 the hoisted input projection and zero initial states."""
 
 import keras
-from keras import initializers, ops
+from keras import activations, initializers, ops
 
-__all__ = ["GatedCell", "check_positive_int"]
+__all__ = ["GatedCell", "check_positive_int", "get_activation"]
 
 
 def check_positive_int(name, value):
@@ -14,11 +14,22 @@ def check_positive_int(name, value):
     return value
 
 
+def get_activation(name, identifier):
+    """`keras.activations.get`, with a ValueError that names the argument `name`."""
+    try:
+        return activations.get(identifier)
+    except ValueError:
+        raise ValueError(
+            f"`{name}` must be a Keras activation name or callable, such as 'tanh' or 'relu'. "
+            f"Received: {name}={identifier!r}"
+        ) from None
+
+
 class GatedCell(keras.layers.Layer):
     """A recurrent cell whose input and recurrent weights stack `gates` blocks.
 
     Weights, in Keras's layout so built-in weights load unchanged:
-    `kernel` (I, G·H), `recurrent_kernel` (H, G·H), `bias` (G·H,).
+    `kernel` (I, G·H), `recurrent_kernel` (H, G·H), `bias` (G·H,) (see `bias_shape`).
 
     Subclasses set `gates`, implement `call(projected_t, states)` and may
     override `bias_initial_value` (e.g. the LSTM's forget-gate bias of 1).
@@ -59,10 +70,14 @@ class GatedCell(keras.layers.Layer):
             shape=(self.units, width), name="recurrent_kernel", initializer=self.recurrent_initializer
         )
         self.bias = (
-            self.add_weight(shape=(width,), name="bias", initializer=self.bias_initial_value)
+            self.add_weight(shape=self.bias_shape(), name="bias", initializer=self.bias_initial_value)
             if self.use_bias
             else None
         )
+
+    def bias_shape(self):
+        """(G·H,); a cell with a separate recurrent bias (GRU, reset_after) overrides it."""
+        return (self.gates * self.units,)
 
     def bias_initial_value(self, shape, dtype=None):
         return self.bias_initializer(shape, dtype=dtype)

@@ -111,6 +111,11 @@ class RecurrentLayer(keras.layers.Layer):
         mask: optional (B, T) boolean tensor.
     """
 
+    # Never stateful: state is a value passed in and out, nothing is stored between
+    # calls. `keras.layers.Bidirectional` reads both attributes from the layer it wraps.
+    stateful = False
+    states = None
+
     def __init__(self, cell, return_sequences=False, return_state=False, go_backwards=False, **kwargs):
         super().__init__(**kwargs)
         self.cell = cell
@@ -156,7 +161,7 @@ class RecurrentLayer(keras.layers.Layer):
         out = (batch, steps, self.cell.output_size) if self.return_sequences else (batch, self.cell.output_size)
         if not self.return_state:
             return out
-        return [out, *[(batch, size) for size in self.cell.state_size]]
+        return (out, *[(batch, size) for size in self.cell.state_size])  # a tuple, as Keras's RNN returns
 
     def compute_mask(self, sequences, mask=None):
         if not self.return_sequences:

@@ -1,0 +1,144 @@
+"""Gated recurrent unit (Cho et al. 2014) in both of its conventions."""
+
+import keras
+from keras import activations, ops
+
+from zoo.layers._cell import GatedCell, get_activation
+from zoo.layers._loop import RecurrentLayer
+
+__all__ = ["GRUCell", "GRU"]
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class GRUCell(GatedCell):
+    """One step of a GRU, in Keras's orientation of the update gate.
+
+        z(t) = σ(W_z·x(t) + U_z·h(t−1) + b_z)
+        r(t) = σ(W_r·x(t) + U_r·h(t−1) + b_r)
+        ĥ(t) = tanh(W_h·x(t) + r(t) ⊙ (U_h·h(t−1) + b'_h) + b_h)    reset_after=True
+        ĥ(t) = tanh(W_h·x(t) + U_h·(r(t) ⊙ h(t−1)) + b_h)           reset_after=False
+        h(t) = z(t) ⊙ h(t−1) + (1 − z(t)) ⊙ ĥ(t)
+
+    z is a *keep* gate: z → 1 copies the old state, z → 0 takes the candidate.
+    This is Keras's (and cuDNN's) orientation and the one in Cho et al. 2014,
+    eq. (7), h = z ⊙ h(t−1) + (1 − z) ⊙ h̃. Other texts (Chung et al. 2014,
+    Wikipedia) write h = (1 − z) ⊙ h(t−1) + z ⊙ ĥ, making z an *overwrite*
+    gate; that model is the same up to z ↔ 1 − z (negated z weights and
+    bias), but its weights do not load here unchanged.
+
+    `reset_after=True` is the cuDNN form and Keras's default: r scales the
+    recurrent projection after the matmul, so that matmul is one (H, 3H)
+    product per step, and the recurrent bias b' is separate: `bias` has shape
+    (2, 3H), row 0 the input bias b, row 1 the recurrent bias b'.
+    `reset_after=False` is the paper's form: r scales h(t−1) before U_h, and
+    `bias` is (3H,). Gate order in `kernel` (I, 3H), `recurrent_kernel`
+    (H, 3H) and `bias` is (z, r, h), as in `keras.layers.GRU`, whose weights
+    load unchanged in either convention.
+
+    Args:
+        units: width H of h.
+        reset_after: where the reset gate applies (see above).
+        activation: for ĥ (tanh).
+        recurrent_activation: for z and r (sigmoid).
+        use_bias, kernel_initializer, recurrent_initializer, bias_initializer:
+            as `GatedCell`.
+    """
+
+    gates = 3
+
+    def __init__(self, units, reset_after=True, activation="tanh", recurrent_activation="sigmoid", **kwargs):
+        super().__init__(units, **kwargs)
+        self.reset_after = bool(reset_after)
+        self.activation = get_activation("activation", activation)
+        self.recurrent_activation = get_activation("recurrent_activation", recurrent_activation)
+
+    def bias_shape(self):
+        return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
+
+    def project_inputs(self, inputs):
+        projected = ops.matmul(inputs, self.kernel)  # (B, T, 3H)
+        if self.bias is None:
+            return projected
+        return projected + (self.bias[0] if self.reset_after else self.bias)
+
+    def call(self, projected, states):
+        h_prev = states[0]
+        x_z, x_r, x_h = ops.split(projected, 3, axis=-1)
+        if self.reset_after:
+            inner = ops.matmul(h_prev, self.recurrent_kernel)  # (B, 3H): one matmul per step
+            if self.bias is not None:
+                inner = inner + self.bias[1]
+            u_z, u_r, u_h = ops.split(inner, 3, axis=-1)
+            z = self.recurrent_activation(x_z + u_z)
+            r = self.recurrent_activation(x_r + u_r)
+            candidate = self.activation(x_h + r * u_h)
+        else:
+            split = 2 * self.units
+            inner = ops.matmul(h_prev, self.recurrent_kernel[:, :split])  # (B, 2H)
+            u_z, u_r = ops.split(inner, 2, axis=-1)
+            z = self.recurrent_activation(x_z + u_z)
+            r = self.recurrent_activation(x_r + u_r)
+            # The second matmul has to wait for r: the price of the paper's form.
+            candidate = self.activation(x_h + ops.matmul(r * h_prev, self.recurrent_kernel[:, split:]))
+        h = z * h_prev + (1.0 - z) * candidate
+        return h, [h]
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "reset_after": self.reset_after,
+            "activation": activations.serialize(self.activation),
+            "recurrent_activation": activations.serialize(self.recurrent_activation),
+        }
+
+
+_CELL_ARGS = (
+    "units",
+    "reset_after",
+    "activation",
+    "recurrent_activation",
+    "use_bias",
+    "kernel_initializer",
+    "recurrent_initializer",
+    "bias_initializer",
+)
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class GRU(RecurrentLayer):
+    """GRU over a sequence; see `GRUCell` for the equations and conventions.
+
+    Args:
+        units, reset_after, activation, recurrent_activation, use_bias,
+            *_initializer: as `GRUCell`.
+        return_sequences, return_state, go_backwards: as `RecurrentLayer`.
+
+    Call returns (B, H) or (B, T, H); with `return_state`, `[output, h]`.
+
+    Raises:
+        ValueError: if `units` is not a positive integer or an activation is
+            not a Keras activation.
+    """
+
+    def __init__(
+        self,
+        units,
+        reset_after=True,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        **kwargs,
+    ):
+        cell_args = {name: value for name, value in locals().items() if name in _CELL_ARGS}
+        cell = GRUCell(dtype=kwargs.get("dtype"), name="cell", **cell_args)
+        super().__init__(cell, return_sequences, return_state, go_backwards, **kwargs)
+
+    def get_config(self):
+        cell_config = self.cell.get_config()
+        return {**super().get_config(), **{name: cell_config[name] for name in _CELL_ARGS}}
