@@ -14,6 +14,7 @@ class TrainConfig:
     batch_size: int = 64  # parallel streams, each carried across chunks (truncated BPTT)
     seq_len: int = 100  # characters backpropagated through per update
     learning_rate: float = 2e-3  # Adam
+    lr_decay: str = "cosine"  # "cosine": down to 5% of learning_rate at the last step; "constant"
     clipnorm: float = 5.0  # global gradient-norm clip: tames the exploding-gradient spikes of BPTT
     eval_every: int = 500  # steps between validation passes
     eval_chars: int = 60_000  # validation characters per periodic pass (the final pass reads all)
@@ -29,6 +30,14 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+        if self.eval_chars < self.batch_size * (self.seq_len + 1):
+            # Each stream needs seq_len inputs and one more character as the last target.
+            raise ValueError(
+                f"`eval_chars` must fill one chunk of every stream, at least batch_size * (seq_len + 1) = "
+                f"{self.batch_size * (self.seq_len + 1)}. Received: eval_chars={self.eval_chars}"
+            )
+        if self.lr_decay not in ("cosine", "constant"):
+            raise ValueError(f"`lr_decay` must be 'cosine' or 'constant'. Received: lr_decay={self.lr_decay!r}")
         for name in ("learning_rate", "clipnorm"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"`{name}` must be > 0. Received: {name}={getattr(self, name)!r}")

@@ -48,7 +48,10 @@ class Trainer:
         self.val_ids = self.corpus.encode(self.corpus.validation)
         self.model = zoo.get(config.model, **{"vocabulary": self.corpus.vocabulary, **config.overrides})
         self.model(np.zeros((config.batch_size, 1), np.int32))  # create the weights
-        self.optimizer = runs.make_optimizer(config.learning_rate, config.clipnorm, self.model.trainable_variables)
+        decay_steps = config.steps if config.lr_decay == "cosine" else None
+        self.optimizer = runs.make_optimizer(
+            config.learning_rate, config.clipnorm, self.model.trainable_variables, decay_steps
+        )
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.carried = [
             tf.Variable(tf.zeros((config.batch_size, size)), trainable=False, name=f"carried_{i}")
@@ -127,10 +130,11 @@ class Trainer:
         log = runs.MetricsLog(self.out_dir)
         progress = keras.utils.Progbar(config.steps, stateful_metrics=["bpc", "val_bpc"], verbose=verbose)
         progress.update(start)
-        began = time.time()
+        began, began_cpu = time.time(), time.process_time()
         for step in range(start, config.steps):
             loss = self._one_update(step)
-            metrics = {"step": step + 1, "loss": loss, "bpc": loss / LN2, "seconds": time.time() - began}
+            metrics = {"step": step + 1, "loss": loss, "bpc": loss / LN2, "seconds": time.time() - began,
+                       "cpu_seconds": time.process_time() - began_cpu}
             if (step + 1) % config.eval_every == 0:
                 metrics["val_nats"] = self.evaluate(config.eval_chars)
                 metrics["val_bpc"] = metrics["val_nats"] / LN2

@@ -28,8 +28,15 @@ def prepare(seed, mixed_precision):
     keras.mixed_precision.set_global_policy("mixed_bfloat16" if mixed_precision else "float32")
 
 
-def make_optimizer(learning_rate, clipnorm, variables):
-    """Adam with a global gradient-norm clip: tames the exploding-gradient spikes of BPTT."""
+def make_optimizer(learning_rate, clipnorm, variables, decay_steps=None):
+    """Adam with a global gradient-norm clip: tames the exploding-gradient spikes of BPTT.
+
+    With `decay_steps` the rate follows a cosine from `learning_rate` down to 5% of it
+    at that step; the schedule reads the optimizer's own step counter, which is
+    checkpointed, so a resumed run continues on the same curve.
+    """
+    if decay_steps:
+        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps, alpha=0.05)
     optimizer = keras.optimizers.Adam(learning_rate, global_clipnorm=clipnorm)
     optimizer.build(variables)
     return optimizer
