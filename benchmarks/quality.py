@@ -14,6 +14,7 @@ their measured figures only, so `zoo.card` shows the miss. Results:
 
 import argparse
 import json
+import os
 import pathlib
 import time
 
@@ -248,9 +249,8 @@ def main(argv=None):
     parser.add_argument("--publish", action="store_true")
     parser.add_argument("--table", action="store_true", help="print README's table from the results and stop")
     args = parser.parse_args(argv)
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"rows": {}}
     if args.table:
-        print(markdown_table(results))
+        print(markdown_table(json.loads(RESULTS.read_text())))
         return
     for name in args.only:
         began = time.time()
@@ -259,11 +259,20 @@ def main(argv=None):
         row["seed"] = recipe.seed
         row["recipe"] = json.loads(recipe.to_json())
         print(json.dumps({name: {k: row[k] for k in ("metric", "value", "bar", "passed", "train_seconds")}}), flush=True)
+        row["machine"] = describe_machine()
         _record(name, model, recipe, row, args.publish)
-        results["rows"][name] = row
-        results["machine"] = describe_machine()
-        RESULTS.parent.mkdir(exist_ok=True)
-        RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True, default=float))
+        _merge_row(name, row)
+
+
+def _merge_row(name, row):
+    """Adds one row to the results file, read again now: rows run in other processes meanwhile are kept."""
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"rows": {}}
+    results["rows"][name] = row
+    results["machine"] = row["machine"]
+    RESULTS.parent.mkdir(exist_ok=True)
+    staging = RESULTS.with_suffix(".json.tmp")
+    staging.write_text(json.dumps(results, indent=2, sort_keys=True, default=float))
+    os.replace(staging, RESULTS)
 
 
 if __name__ == "__main__":
