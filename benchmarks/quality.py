@@ -50,15 +50,6 @@ def binary_adder():
     }
 
 
-def _word_hidden_means(model, ids):
-    from training.data import elman_grammar
-
-    inputs = np.eye(elman_grammar.INPUT_DIM, dtype=np.float32)[ids][None]
-    layer = model.recurrent[0]
-    hidden = np.asarray(layer(inputs, initial_state=[np.full((1, layer.units), 0.5, np.float32)]))[0]
-    return np.stack([hidden[ids == w].mean(axis=0) for w in range(len(elman_grammar.WORDS))])
-
-
 def _clades(vectors):
     """Leaf sets of every subtree of the average-linkage dendrogram of `vectors`."""
     from scipy.cluster.hierarchy import linkage, to_tree
@@ -89,10 +80,8 @@ def _dendrogram_flags(means):
 
 
 def elman_grammar():
-    from training.data import elman_grammar as g
-
     model, recipe, metrics = _train("elman_grammar")
-    means = _word_hidden_means(model, g.corpus(recipe.test_sentences, seed=recipe.seed + 10_000)["ids"])
+    means = recipe.word_hidden_means(model)
     try:
         metrics.update(_dendrogram_flags(means))
     except ImportError:  # scipy is optional
@@ -130,15 +119,8 @@ def esn_mackey_glass():
 
 
 def _input_gradient_norms(model, recipe, steps=(0, 50, 100, 150, 199)):
-    """Mean ‖∂L/∂x(t)‖ over a batch: how much of the loss's gradient reaches step t (the vanishing-gradient curve)."""
-    import tensorflow as tf
-
-    inputs, targets = recipe.batch(np.random.default_rng([recipe.seed, 7]))
-    inputs = tf.constant(inputs)
-    with tf.GradientTape() as tape:
-        tape.watch(inputs)
-        loss = tf.reduce_mean(tf.square(model(inputs) - targets))
-    norms = tf.norm(tape.gradient(loss, inputs), axis=-1).numpy().mean(axis=0)  # (T,)
+    """Mean ‖∂L/∂x(t)‖ at a few steps t (the vanishing-gradient curve; the whole curve is on the card's figure)."""
+    norms = recipe.input_gradient_norms(model)  # (T,)
     return {f"grad_norm_t{t}": float(norms[t]) for t in steps if t < len(norms)}
 
 

@@ -110,6 +110,14 @@ class ElmanGrammarRecipe(TaskRecipe):
             "rms_error": elman_grammar.rms_to_truth(probs, test["truth"]),
         }
 
+    def word_hidden_means(self, model):
+        """Mean hidden state of each word over the evaluation corpus, (29, H): the rows of Elman's dendrogram."""
+        ids = elman_grammar.corpus(self.test_sentences, seed=self.seed + 10_000)["ids"]
+        inputs = np.eye(elman_grammar.INPUT_DIM, dtype=np.float32)[ids][None]
+        layer = model.recurrent[0]
+        hidden = np.asarray(layer(inputs, initial_state=[np.full((1, layer.units), 0.5, np.float32)]))[0]
+        return np.stack([hidden[ids == w].mean(axis=0) for w in range(len(elman_grammar.WORDS))])
+
 
 @dataclasses.dataclass
 class BinaryAdderRecipe(TaskRecipe):
@@ -156,6 +164,17 @@ class AddingRecipe(TaskRecipe):
     def evaluate(self, model):
         inputs, targets = self.held_out()
         return {"mse": float(np.mean((_predict(model, inputs) - targets) ** 2))}
+
+    def input_gradient_norms(self, model):
+        """Mean ‖∂L/∂x(t)‖ over a fixed batch, (T,): how much of the loss's gradient reaches step t."""
+        import tensorflow as tf
+
+        inputs, targets = self.batch(np.random.default_rng([self.seed, 7]))
+        inputs = tf.constant(inputs)
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            loss = tf.reduce_mean(tf.square(model(inputs) - targets))
+        return tf.norm(tape.gradient(loss, inputs), axis=-1).numpy().mean(axis=0)
 
 
 @dataclasses.dataclass
