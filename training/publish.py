@@ -1,5 +1,6 @@
 """Publishing a trained model into `saved_models/<name>/`: the servable version,
-the Keras model `zoo.get(name, weights="default")` loads, and the measured card."""
+the Keras model `zoo.get(name, weights="default")` loads, the measured card and
+its figures (`training.plots`)."""
 
 import datetime
 import json
@@ -33,6 +34,8 @@ def publish(model, name, metrics, config, corpus_source, models_dir=None, extra=
     """Writes the artifacts of a trained `model` registered as `name`.
 
     `extra` (e.g. the bar, the published anchor, notes) is merged into the card.
+    The card's figures (training curve from the run folder `config.out_dir`, and
+    the task's figure) are drawn beside it and listed under `figures`.
 
     Returns:
         The new SavedModel version folder.
@@ -56,4 +59,19 @@ def publish(model, name, metrics, config, corpus_source, models_dir=None, extra=
     model.save(staging)
     os.replace(staging, keras_file)
     (target / "card.json").write_text(json.dumps(card, indent=2, sort_keys=True))
+    # Drawn once the model and its card are in place: a figure that fails leaves a complete, servable model.
+    card = _with_figures(card, name, target, model)
+    (target / "card.json").write_text(json.dumps(card, indent=2, sort_keys=True))
     return version_dir
+
+
+def _with_figures(card, name, target, model):
+    """`card` listing the figures drawn into `target`; matplotlib is optional, so without it the card says so."""
+    try:
+        from training import plots
+    except ModuleNotFoundError as error:
+        if (error.name or "").partition(".")[0] != "matplotlib":
+            raise
+        why = f"matplotlib is not installed: pip install -e '.[dev]', then python -m training.plots {name}"
+        return {**card, "figures": {}, "figures_missing": {"all": why}}
+    return plots.with_figures(card, *plots.draw_card_figures(name, target, card["recipe"]["config"], model))
