@@ -116,8 +116,8 @@ def test_a_missing_run_folder_is_said_in_the_card_and_nothing_is_drawn(tmp_path)
     config = {"model": "binary_adder", "steps": 40, "out_dir": str(tmp_path / "gone")}
     figures, missing = plots.draw_card_figures("binary_adder", tmp_path / "models" / "binary_adder", config, None)
     assert figures == {}
-    assert missing == {"training_curve": f"not drawn: the run folder {tmp_path / 'gone'} does not exist "
-                                         "(it was not kept where the model was trained)"}
+    assert missing == {"training_curve": f"not drawn: the run folder {tmp_path / 'gone'} does not exist: "
+                                         "it was deleted, or the model was trained elsewhere"}
     assert not (tmp_path / "models").exists()
 
 

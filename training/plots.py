@@ -105,7 +105,7 @@ def run_mismatch(run_dir, config):
     belong to a newer or unfinished run than the shipped one.
     """
     if not pathlib.Path(run_dir).is_dir():
-        return f"the run folder {run_dir} does not exist (it was not kept where the model was trained)"
+        return f"the run folder {run_dir} does not exist: it was deleted, or the model was trained elsewhere"
     path = pathlib.Path(run_dir) / "config.json"
     if not path.is_file():
         return f"{path} is missing, so the log cannot be matched to the shipped model's recipe"
