@@ -26,8 +26,10 @@ TINY = {
     "lstm_tagger": {"units": 8, "embedding_dim": 4},
     "peephole_timing": {"units": 4},
     "esn_mackey_glass": {"units": 30, "warmup": 10},
+    "seq2seq_addition": {"units": 8, "embedding_dim": 4},
 }
-SHORT = {"seq_len": 8, "length": 12, "train_bits": 4, "min_interval": 3, "max_interval": 6}
+SHORT = {"seq_len": 8, "length": 12, "train_bits": 4, "min_interval": 3, "max_interval": 6, "train_pairs": 50,
+         "test_pairs": 10}
 
 
 def _task_batch(name):
@@ -42,6 +44,8 @@ def _task_batch(name):
     fields = {k: v for k, v in SHORT.items() if k in recipe.__dataclass_fields__}
     recipe = recipe_for(name, batch_size=3, **fields)
     inputs, targets = recipe.batch(recipe.rng(0))
+    if isinstance(inputs, tuple):  # a Seq2Seq reads (source, target_in): logits over its target ids
+        return inputs, targets, recipe.loss, (*targets.shape, zoo.get(name, **TINY[name]).target_vocab_size)
     width = {"softmax": 31 if name == "elman_grammar" else 4}.get(recipe.loss, 1)
     shape = (3, width) if targets.ndim == 2 and recipe.loss == "mse" else (*targets.shape[:2], width)
     return inputs, targets, recipe.loss, shape

@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from training.data import adding, binary_addition, elman_grammar, interval_timing, later_context_tagging
+from training.data import adding, addition_pairs, binary_addition, elman_grammar, interval_timing, later_context_tagging
 from training.data.mackey_glass import mackey_glass
 
 __all__ = ["TaskRecipe", "RECIPES", "recipe_for", "fit_esn"]
@@ -30,6 +30,7 @@ class TaskRecipe:
     batch_size: int = 32  # sequences per update
     learning_rate: float = 1e-3  # Adam
     clipnorm: float = 1.0  # global gradient-norm clip
+    lr_decay: bool = False  # cosine decay of the learning rate to 5% of it at the last step
     eval_every: int = 250  # steps between evaluations (logged, not used for selection)
     checkpoint_every: int = 250  # steps between checkpoints
     seed: int = 0  # weights, batches and evaluation data all derive from it
@@ -223,6 +224,79 @@ class TimingRecipe(TaskRecipe):
 
 
 @dataclasses.dataclass
+class Seq2SeqAdditionRecipe(TaskRecipe):
+    """Keras's addition example ("123+456" -> "579"); judged by whole-answer exact match on held-out pairs.
+
+    Teacher forcing on a fixed set of training pairs (as in the example);
+    the held-out pairs never appear in training in either operand order. The
+    model reads the source reversed (`reverse_source`, in the architecture)
+    and pads targets with the end token (`zoo.models.seq2seq.end_padded_batch`),
+    so the task loop's plain cross-entropy applies.
+    """
+
+    model: str = "seq2seq_addition"
+    # A 3,000-step cosine schedule (7.7 passes over the pairs): in a probe on 2,000 held-out pairs,
+    # 2,000 steps gave 99.15% greedy exact match, 4,000 steps 99.55% at step 2,500 and 99.8% from 3,000;
+    # a constant 3e-3 stood at 51% after 1,500 steps, where the decayed 1e-2 had 94%.
+    steps: int = 3000
+    batch_size: int = 128
+    learning_rate: float = 1e-2
+    lr_decay: bool = True
+    eval_every: int = 500
+    checkpoint_every: int = 500
+    digits: int = 3  # operands of 1 to `digits` digits
+    train_pairs: int = 50_000  # as in the Keras example
+    test_pairs: int = 5_000  # held out, scored whole-answer
+    beam_width: int = 4
+    alpha: float = 0.6  # GNMT length penalty of the beam search
+    loss: ClassVar[str] = "softmax"
+
+    SOURCE_VOCABULARY: ClassVar[str] = "0123456789+"  # the registered model's vocabularies
+    TARGET_VOCABULARY: ClassVar[str] = "0123456789"
+
+    @functools.cached_property
+    def pairs(self):
+        """((questions, answers), (held-out questions, answers)), stripped of the padding spaces."""
+        split = addition_pairs.train_test_pairs(self.train_pairs, self.test_pairs, self.digits, self.seed)
+        return tuple(([q.strip() for q in qs], [a.strip() for a in answers]) for qs, answers in split)
+
+    def batch(self, rng, batch_size=None):
+        from zoo.models.seq2seq import end_padded_batch
+
+        questions, answers = self.pairs[0]
+        rows = rng.integers(0, len(questions), size=batch_size or self.batch_size)
+        # Fixed widths (longest question; longest answer + END) keep one traced shape.
+        return end_padded_batch(self.SOURCE_VOCABULARY, self.TARGET_VOCABULARY, [questions[i] for i in rows],
+                                [answers[i] for i in rows], 2 * self.digits + 1, self.digits + 2)
+
+    def decode(self, model, questions, beam_width=1, batch_size=1000):
+        """Greedy (width 1) or beam-search answers of `model` to `questions`."""
+        from zoo import decoding
+
+        texts, max_length = [], self.digits + 2  # the longest answer and its end token
+        for i in range(0, len(questions), batch_size):
+            chunk = questions[i : i + batch_size]
+            out = (decoding.greedy(model, chunk, max_length=max_length) if beam_width == 1 else
+                   decoding.beam_search(model, chunk, beam_width=beam_width, alpha=self.alpha, max_length=max_length))
+            texts += out["text"]
+        return texts
+
+    def evaluate(self, model):
+        questions, answers = self.pairs[1]
+        longest = np.array([addition_pairs.operand_digits(q) == (self.digits, self.digits) for q in questions])
+        width = self.digits + 1  # Keras's per-character accuracy reads answers padded with spaces to this width
+        figures = {}
+        for name, beam_width in (("greedy", 1), (f"beam{self.beam_width}", self.beam_width)):
+            texts = self.decode(model, questions, beam_width)
+            exact = np.array([t == a for t, a in zip(texts, answers)])
+            figures[f"exact_match_{name}"] = float(exact.mean())
+            figures[f"exact_match_{name}_{self.digits}x{self.digits}_digits"] = float(exact[longest].mean())
+            figures[f"char_accuracy_{name}"] = float(np.mean(
+                [x == y for t, a in zip(texts, answers) for x, y in zip(t.ljust(width)[:width], a.ljust(width))]))
+        return figures
+
+
+@dataclasses.dataclass
 class ESNRecipe:
     """reservoirpy's README protocol: 2,000 steps, one step ahead, last 20% for test, 100 warm-up steps."""
 
@@ -273,6 +347,7 @@ RECIPES = {
     "lstm_tagger": _named(TaggerRecipe, "lstm_tagger"),
     "peephole_timing": TimingRecipe,
     "esn_mackey_glass": ESNRecipe,
+    "seq2seq_addition": Seq2SeqAdditionRecipe,
 }
 
 

@@ -53,8 +53,9 @@ class TaskTrainer:
         inputs, _ = recipe.batch(recipe.rng(0))
         with self.strategy.scope():
             self.model = zoo.get(recipe.model, **recipe.overrides)
-            self.model(inputs[:1])  # create the weights
-            self.optimizer = runs.make_optimizer(recipe.learning_rate, recipe.clipnorm, self.model.trainable_variables)
+            self.model(tf.nest.map_structure(lambda x: x[:1], inputs))  # create the weights (inputs may be a tuple)
+            self.optimizer = runs.make_optimizer(recipe.learning_rate, recipe.clipnorm, self.model.trainable_variables,
+                                                 decay_steps=recipe.steps if recipe.lr_decay else None)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.manager = runs.checkpoint_manager(recipe.out_dir, model=self.model, optimizer=self.optimizer, step=self.step)
         self._replica_step = tf.function(self._replica_step_eager, jit_compile=recipe.jit_compile)

@@ -15,6 +15,7 @@ from zoo._registry import register
 from zoo.models.char_lm import CharLM
 from zoo.models.esn_forecaster import ESNForecaster
 from zoo.models.initializers import ChronoBias
+from zoo.models.seq2seq import Seq2Seq
 from zoo.models.sequence import SequenceModel
 
 # Printable ASCII and newline: a vocabulary that fits any English text; trained
@@ -226,3 +227,35 @@ def peephole_timing(units, use_peepholes, chrono_timescale):
 def esn_mackey_glass(units, spectral_radius, leak_rate, ridge, warmup, seed):
     return ESNForecaster(units=units, spectral_radius=spectral_radius, leak_rate=leak_rate, ridge=ridge,
                          warmup=warmup, seed=seed, name="esn_mackey_glass")
+
+
+# -- sequence-to-sequence addition -------------------------------------------------------
+
+
+def _source_and_target_in(config):
+    """example_input of a Seq2Seq: `(source_ids (1, 3), target_in (1, 2))` of the id convention."""
+    return np.array([[4, 13, 5]], np.int32), np.array([[Seq2Seq.START_ID, 6]], np.int32)  # "1+2" -> START "3"
+
+
+@register(
+    "seq2seq_addition",
+    defaults={"units": 128, "cell": "peephole_lstm", "embedding_dim": 16, "reverse_source": True,
+              "bidirectional_encoder": False},
+    card={
+        "task": 'sequence-to-sequence addition, "123+456" -> "579" (operands of 1 to 3 digits)',
+        "paper": "Sutskever, Vinyals & Le 2014 (reversed source); Zaremba & Sutskever 2014; Keras addition_rnn "
+        "example (LSTM 128 encoder and decoder, 50,000 pairs)",
+        "data": "training.data.addition_pairs.train_test_pairs: 50,000 training pairs, 5,000 held out that "
+        "training never shows in either operand order",
+        "recipe": "python -m training train seq2seq_addition",
+        "export": _SERVING_NOTE.format("source_ids, target_ids -> logits")
+        + "; `greedy`, `sample` and `beam_search` signatures decode strings in the graph (zoo.decoding)",
+    },
+    example_input=_source_and_target_in,
+)
+def seq2seq_addition(units, cell, embedding_dim, reverse_source, bidirectional_encoder):
+    # A plain LSTM, as in the Keras example: peepholes add nothing to a task with no timing.
+    options = {"use_peepholes": False} if cell == "peephole_lstm" else {}
+    return Seq2Seq("0123456789+", "0123456789", units=units, cell=cell, embedding_dim=embedding_dim,
+                   reverse_source=reverse_source, bidirectional_encoder=bidirectional_encoder,
+                   cell_options=options, name="seq2seq_addition")

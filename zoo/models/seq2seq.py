@@ -4,15 +4,21 @@ Ids, shared by source and target: 0 pads, 1 starts and 2 ends a target
 sequence, and character i of a vocabulary has id i + 3. Sources are right
 padded with 0 and masked; the decoder reads the target shifted right behind
 the start token and learns to emit it followed by the end token.
+
+Two ways to batch targets of unequal lengths: `Seq2Seq.prepare_batch` pads
+with 0 and returns loss weights; `end_padded_batch` pads with the end token,
+which then absorbs (after END the decoder emits END), so every position is a
+real target and a plain unweighted loss trains it (as `training.task_loop` does).
 """
 
 import keras
 import numpy as np
 from keras import ops
 
+from zoo.layers.bidirectional import _reversal_indices
 from zoo.layers.encoder_decoder import RecurrentDecoder, RecurrentEncoder, check_cell
 
-__all__ = ["Seq2Seq"]
+__all__ = ["Seq2Seq", "end_padded_batch"]
 
 
 def _check_vocabulary(name, vocabulary):
@@ -31,12 +37,35 @@ def _encode(vocabulary, text, name):
     return [index[ch] for ch in text]
 
 
-def _pad(rows, width=None):
-    width = max((len(r) for r in rows), default=0) if width is None else width
-    out = np.zeros((len(rows), width), np.int32)
+def _pad(rows, width=None, fill=0):
+    longest = max((len(r) for r in rows), default=0)
+    width = longest if width is None else width
+    if longest > width:
+        raise ValueError(f"A sequence of {longest} ids does not fit the width asked for. Received: width={width}")
+    out = np.full((len(rows), width), fill, np.int32)
     for i, row in enumerate(rows):
         out[i, : len(row)] = row
     return out
+
+
+def end_padded_batch(source_vocabulary, target_vocabulary, sources, targets, source_width=None, target_width=None):
+    """Strings -> `((source_ids, target_in), target_out)`, NumPy int32, for an unweighted loss.
+
+    Sources are padded with 0 (masked, as in `prepare_batch`); `target_in` =
+    START + target + END... and `target_out` = target + END + END..., so
+    after its end token the decoder reads END and must emit END again. Fixed
+    widths (`source_width`, `target_width` = longest target + 1) keep one
+    shape for every batch, so a `tf.function` step traces once.
+
+    Raises:
+        ValueError: a character outside its vocabulary, or a row longer than its width.
+    """
+    end = Seq2Seq.END_ID
+    source_ids = _pad([_encode(source_vocabulary, s, "source") for s in sources], source_width)
+    encoded = [_encode(target_vocabulary, t, "target") for t in targets]
+    target_in = _pad([[Seq2Seq.START_ID, *t] for t in encoded], target_width, fill=end)
+    target_out = _pad([[*t, end] for t in encoded], target_width, fill=end)
+    return (source_ids, target_in), target_out
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -54,6 +83,10 @@ class Seq2Seq(keras.Model):
         bridge: "dense" (learned linear map of both directions' states,
             default) or "sum"; see `RecurrentEncoder`.
         cell_options: extra arguments for both recurrent layers.
+        reverse_source: the encoder reads each source reversed within its
+            length (Sutskever et al. 2014): the first source characters, on
+            which the first target characters mostly depend, come last, next
+            to the decoder. Callers still pass sources in reading order.
 
     Call arguments:
         inputs: `(source_ids (B, S), target_ids (B, T))`; `target_ids` are the
@@ -77,6 +110,7 @@ class Seq2Seq(keras.Model):
         embedding_dim=32,
         bridge="dense",
         cell_options=None,
+        reverse_source=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -88,6 +122,7 @@ class Seq2Seq(keras.Model):
         self.embedding_dim = embedding_dim
         self.bridge = bridge
         self.cell_options = dict(cell_options or {})
+        self.reverse_source = bool(reverse_source)
         dtype = self.dtype_policy
         source_size = self.FIRST_CHARACTER_ID + len(source_vocabulary)
         self.source_embedding = keras.layers.Embedding(source_size, embedding_dim, name="source_embedding", dtype=dtype)
@@ -116,6 +151,8 @@ class Seq2Seq(keras.Model):
     def encode_source(self, source_ids, training=None):
         """(B, S) source ids, 0-padded on the right -> the decoder's initial states."""
         mask = ops.not_equal(source_ids, self.PAD_ID)
+        if self.reverse_source:  # right padding stays in place, so the mask is unchanged
+            source_ids = ops.take_along_axis(source_ids, _reversal_indices(mask), axis=1)
         return self.encoder(self.source_embedding(source_ids), mask=mask, training=training)
 
     def decoder_step(self, tokens, states):
@@ -204,4 +241,5 @@ class Seq2Seq(keras.Model):
             "embedding_dim": self.embedding_dim,
             "bridge": self.bridge,
             "cell_options": self.cell_options,
+            "reverse_source": self.reverse_source,
         }
