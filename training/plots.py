@@ -33,7 +33,7 @@ import sys
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["read_metrics", "run_mismatch", "training_curve", "gradient_norm_curves", "dendrogram",
+__all__ = ["read_metrics", "run_mismatch", "curve_series", "training_curve", "gradient_norm_curves", "dendrogram",
            "forecast_vs_truth", "draw_card_figures", "with_figures", "redraw"]
 
 DPI = 100
