@@ -52,10 +52,11 @@ def end_padded_batch(source_vocabulary, target_vocabulary, sources, targets, sou
     """Strings -> `((source_ids, target_in), target_out)`, NumPy int32, for an unweighted loss.
 
     Sources are padded with 0 (masked, as in `prepare_batch`); `target_in` =
-    START + target + END... and `target_out` = target + END + END..., so
-    after its end token the decoder reads END and must emit END again. Fixed
-    widths (`source_width`, `target_width` = longest target + 1) keep one
-    shape for every batch, so a `tf.function` step traces once.
+    START + target and `target_out` = target + END, both filled up to the
+    width with END, so after its end token the decoder reads END and must
+    emit END again. Fixed widths (`source_width`; `target_width`, at least
+    the longest target + 1) keep one shape for every batch, so a
+    `tf.function` step traces once; None fits the batch's longest row.
 
     Raises:
         ValueError: a character outside its vocabulary, or a row longer than its width.
