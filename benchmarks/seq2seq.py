@@ -53,8 +53,7 @@ def _curve(name, fields, args):
     rows = [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines()]
     curve = [{key: row[key] for key in ("step", "loss", "exact_match_greedy", "exact_match_beam4")}
              for row in rows if "exact_match_greedy" in row]
-    return recipe, {"curve": curve, "wall_seconds": time.time() - began,
-                                   "cpu_seconds": time.process_time() - cpu}
+    return recipe, {"curve": curve, "wall_seconds": time.time() - began, "cpu_seconds": time.process_time() - cpu}
 
 
 def _decode_times(recipe, rounds=5):
