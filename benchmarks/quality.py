@@ -62,6 +62,11 @@ def _clades(vectors):
     return clades
 
 
+# The splits of Elman's Figure 7 that the bar names: nouns | verbs at the root (both classes subtrees, and
+# they cover every word), then animates | inanimates inside the nouns. Humans and foods are reported beside.
+FIGURE7_SPLITS = ("nouns", "verbs", "animates", "inanimates")
+
+
 def _dendrogram_flags(means):
     """1.0 for each word class that forms one subtree of the dendrogram, as in Elman's Figure 7."""
     from training.data import elman_grammar as g
@@ -69,29 +74,27 @@ def _dendrogram_flags(means):
     index = {w: i for i, w in enumerate(g.WORDS)}
     classes = {
         "nouns": g.WORDS[:18], "verbs": g.WORDS[18:],
-        "animates": [w for c in ("HUM", "ANIM", "AGRESS") for w in g.CATEGORIES[c]],
+        "animates": g.CATEGORIES["ANIM"],  # includes the humans and the aggressors
         "inanimates": g.CATEGORIES["INANIM"], "humans": g.CATEGORIES["HUM"], "foods": g.CATEGORIES["FOOD"],
     }
     clades = _clades(means)
-    flags = {f"dendrogram_{name}_clade": float(frozenset(index[w] for w in words) in clades)
-             for name, words in classes.items()}
-    # nouns and verbs both being subtrees means they are the root's two children: Elman's top split.
-    return flags
+    return {f"dendrogram_{name}_clade": float(frozenset(index[w] for w in words) in clades)
+            for name, words in classes.items()}
 
 
 def elman_grammar():
     model, recipe, metrics = _train("elman_grammar")
-    means = recipe.word_hidden_means(model)
-    try:
-        metrics.update(_dendrogram_flags(means))
-    except ImportError:  # scipy is optional
-        pass
+    metrics.update(_dendrogram_flags(recipe.word_hidden_means(model)))  # scipy: in the bench extra (reservoirpy)
     value = metrics["mean_cosine"]
+    tree = all(metrics[f"dendrogram_{name}_clade"] == 1.0 for name in FIGURE7_SPLITS)
     return model, recipe, {
-        "metric": "mean_cosine", "value": value, "bar": ">= 0.916", "passed": value >= 0.916, "metrics": metrics,
-        "anchor": "Elman 1990: mean cosine 0.916, RMS error 0.053 against the true likelihood vectors",
+        "metric": "mean_cosine", "value": value, "bar": ">= 0.916 and the dendrogram splits nouns/verbs, "
+        "animates/inanimates", "passed": value >= 0.916 and tree, "metrics": metrics,
+        "anchor": "Elman 1990: mean cosine 0.916, RMS error 0.053 against the true likelihood vectors; Figure 7",
         "notes": "measured on a fresh 2,000-sentence corpus read as one stream from context 0.5; dendrogram flags: "
-        "1.0 when that word class is exactly one subtree of the average-linkage tree of per-word mean hidden states",
+        "1.0 when that word class is exactly one subtree of the average-linkage tree (Euclidean) of the mean hidden "
+        "state produced when each word is the input; passed needs the cosine and the flags of "
+        + ", ".join(FIGURE7_SPLITS),
     }
 
 

@@ -83,7 +83,10 @@ class ElmanGrammarRecipe(TaskRecipe):
     steps: int = 260  # 260 × 32 × 20 words ≈ 6 passes over the 27,553-word corpus, as in the paper
     batch_size: int = 32  # windows of the corpus per update
     seq_len: int = 20  # words per window; the context starts at 0.5 at each window (≈ 7 sentences back)
-    learning_rate: float = 3e-3
+    # Adam at 2e-3 ends the six passes at cosine 0.94-0.95 (Elman: 0.916) with Figure 7's tree (6 seeds of 6).
+    # At 2.5e-3 and 3e-3 the fit goes further (0.955-0.97) and the hidden states regroup by what comes
+    # next: animate subjects predict verbs, objects and verbs predict nouns, so the animates split off first.
+    learning_rate: float = 2e-3
     eval_every: int = 130
     checkpoint_every: int = 130
     sentences: int = 10_000  # training corpus, as in the paper

@@ -5,16 +5,25 @@ concatenated with no boundary marker, one word per step, one-hot over 31 bits
 (29 words and 2 spare). The target of step i is word i + 1.
 
 Category assignment. The paper's Table 3 lists two examples per category; the
-rest follow its logic, and NOUN-INANIM includes the breakables and the foods
-(the paper notes that some categories include others: a glass or a cookie is
-an inanimate object):
+rest follow its logic. The paper notes that some categories include others,
+and we apply that the same way on both sides of the animacy line: NOUN-ANIM
+(any animal) includes the humans and the aggressors, as NOUN-INANIM (any
+object) includes the breakables and the foods. So "the man chases the dog"
+and "the cat chases the dragon" are both template 9 (ANIM TRAN ANIM), as a
+glass is an inanimate object in template 2 (HUM PERCEPT INANIM):
 
     NOUN-HUM man woman boy girl       VERB-INTRAN think sleep exist
-    NOUN-ANIM cat mouse dog            VERB-TRAN see chase like
-    NOUN-AGRESS dragon monster lion    VERB-AGPAT move break
+    NOUN-AGRESS dragon monster lion    VERB-TRAN see chase like
+    NOUN-ANIM cat mouse dog + HUM + AGRESS          VERB-AGPAT move break
     NOUN-FRAG glass plate              VERB-PERCEPT smell see
     NOUN-FOOD cookie bread sandwich    VERB-DESTROY break smash
     NOUN-INANIM book rock car + FRAG + FOOD        VERB-EAT eat
+
+With NOUN-ANIM holding only cat, mouse and dog (our first reading), no
+template slot mixes humans, aggressors and other animals; the networks
+trained on that grammar split the animates from all other words at the top
+of the dendrogram of per-word hidden states (3 seeds of 3), where Elman's
+Figure 7 splits nouns from verbs.
 
 Sentences draw a template uniformly, then each word uniformly from its slot's
 category. The true next-word likelihoods follow from that: given the words of
@@ -36,11 +45,12 @@ WORDS = (
 ).split()
 INPUT_DIM = 31  # 29 words + 2 spare bits, as in the paper
 
+_HUM, _AGRESS = ["man", "woman", "boy", "girl"], ["dragon", "monster", "lion"]
 _FRAG, _FOOD = ["glass", "plate"], ["cookie", "bread", "sandwich"]
 CATEGORIES = {
-    "HUM": ["man", "woman", "boy", "girl"],
-    "ANIM": ["cat", "mouse", "dog"],
-    "AGRESS": ["dragon", "monster", "lion"],
+    "HUM": _HUM,
+    "ANIM": ["cat", "mouse", "dog"] + _HUM + _AGRESS,
+    "AGRESS": _AGRESS,
     "INANIM": ["book", "rock", "car"] + _FRAG + _FOOD,
     "FRAG": _FRAG,
     "FOOD": _FOOD,
