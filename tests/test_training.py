@@ -43,7 +43,7 @@ def test_streams_are_contiguous_and_targets_are_the_next_character():
 
 
 def test_training_lowers_the_loss(tmp_path, corpus):
-    trainer = Trainer(_config(tmp_path, steps=40, learning_rate=1e-2, eval_every=40), corpus)
+    trainer = Trainer(_config(tmp_path, steps=40, learning_rate=1e-2, eval_every=40, lr_decay="constant"), corpus)
     before = trainer.evaluate()
     after = trainer.fit(verbose=0)["val_nats_per_char"]
     assert after < before - 0.5
@@ -243,3 +243,21 @@ def test_two_logical_cpus_train_under_mirrored_strategy_like_one_device(tmp_path
     single.fit(verbose=0)
     for a, b in zip(single.model.weights, mirrored["weights"]):
         np.testing.assert_allclose(a.numpy(), np.array(b), rtol=1e-5, atol=1e-6)
+
+
+def test_cosine_decay_reaches_five_percent_at_the_last_step():
+    import keras
+
+    from training import runs
+
+    variable = keras.Variable(np.zeros(2, np.float32))
+    optimizer = runs.make_optimizer(1e-2, 1.0, [variable], decay_steps=10)
+    rates = []
+    for step in (0, 5, 10):
+        optimizer.iterations.assign(step)
+        rates.append(float(optimizer.learning_rate))
+    np.testing.assert_allclose(rates, [1e-2, 1e-2 * (0.05 + 0.95 * 0.5), 5e-4], rtol=1e-5)
+    with pytest.raises(ValueError, match="lr_decay"):
+        TrainConfig(lr_decay="linear")
+    with pytest.raises(ValueError, match="eval_chars"):
+        TrainConfig(eval_chars=100)

@@ -4,7 +4,7 @@ the hoisted input projection and zero initial states."""
 import keras
 from keras import activations, initializers, ops
 
-__all__ = ["GatedCell", "check_positive_int", "get_activation", "project"]
+__all__ = ["GatedCell", "check_positive_int", "get_activation", "project", "derivative_from_output"]
 
 
 def check_positive_int(name, value):
@@ -23,6 +23,21 @@ def get_activation(name, identifier):
             f"`{name}` must be a Keras activation name or callable, such as 'tanh' or 'relu'. "
             f"Received: {name}={identifier!r}"
         ) from None
+
+
+def derivative_from_output(activation):
+    """f'(z) in terms of y = f(z) for the activations where that exists, else None.
+
+    Hand-written gradients (`zoo.layers._fused`) then keep y, which the forward
+    pass produces anyway, instead of z.
+    """
+    table = {
+        activations.tanh: lambda y: 1.0 - y * y,
+        activations.sigmoid: lambda y: y * (1.0 - y),
+        activations.relu: lambda y: ops.cast(y > 0, y.dtype),
+        activations.linear: ops.ones_like,
+    }
+    return table.get(activation)
 
 
 def project(inputs, kernel, bias=None):

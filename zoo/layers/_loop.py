@@ -78,6 +78,37 @@ def _tf_time_loop(step, project, inputs_tm, mask_tm, states, first_output):
     return outputs, last_output, states
 
 
+def _tf_fused_time_loop(cell, project, inputs_tm, mask_tm, states, first_output):
+    """Time loop on TensorFlow for a cell with its own derivatives (no mask): see `zoo.layers._fused`.
+
+    Per chunk (see `TF_CHUNKS`), one projection before its loop and, in the
+    gradient, one matmul each for the input and recurrent kernels after it:
+    the gradient loop runs only the step's own math.
+    """
+    import tensorflow as tf
+
+    from zoo.layers._fused import fused_time_loop
+
+    steps = tf.shape(inputs_tm)[0]
+    bounds = [steps * i // TF_CHUNKS for i in range(TF_CHUNKS + 1)]
+    chunks = []
+    for begin, end in zip(bounds[:-1], bounds[1:]):
+        chunk, states = fused_time_loop(cell, project(inputs_tm[begin:end]), states)
+        chunks.append(chunk)
+    outputs = tf.concat(chunks, axis=0)
+    last_output = tf.cond(tf.shape(outputs)[0] > 0, lambda: outputs[-1], lambda: first_output)
+    return outputs, last_output, states
+
+
+def _choose_loop(step, mask_tm):
+    if keras.backend.backend() != "tensorflow":
+        return _scan_time_loop
+    from zoo.layers._fused import gradient_may_be_taken, supports_fused
+
+    fused = mask_tm is None and supports_fused(step) and gradient_may_be_taken()
+    return _tf_fused_time_loop if fused else _tf_time_loop
+
+
 def _scan_time_loop(step, project, inputs_tm, mask_tm, states, first_output):
     """Time loop on the other backends through `keras.ops.scan` (JAX: lax.scan),
     where the compiler schedules one projection of all steps as well as chunks."""
@@ -131,7 +162,7 @@ def run_time_loop(step, inputs, states, output_size, mask=None, go_backwards=Fal
         inputs_tm = ops.flip(inputs_tm, 0)
         mask_tm = None if mask_tm is None else ops.flip(mask_tm, 0)
     first_output = ops.zeros((ops.shape(inputs_tm)[1], output_size), dtype=states[0].dtype)
-    loop = _tf_time_loop if keras.backend.backend() == "tensorflow" else _scan_time_loop
+    loop = _choose_loop(step, mask_tm)
     outputs_tm, last_output, final_states = loop(step, project or _identity, inputs_tm, mask_tm, states, first_output)
     outputs = outputs_tm if time_major else ops.transpose(outputs_tm, (1, 0, 2))
     return outputs, last_output, list(final_states)

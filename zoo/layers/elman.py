@@ -3,7 +3,7 @@
 import keras
 from keras import activations, ops
 
-from zoo.layers._cell import GatedCell, get_activation
+from zoo.layers._cell import GatedCell, derivative_from_output, get_activation
 from zoo.layers._loop import RecurrentLayer
 
 __all__ = ["ElmanCell", "Elman"]
@@ -56,6 +56,25 @@ class ElmanCell(GatedCell):
     def call(self, projected, states):
         h = self.activation(projected + ops.matmul(states[0], self.recurrent_kernel))  # (B, H)
         return h, [h]
+
+    # -- hand-written derivatives for the TensorFlow loop (see zoo.layers._fused) --
+    fused_residual_count = 0  # the backward step reads h(t), the output, which is kept anyway
+    fused_shares_preactivation = True
+
+    def supports_fused(self):
+        return derivative_from_output(self.activation) is not None
+
+    def fused_weights(self):
+        return [self.recurrent_kernel]
+
+    def fused_forward(self, projected, states, weights):
+        h = self.activation(projected + ops.matmul(states[0], weights[0]))
+        return [h], []
+
+    def fused_backward(self, d_states, residuals, weights):
+        (h,) = residuals
+        d_z = d_states[0] * derivative_from_output(self.activation)(h)
+        return d_z, d_z, [ops.matmul(d_z, ops.transpose(weights[0]))], []
 
     def get_config(self):
         return {

@@ -82,6 +82,41 @@ class GRUCell(GatedCell):
         h = z * h_prev + (1.0 - z) * candidate
         return h, [h]
 
+    # -- hand-written derivatives for the TensorFlow loop (see zoo.layers._fused) --
+    fused_residual_count = 5  # z, r, ĥ, U_h·h(t−1) + b'_h, h(t−1)
+    fused_shares_preactivation = False  # r scales U_h·h(t−1) + b'_h: dR_h = r ⊙ dP_h
+
+    def supports_fused(self):
+        # The paper's form has a second matmul inside the step, after r: not the one-matmul pattern.
+        return (self.reset_after and self.activation is activations.tanh
+                and self.recurrent_activation is activations.sigmoid)
+
+    def fused_weights(self):
+        return [self.recurrent_kernel, self.bias[1]] if self.use_bias else [self.recurrent_kernel]
+
+    def fused_forward(self, projected, states, weights):
+        h_prev = states[0]
+        inner = ops.matmul(h_prev, weights[0])
+        if self.use_bias:
+            inner = inner + weights[1]
+        x_z, x_r, x_h = ops.split(projected, 3, axis=-1)
+        u_z, u_r, u_h = ops.split(inner, 3, axis=-1)
+        z, r = ops.sigmoid(x_z + u_z), ops.sigmoid(x_r + u_r)
+        candidate = ops.tanh(x_h + r * u_h)
+        h = z * h_prev + (1.0 - z) * candidate
+        return [h], [z, r, candidate, u_h, h_prev]
+
+    def fused_backward(self, d_states, residuals, weights):
+        (d_h,) = d_states
+        _, z, r, candidate, u_h, h_prev = residuals
+        d_zz = d_h * (h_prev - candidate) * z * (1.0 - z)
+        d_zh = d_h * (1.0 - z) * (1.0 - candidate * candidate)
+        d_zr = d_zh * u_h * r * (1.0 - r)
+        d_projected = ops.concatenate([d_zz, d_zr, d_zh], axis=-1)
+        d_inner = ops.concatenate([d_zz, d_zr, d_zh * r], axis=-1)
+        d_h_prev = ops.matmul(d_inner, ops.transpose(weights[0])) + d_h * z
+        return d_projected, d_inner, [d_h_prev], [ops.sum(d_inner, 0)] if self.use_bias else []
+
     def get_config(self):
         return {
             **super().get_config(),

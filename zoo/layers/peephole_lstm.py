@@ -88,6 +88,47 @@ class PeepholeLSTMCell(GatedCell):
         h = self.recurrent_activation(z_o) * self.activation(c)
         return h, [h, c]
 
+    # -- hand-written derivatives for the TensorFlow loop (see zoo.layers._fused) --
+    fused_residual_count = 7  # i, f, g, o, c(t−1), c(t), tanh c(t)
+    fused_shares_preactivation = True
+
+    def supports_fused(self):
+        return self.activation is activations.tanh and self.recurrent_activation is activations.sigmoid
+
+    def fused_weights(self):
+        return [self.recurrent_kernel, self.peephole] if self.use_peepholes else [self.recurrent_kernel]
+
+    def fused_forward(self, projected, states, weights):
+        h_prev, c_prev = states
+        z_i, z_f, z_c, z_o = ops.split(projected + ops.matmul(h_prev, weights[0]), 4, axis=-1)
+        if self.use_peepholes:
+            z_i, z_f = z_i + weights[1][0] * c_prev, z_f + weights[1][1] * c_prev
+        i, f, g = ops.sigmoid(z_i), ops.sigmoid(z_f), ops.tanh(z_c)
+        c = f * c_prev + i * g
+        if self.use_peepholes:
+            z_o = z_o + weights[1][2] * c
+        o, tanh_c = ops.sigmoid(z_o), ops.tanh(c)
+        h = o * tanh_c
+        return [h, c], [i, f, g, o, c_prev, c, tanh_c]
+
+    def fused_backward(self, d_states, residuals, weights):
+        d_h, d_c = d_states
+        _, i, f, g, o, c_prev, c, tanh_c = residuals
+        d_zo = d_h * tanh_c * o * (1.0 - o)
+        d_c = d_c + d_h * o * (1.0 - tanh_c * tanh_c)
+        if self.use_peepholes:
+            d_c = d_c + d_zo * weights[1][2]  # o(t) peeks at c(t)
+        d_zi = d_c * g * i * (1.0 - i)
+        d_zf = d_c * c_prev * f * (1.0 - f)
+        d_zc = d_c * i * (1.0 - g * g)
+        d_c_prev = d_c * f
+        extras = []
+        if self.use_peepholes:
+            d_c_prev = d_c_prev + d_zi * weights[1][0] + d_zf * weights[1][1]
+            extras = [ops.stack([ops.sum(d_zi * c_prev, 0), ops.sum(d_zf * c_prev, 0), ops.sum(d_zo * c, 0)])]
+        d_z = ops.concatenate([d_zi, d_zf, d_zc, d_zo], axis=-1)
+        return d_z, d_z, [ops.matmul(d_z, ops.transpose(weights[0])), d_c_prev], extras
+
     def get_config(self):
         return {
             **super().get_config(),
