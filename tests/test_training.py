@@ -56,7 +56,17 @@ def test_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path, corpus):
     straight = Trainer(_config(tmp_path / "a"), corpus)
     straight.fit(verbose=0)
 
-    Trainer(_config(tmp_path / "b", steps=3), corpus).fit(verbose=0)  # "killed" after step 3
+    killed = Trainer(_config(tmp_path / "b"), corpus)  # the same config: the cosine schedule depends on `steps`
+    real_update = killed._one_update
+
+    def dies_at_step_four(step):
+        if step == 3:
+            raise SystemExit("killed")
+        return real_update(step)
+
+    killed._one_update = dies_at_step_four
+    with pytest.raises(SystemExit):
+        killed.fit(verbose=0)  # checkpointed at step 3, then gone
     resumed = Trainer(_config(tmp_path / "b"), corpus)
     assert resumed.restore() == 3
     resumed.fit(verbose=0)
