@@ -170,13 +170,27 @@ def lstm_tagger():
     return _tagger("lstm_tagger", None)
 
 
-def _timing(peepholes):
-    model, recipe, metrics = _train("peephole_timing", tag="" if peepholes else "-no-peepholes",
-                                    overrides={"use_peepholes": peepholes})
+def _timing(peepholes, seeds=(0, 1, 2)):
+    """Three seeds per variant: single runs of this task differ by more than the peephole gap (the
+    reproduction reports a 7-seed sweep). The row is the median seed, whose model ships; the mean is beside it."""
+    runs = sorted((_train("peephole_timing", tag="" if peepholes else "-no-peepholes", seed=seed,
+                          overrides={"use_peepholes": peepholes}) for seed in seeds), key=lambda run: run[2]["mse"])
+    for trained, seeded, figures in runs:
+        figures["exact_timing"] = seeded.exact_timing(trained)
+    model, recipe, metrics = runs[len(runs) // 2]
+    metrics = dict(metrics, mse_mean=float(np.mean([run[2]["mse"] for run in runs])),
+                   exact_timing_mean=float(np.mean([run[2]["exact_timing"] for run in runs])))
+    for _, seeded, figures in runs:
+        metrics[f"mse_seed{seeded.seed}"] = figures["mse"]
+        metrics[f"exact_timing_seed{seeded.seed}"] = figures["exact_timing"]
     return model, recipe, {
         "metric": "mse", "value": metrics["mse"], "bar": "reported (peephole vs no peephole)", "passed": None,
-        "metrics": metrics, "anchor": "a reproduction of Gers 2002 (30-60, T = 150): peephole 0.00073, none 0.00240",
-        "notes": f"use_peepholes={peepholes}; {recipe.steps} updates of {recipe.batch_size}",
+        "metrics": metrics,
+        "anchor": "a reproduction of Gers 2002 (same task: 30-60, T = 150, per-step MSE): peephole 0.00073, "
+        "none 0.00240 (its 7-seed means 0.00144, 0.00248)",
+        "notes": f"use_peepholes={peepholes}; median of seeds {list(seeds)} (mse_seed*, exact_timing_seed*: the "
+        f"fraction of answer spikes on the exact step); {recipe.steps} updates of {recipe.batch_size}; outputs "
+        f"blind to the input score {metrics['mean_baseline_mse']:.5f} (each step's mean target), all zeros 1/T",
     }
 
 

@@ -28,7 +28,7 @@ TINY = {
     "esn_mackey_glass": {"units": 30, "warmup": 10},
     "seq2seq_addition": {"units": 8, "embedding_dim": 4},
 }
-SHORT = {"seq_len": 8, "length": 12, "train_bits": 4, "min_interval": 3, "max_interval": 6, "train_pairs": 50,
+SHORT = {"seq_len": 8, "length": 12, "train_bits": 4, "min_interval": 3, "max_interval": 5, "train_pairs": 50,
          "test_pairs": 10}
 
 

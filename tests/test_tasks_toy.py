@@ -92,17 +92,41 @@ def test_tagging_causal_ceiling_is_reached_by_the_best_causal_tagger_and_no_furt
     assert np.mean(guess == tags) == pytest.approx(ceiling, abs=0.005)
 
 
-def test_interval_timing_has_two_spikes_the_target_apart():
+def test_interval_timing_answers_one_delay_after_the_second_spike():
     inputs, targets = interval_timing.interval_batch(np.random.default_rng(8), 20_000)
-    assert inputs.shape == (20_000, 150, 1) and np.all(inputs.sum(axis=(1, 2)) == 2)
-    spikes = np.argwhere(inputs[..., 0] == 1.0).reshape(-1, 2, 2)[:, :, 1]
-    intervals = spikes[:, 1] - spikes[:, 0]
-    np.testing.assert_allclose(targets[:, 0] * 60, intervals, rtol=1e-6)
-    assert intervals.min() == 30 and intervals.max() == 60
-    baseline = np.mean((targets - targets.mean()) ** 2)
-    assert baseline == pytest.approx(interval_timing.mean_baseline_mse(), rel=0.03)
+    assert inputs.shape == targets.shape == (20_000, 150, 1)
+    assert np.all(inputs.sum(axis=(1, 2)) == 2) and np.all(targets.sum(axis=(1, 2)) == 1)
+    first, second = np.argwhere(inputs[..., 0] == 1.0).reshape(-1, 2, 2)[:, :, 1].T
+    answer = np.argmax(targets[..., 0], axis=1)
+    np.testing.assert_array_equal(answer - second, second - first)
+    assert (second - first).min() == 30 and (second - first).max() == 60 and answer.max() == 149
+    # the empirical frequency of the answer on each step is the mean baseline's p_t
+    frequency = np.bincount(answer, minlength=150) / len(answer)
+    np.testing.assert_allclose(frequency, interval_timing.spike_probabilities(), atol=0.004)
+    assert interval_timing.spike_probabilities().sum() == pytest.approx(1.0)
+
+
+def test_interval_timing_mean_baseline_is_the_mse_of_predicting_p_t():
+    inputs, targets = interval_timing.interval_batch(np.random.default_rng(3), 50_000)
+    p = interval_timing.spike_probabilities()
+    empirical = np.mean((targets[..., 0] - p) ** 2)
+    assert empirical == pytest.approx(interval_timing.mean_baseline_mse(), rel=0.02)
+    assert interval_timing.mean_baseline_mse() < np.mean(targets**2) == pytest.approx(1 / 150)
+
+
+def test_interval_timing_exact_timing_reads_the_peak_after_the_second_spike():
+    inputs, targets = interval_timing.interval_batch(np.random.default_rng(1), 4, length=20, min_interval=3,
+                                                     max_interval=6)
+    assert interval_timing.exact_timing(targets, inputs, targets) == 1.0
+    late = np.roll(targets, 1, axis=1)  # every answer one step late
+    assert interval_timing.exact_timing(late, inputs, targets) == 0.0
+    echo = targets + 2.0 * inputs  # peaks on the input spikes do not count: only steps after the second
+    assert interval_timing.exact_timing(echo, inputs, targets) == 1.0
 
 
 def test_interval_timing_rejects_intervals_that_do_not_fit():
-    with pytest.raises(ValueError, match=r"Received: min_interval=30, max_interval=60, length=50"):
-        interval_timing.interval_batch(np.random.default_rng(0), 1, length=50)
+    with pytest.raises(ValueError, match=r"2 \* max_interval < length.*Received: min_interval=30, max_interval=60, "
+                                         r"length=120"):
+        interval_timing.interval_batch(np.random.default_rng(0), 1, length=120)
+    with pytest.raises(ValueError, match=r"Received: min_interval=0"):
+        interval_timing.spike_probabilities(min_interval=0)
