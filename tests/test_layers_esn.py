@@ -136,11 +136,46 @@ def test_echo_state_property_forgets_the_initial_state(rng):
     assert np.all(distance[100::100] < distance[:-100:100])  # shrinking all along
 
 
+def _loop_body_ops(layer):
+    """Op types of each `tf.while_loop` body of `layer`, one list per body (one body per chunk)."""
+    spec = tf.TensorSpec([None, None, layer.cell.input_dim], tf.float64)
+    graph = tf.function(layer).get_concrete_function(spec).graph
+    return [[n.op for n in f.node_def] for f in graph.as_graph_def().library.function if "body" in f.signature.name]
+
+
 def test_input_projection_is_outside_the_loop():
-    """Every loop body (one per chunk) holds the recurrent matmul only: one MatMul."""
+    """Every loop body (one per chunk) holds the recurrent matmul only: one MatMul (dense W)."""
+    layer = EchoState(H, rc_connectivity=0.5, seed=0)
+    layer.build((None, None, I))
+    assert not layer.cell.uses_sparse_recurrence()
+    assert reference.matmuls_per_loop_body(layer, tf.TensorSpec([None, None, I], tf.float64)) == [1] * TF_CHUNKS
+
+
+def test_sparse_w_is_converted_once_and_multiplied_sparse_in_the_loop():
+    """At reservoirpy's 10% connectivity the step's product is one sparse·dense matmul; W's sparse
+    form is built before the loop (no dense matmul, no conversion inside the body)."""
     layer = EchoState(H, seed=0)
     layer.build((None, None, I))
-    assert reference.matmuls_per_loop_body(layer, tf.TensorSpec([None, None, I], tf.float64)) == [1] * TF_CHUNKS
+    assert layer.cell.uses_sparse_recurrence()
+    bodies = _loop_body_ops(layer)
+    assert len(bodies) == TF_CHUNKS
+    for ops_in_body in bodies:
+        assert ops_in_body.count("SparseTensorDenseMatMul") == 1
+        assert not {"MatMul", "BatchMatMulV2", "Where", "GatherNd"} & set(ops_in_body)
+    assert layer.cell._sparse_recurrent_kernel is None  # the scope is left after the trace
+
+
+@pytest.mark.parametrize("connectivity", [0.1, 0.5])
+def test_sparse_and_dense_recurrence_agree_with_the_equations(rng, connectivity):
+    layer = EchoState(50, leak_rate=0.4, rc_connectivity=connectivity, seed=4, return_sequences=True)
+    xs = rng.normal(size=(2, 30, 3))
+    assert layer.cell.uses_sparse_recurrence() == (connectivity <= 0.25)
+    eager, graph = layer(xs), tf.function(layer)(xs)
+    kernel, recurrent, bias = _weights(layer)
+    step = lambda u, states: reference.esn_step(u, states, kernel, recurrent, bias, 0.4)  # noqa: E731
+    expected, _ = reference.run_sequence(step, xs, [np.zeros((2, 50))])
+    np.testing.assert_allclose(eager, expected, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(graph, expected, rtol=1e-12, atol=1e-13)
 
 
 @pytest.mark.parametrize(

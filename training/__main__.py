@@ -58,7 +58,7 @@ def _train(config):
         from training.recipes import fit_esn
 
         model, metrics = fit_esn(config)
-        return model, metrics, "training.data.mackey_glass.mackey_glass (reservoirpy's generator)"
+        return model, metrics, config.data
     if isinstance(config, TrainConfig):
         from training.loop import Trainer  # TensorFlow loads only once the arguments are valid
 

@@ -233,6 +233,30 @@ def esn_mackey_glass(units, spectral_radius, leak_rate, ridge, warmup, seed):
                          warmup=warmup, seed=seed, name="esn_mackey_glass")
 
 
+# Chosen on validation series (other random histories of the same generator), never on the test series:
+# see training.recipes.ESNJaegerRecipe and BENCHMARKS.md (ESN).
+@register(
+    "esn_mackey_glass_jaeger",
+    defaults={"units": 400, "spectral_radius": 1.15, "leak_rate": 0.275, "input_scaling": 1.0, "bias_scaling": 1.0,
+              "rc_connectivity": 0.2, "input_connectivity": 1.0, "ridge": 1e-12, "warmup": 300, "seed": 0},
+    card={
+        "task": "Mackey-Glass tau=17 free-running prediction, 84 steps (Jaeger 2001's NRMSE84)",
+        "paper": "Jaeger 2001, The echo state approach to analysing and training recurrent neural networks, GMD Report 148",
+        "data": "tanh(x - 1) of training.data.mackey_glass.mackey_glass_jaeger (Euler 0.1, every 10th sample)",
+        "recipe": "python -m training train esn_mackey_glass_jaeger",
+        "export": _SERVING_NOTE.format("float64 (B, T, 1) -> (B, T, 1)") + "; the readout is fitted in closed form",
+    },
+    example_input=lambda config: np.zeros((1, 2, 1), np.float64),
+)
+def esn_mackey_glass_jaeger(units, spectral_radius, leak_rate, input_scaling, bias_scaling, rc_connectivity,
+                            input_connectivity, ridge, warmup, seed):
+    """A 400-unit leaky reservoir whose input is the series itself: fed back as the input when running free."""
+    return ESNForecaster(units=units, spectral_radius=spectral_radius, leak_rate=leak_rate, input_scaling=input_scaling,
+                         bias_scaling=bias_scaling, rc_connectivity=rc_connectivity,
+                         input_connectivity=input_connectivity, ridge=ridge, warmup=warmup, seed=seed,
+                         name="esn_mackey_glass_jaeger")
+
+
 # -- sequence-to-sequence addition -------------------------------------------------------
 
 

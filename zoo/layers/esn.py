@@ -1,6 +1,7 @@
 """Echo state network reservoir (Jaeger 2001) with reservoirpy's update and defaults,
 and closed-loop forecasting with a fitted readout."""
 
+import contextlib
 import math
 
 import keras
@@ -11,6 +12,12 @@ from zoo.layers._cell import check_positive_int, get_activation, project
 from zoo.layers._loop import RecurrentLayer, run_time_loop
 
 __all__ = ["EchoStateCell", "EchoState", "forecast", "draw_reservoir_weights"]
+
+# On TensorFlow, W is multiplied as a sparse matrix when at most this fraction of
+# its entries is nonzero: at 2,000 units and reservoirpy's 10% a step reads 0.4 M
+# entries instead of the dense 4 M (32 MB in float64, which no cache holds), and
+# the step is memory-bound (benchmarks/esn.py). Denser than this, a dense matmul wins.
+SPARSE_MAX_CONNECTIVITY = 0.25
 
 
 def _check_number(name, value, low, high, low_open=True, allowed=None):
@@ -162,6 +169,7 @@ class EchoStateCell(keras.layers.Layer):
             raise ValueError(f"`seed` must be a non-negative integer or None. Received: seed={seed!r}")
         self.seed = int(seed)
         self.activation = get_activation("activation", activation)
+        self._sparse_recurrent_kernel = None  # set only within `recurrence()`
 
     @property
     def state_size(self):
@@ -202,6 +210,41 @@ class EchoStateCell(keras.layers.Layer):
             )
             setattr(self, name, weight)
 
+    def uses_sparse_recurrence(self):
+        """Whether `call` multiplies by W as a sparse matrix (TensorFlow, connectivity ≤ `SPARSE_MAX_CONNECTIVITY`)."""
+        return keras.backend.backend() == "tensorflow" and self.rc_connectivity <= SPARSE_MAX_CONNECTIVITY
+
+    @contextlib.contextmanager
+    def recurrence(self):
+        """A scope for running the time loop: W's sparse form is built once, on entry.
+
+        Built inside the loop body, the conversion would run at every step. The
+        dense `recurrent_kernel` stays the one stored weight (what `.keras`
+        files hold); the sparse form is a tensor derived from it for the
+        duration of one call or trace. Elsewhere, `call` uses the dense matmul.
+        """
+        if not self.uses_sparse_recurrence():
+            yield
+            return
+        import tensorflow as tf
+
+        previous = self._sparse_recurrent_kernel
+        self._sparse_recurrent_kernel = tf.sparse.from_dense(tf.convert_to_tensor(self.recurrent_kernel))  # (H, H)
+        try:
+            yield
+        finally:
+            self._sparse_recurrent_kernel = previous
+
+    def _recurrent_matmul(self, x):
+        """x·Wᵀ, (B, H) -> (B, H): sparse inside `recurrence()` when W is sparse, dense otherwise."""
+        sparse = self._sparse_recurrent_kernel
+        if sparse is None:
+            return ops.matmul(x, ops.cast(self.recurrent_kernel, x.dtype))
+        import tensorflow as tf
+
+        # dense·sparse (the state first) keeps the state's (B, H) layout: no transposes per step.
+        return tf.sparse.sparse_dense_matmul(x, sparse if sparse.dtype == x.dtype else tf.cast(sparse, x.dtype))
+
     def project_inputs(self, inputs):
         """W_in·u + W_fb·y + b for many steps at once: (..., I + F) -> (..., H)."""
         kernel = self.kernel
@@ -211,7 +254,7 @@ class EchoStateCell(keras.layers.Layer):
 
     def call(self, projected, states):
         x = states[0]
-        pre = projected + ops.matmul(x, ops.cast(self.recurrent_kernel, x.dtype))  # (B, H)
+        pre = projected + self._recurrent_matmul(x)  # (B, H)
         x = (1.0 - self.leak_rate) * x + self.leak_rate * self.activation(pre)
         return x, [x]
 
@@ -299,6 +342,10 @@ class EchoState(RecurrentLayer):
         cell = EchoStateCell(dtype=kwargs["dtype"], name="cell", **cell_args)
         super().__init__(cell, return_sequences, return_state, go_backwards, **kwargs)
 
+    def call(self, sequences, initial_state=None, mask=None, training=None):
+        with self.cell.recurrence():
+            return super().call(sequences, initial_state=initial_state, mask=mask, training=training)
+
     def get_config(self):
         cell_config = self.cell.get_config()
         return {**super().get_config(), **{name: cell_config[name] for name in _CELL_ARGS}}
@@ -356,10 +403,11 @@ def forecast(reservoir, readout, warmup_inputs, steps, initial_state=None):
         return y, cell(cell.project_inputs(u[:, None, :])[:, 0], states)[1]
 
     def run(warmup_inputs, states):
-        if warmup_inputs.shape[1] != 0:
-            states = run_time_loop(cell, cell.project_inputs(warmup_inputs), states, cell.output_size)[2]
-        clock = ops.zeros((batch, steps, 1), dtype=dtype)  # only sets the number of steps
-        predictions, _, states = run_time_loop(closed_loop_step, clock, states, output_dim)
+        with cell.recurrence():
+            if warmup_inputs.shape[1] != 0:
+                states = run_time_loop(cell, cell.project_inputs(warmup_inputs), states, cell.output_size)[2]
+            clock = ops.zeros((batch, steps, 1), dtype=dtype)  # only sets the number of steps
+            predictions, _, states = run_time_loop(closed_loop_step, clock, states, output_dim)
         return predictions, states
 
     if keras.backend.backend() == "tensorflow":
