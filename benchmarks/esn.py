@@ -2,6 +2,8 @@
 
     python -m benchmarks.esn                   # README protocol at 100 and 2,000 units, + NRMSE84
     python -m benchmarks.esn --units 100 --seeds 0 1 2 --skip-nrmse84
+    python -m benchmarks.esn --check-radius    # + the exact spectral radius of reservoirpy's W (dense eig)
+    python -m benchmarks.esn --validate        # NRMSE84 of esn_mackey_glass_jaeger's neighbours, validation series
 
 reservoirpy's README protocol (see ../shared/specs/tasks-and-anchors.md):
 2,000 steps of its Mackey–Glass series, one-step-ahead pairs, the last 20%
@@ -14,8 +16,12 @@ the time of each, measured in the same run, alternating the two:
 - cold: build (weights drawn, spectral radius computed), fit, forecast;
 - warm: fit and forecast again with the built objects (the zoo's graph traced).
 
-Jaeger 2001's NRMSE84 (≤ 400 units): teacher-force 1,000 steps, run free 84,
-NRMSE of step 84 over 20 runs. Results: `benchmarks/results/esn.json`.
+Jaeger 2001's NRMSE84 (≤ 400 units, `training.recipes.ESNJaegerRecipe`):
+teacher-force 1,000 steps, run free 84, NRMSE of step 84 over 20 runs, for
+the tuned `esn_mackey_glass_jaeger` and for the untuned `EchoState` defaults.
+`--validate` measures the tuned configuration and its neighbours (one
+hyperparameter moved at a time) on validation series only, the evidence for
+the choice. Results: `benchmarks/results/esn.json` (`--out`).
 """
 
 import argparse
@@ -26,9 +32,11 @@ import time
 import numpy as np
 import tensorflow as tf
 
+import zoo
 from benchmarks.machine import describe_machine
-from training.data.mackey_glass import jaeger_squash, mackey_glass, mackey_glass_jaeger
-from zoo.layers.esn import EchoState, forecast
+from training.data.mackey_glass import mackey_glass
+from training.recipes import fit_esn, recipe_for
+from zoo.layers.esn import EchoState
 from zoo.layers.ridge import RidgeReadout
 
 README = {"spectral_radius": 1.25, "leak_rate": 0.3, "ridge": 1e-5, "warmup": 100}
@@ -81,15 +89,19 @@ class ReservoirpyESN:
     def __init__(self, units, seed):
         from reservoirpy.nodes import Reservoir, Ridge
 
-        reservoir = Reservoir(units, lr=README["leak_rate"], sr=README["spectral_radius"], seed=seed)
-        self.esn = reservoir >> Ridge(ridge=README["ridge"])
+        self.reservoir = Reservoir(units, lr=README["leak_rate"], sr=README["spectral_radius"], seed=seed)
+        self.esn = self.reservoir >> Ridge(ridge=README["ridge"])
+
+    def exact_spectral_radius(self):
+        """max |eigenvalue| of the W reservoirpy built (it rescales by ARPACK's largest-magnitude estimate)."""
+        return float(np.max(np.abs(np.linalg.eigvals(self.reservoir.W.toarray()))))
 
     def fit_forecast(self, u_train, y_train, u_test):
         self.esn.fit(u_train, y_train, warmup=README["warmup"])
         return self.esn.run(u_test)
 
 
-def _timed(make, units, seed, data):
+def _timed(make, units, seed, data, check_radius=False):
     start = time.perf_counter()
     model = make(units, seed)
     prediction = model.fit_forecast(*data[:3])
@@ -97,16 +109,19 @@ def _timed(make, units, seed, data):
     start = time.perf_counter()
     model.fit_forecast(*data[:3])
     warm = time.perf_counter() - start
-    return {**scores(np.asarray(prediction).reshape(data[3].shape), data[3]), "cold_s": cold, "warm_s": warm}
+    row = {**scores(np.asarray(prediction).reshape(data[3].shape), data[3]), "cold_s": cold, "warm_s": warm}
+    if check_radius:  # after the timings: a dense eigendecomposition
+        row["exact_spectral_radius"] = model.exact_spectral_radius()
+    return row
 
 
-def readme_protocol(units, seeds, with_reservoirpy):
+def readme_protocol(units, seeds, with_reservoirpy, check_radius=False):
     data = readme_split()
     rows = []
     for seed in seeds:
         row = {"units": units, "seed": seed, "zoo": _timed(ZooESN, units, seed, data)}
         if with_reservoirpy:
-            row["reservoirpy"] = _timed(ReservoirpyESN, units, seed, data)
+            row["reservoirpy"] = _timed(ReservoirpyESN, units, seed, data, check_radius)
             for kind in ("cold", "warm"):
                 row[f"{kind}_time_ratio_reservoirpy_over_zoo"] = (
                     row["reservoirpy"][f"{kind}_s"] / row["zoo"][f"{kind}_s"]
@@ -116,26 +131,37 @@ def readme_protocol(units, seeds, with_reservoirpy):
     return rows
 
 
-def nrmse84(units=400, runs=20, train=3000, teacher=1000, horizon=84, seed=0, ridge=1e-8, **reservoir_args):
-    """Jaeger 2001's NRMSE84 on tanh(x − 1) of his Mackey–Glass series.
+# EchoState's defaults with ridge 1e-8: the figure before any tuning (BENCHMARKS.md keeps it for comparison).
+UNTUNED = {"units": 400, "spectral_radius": 1.0, "leak_rate": 1.0, "input_scaling": 1.0, "bias_scaling": 1.0,
+           "rc_connectivity": 0.1, "input_connectivity": 0.1, "ridge": 1e-8, "warmup": 100}
 
-    The reservoir (input: the current value; target: the next) is fitted one
-    step ahead on `train` steps; each of `runs` runs then teacher-forces the
-    next `teacher` steps from the fitted state and runs free for `horizon`
-    steps, its prediction fed back as input. NRMSE84 = sqrt(mean over runs of
-    the squared error at the last free step / the series' variance).
+# Each hyperparameter of esn_mackey_glass_jaeger moved one step either way (the search that chose it
+# moved them the same way, in a float64 NumPy copy of the equations, on validation series only).
+NEIGHBOURS = {"spectral_radius": (1.05, 1.25), "leak_rate": (0.2, 0.35), "input_scaling": (0.7, 1.4),
+              "bias_scaling": (0.5, 2.0), "input_connectivity": (0.1,), "ridge": (1e-13, 1e-11, 1e-10),
+              "warmup": (100,)}
+
+
+def nrmse84(seeds, history_seed=-1, **overrides):
+    """Jaeger 2001's NRMSE84 of `esn_mackey_glass_jaeger` (with `overrides`) per reservoir seed.
+
+    `history_seed` < 0 is the test series (Jaeger's constant history); ≥ 0 a validation series.
     """
-    series = jaeger_squash(mackey_glass_jaeger(train + runs * (teacher + horizon) + 1, washout=1000))
-    reservoir = EchoState(units, seed=seed, return_sequences=True, return_state=True, **reservoir_args)
-    readout = RidgeReadout(ridge=ridge, warmup=100)
-    states, x = tf.function(reservoir)(tf.constant(series[None, :train]))
-    readout.fit(states, series[None, 1 : train + 1])
-    errors = []
-    for run in range(runs):
-        start = train + run * (teacher + horizon)
-        predictions, _ = forecast(reservoir, readout, series[None, start : start + teacher], horizon, initial_state=[x])
-        errors.append(float(predictions[0, -1, 0]) - float(series[start + teacher + horizon - 1, 0]))
-    return float(np.sqrt(np.mean(np.square(errors)) / np.var(series)))
+    recipe = {"history_seed": history_seed, "overrides": overrides}
+    return {seed: fit_esn(recipe_for("esn_mackey_glass_jaeger", seed=seed, **recipe))[1]["nrmse84"] for seed in seeds}
+
+
+def validate(seeds=(0, 1, 2, 3), history_seeds=(1, 2)):
+    """NRMSE84 on validation series of the chosen configuration and of each neighbour: geometric means."""
+    candidates = [{}] + [{name: value} for name, values in NEIGHBOURS.items() for value in values]
+    rows = []
+    for change in candidates:
+        values = [v for h in history_seeds for v in nrmse84(seeds, h, **change).values()]
+        row = {"change": change, "geometric_mean": float(np.exp(np.mean(np.log(values)))), "values": values}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return {"chosen": zoo.card("esn_mackey_glass_jaeger")["defaults"], "reservoir_seeds": list(seeds),
+            "history_seeds": list(history_seeds), "rows": rows}
 
 
 def main(argv=None):
@@ -143,7 +169,10 @@ def main(argv=None):
     parser.add_argument("--units", type=int, nargs="+", default=[100, 2000])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--skip-nrmse84", action="store_true")
-    parser.add_argument("--out", default="benchmarks/results/esn.json")
+    parser.add_argument("--nrmse84-seeds", type=int, default=10, help="reservoir seeds 0..N-1 for NRMSE84")
+    parser.add_argument("--check-radius", action="store_true", help="exact spectral radius of reservoirpy's W")
+    parser.add_argument("--validate", action="store_true", help="only the validation of the NRMSE84 configuration")
+    parser.add_argument("--out", help="default: benchmarks/results/esn.json (esn_validation.json with --validate)")
     args = parser.parse_args(argv)
     try:
         import reservoirpy
@@ -151,13 +180,25 @@ def main(argv=None):
         reservoirpy_version = reservoirpy.__version__
     except ImportError:
         reservoirpy_version = None
+    if args.validate:
+        result = {"machine": describe_machine(), "validation": validate()}
+        out = pathlib.Path(args.out or "benchmarks/results/esn_validation.json")
+        out.write_text(json.dumps(result, indent=2))
+        print(f"wrote {out}")
+        return
     result = {"machine": describe_machine(), "reservoirpy": reservoirpy_version, "protocol": README, "readme": []}
     for units in args.units:
-        result["readme"] += readme_protocol(units, args.seeds, reservoirpy_version is not None)
+        result["readme"] += readme_protocol(units, args.seeds, reservoirpy_version is not None, args.check_radius)
     if not args.skip_nrmse84:
-        result["nrmse84"] = nrmse84()
-        print("NRMSE84", result["nrmse84"])
-    out = pathlib.Path(args.out)
+        seeds = range(args.nrmse84_seeds)
+        tuned, untuned = nrmse84(seeds), nrmse84(seeds, **UNTUNED)
+        result["nrmse84"] = {
+            "esn_mackey_glass_jaeger": tuned, "untuned": untuned, "untuned_config": UNTUNED,
+            "median_tuned": float(np.median(list(tuned.values()))),
+            "median_untuned": float(np.median(list(untuned.values()))),
+        }
+        print("NRMSE84", json.dumps(result["nrmse84"]))
+    out = pathlib.Path(args.out or "benchmarks/results/esn.json")
     out.write_text(json.dumps(result, indent=2))
     print(f"wrote {out}")
 
