@@ -10,7 +10,7 @@ import tensorflow as tf
 from tests import reference
 from zoo.layers._loop import TF_CHUNKS
 from training.data.mackey_glass import mackey_glass
-from zoo.layers.esn import EchoState, EchoStateCell, forecast
+from zoo.layers.esn import SPARSE_MAX_CONNECTIVITY, EchoState, EchoStateCell, forecast
 from zoo.layers.ridge import RidgeReadout
 
 B, T, I, H = 3, 9, 4, 20
@@ -169,7 +169,7 @@ def test_sparse_w_is_converted_once_and_multiplied_sparse_in_the_loop():
 def test_sparse_and_dense_recurrence_agree_with_the_equations(rng, connectivity):
     layer = EchoState(50, leak_rate=0.4, rc_connectivity=connectivity, seed=4, return_sequences=True)
     xs = rng.normal(size=(2, 30, 3))
-    assert layer.cell.uses_sparse_recurrence() == (connectivity <= 0.25)
+    assert layer.cell.uses_sparse_recurrence() == (connectivity <= SPARSE_MAX_CONNECTIVITY)
     eager, graph = layer(xs), tf.function(layer)(xs)
     kernel, recurrent, bias = _weights(layer)
     step = lambda u, states: reference.esn_step(u, states, kernel, recurrent, bias, 0.4)  # noqa: E731

@@ -237,7 +237,7 @@ def esn_mackey_glass(units, spectral_radius, leak_rate, ridge, warmup, seed):
 # see training.recipes.ESNJaegerRecipe and BENCHMARKS.md (ESN).
 @register(
     "esn_mackey_glass_jaeger",
-    defaults={"units": 400, "spectral_radius": 1.15, "leak_rate": 0.275, "input_scaling": 1.0, "bias_scaling": 1.0,
+    defaults={"units": 400, "spectral_radius": 1.15, "leak_rate": 0.275, "input_scaling": 1.4, "bias_scaling": 1.0,
               "rc_connectivity": 0.2, "input_connectivity": 1.0, "ridge": 1e-12, "warmup": 300, "seed": 0},
     card={
         "task": "Mackey-Glass tau=17 free-running prediction, 84 steps (Jaeger 2001's NRMSE84)",

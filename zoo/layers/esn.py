@@ -14,10 +14,13 @@ from zoo.layers._loop import RecurrentLayer, run_time_loop
 __all__ = ["EchoStateCell", "EchoState", "forecast", "draw_reservoir_weights"]
 
 # On TensorFlow, W is multiplied as a sparse matrix when at most this fraction of
-# its entries is nonzero: at 2,000 units and reservoirpy's 10% a step reads 0.4 M
-# entries instead of the dense 4 M (32 MB in float64, which no cache holds), and
-# the step is memory-bound (benchmarks/esn.py). Denser than this, a dense matmul wins.
-SPARSE_MAX_CONNECTIVITY = 0.25
+# its entries is nonzero. TensorFlow's sparse·dense kernel costs several dense
+# multiply-adds per nonzero, so the break-even is near reservoirpy's 10%: there,
+# on 2 CPU cores, a fit + forecast took 1.4–1.8 s sparse vs 2.7–3.4 s dense at
+# 2,000 units (the dense W, 32 MB, streams from memory at every step) and 0.09–0.13
+# vs 0.18–0.21 s at 400, but 0.49 vs 0.35–0.44 s at 1,000 and 0.035–0.041 vs
+# 0.026–0.027 s at 100 (benchmarks/results/esn.json, esn_sizes.json).
+SPARSE_MAX_CONNECTIVITY = 0.1
 
 
 def _check_number(name, value, low, high, low_open=True, allowed=None):
