@@ -225,6 +225,8 @@ class EchoStateCell(keras.layers.Layer):
         dense `recurrent_kernel` stays the one stored weight (what `.keras`
         files hold); the sparse form is a tensor derived from it for the
         duration of one call or trace. Elsewhere, `call` uses the dense matmul.
+        The scope lives on the cell: two threads tracing one layer at once
+        would share it (both see the same W, so only the clean-up order differs).
         """
         if not self.uses_sparse_recurrence():
             yield
