@@ -89,7 +89,8 @@ def _backward(cell, d_outputs, d_final_states, outputs, residuals, weights, proj
         d_states = [d_states[0] + d_outputs[t], *d_states[1:]]
         step_residuals = [outputs[t]] + [ta.read(t) for ta in residuals]
         d_p, d_r, d_prev, step_extras = cell.fused_backward(d_states, step_residuals, weights)
-        d_recurrent = d_recurrent if d_r is d_p else d_recurrent.write(t, d_r)
+        if not cell.fused_shares_preactivation:
+            d_recurrent = d_recurrent.write(t, d_r)
         d_extras = [total + part for total, part in zip(d_extras, step_extras)]
         return t - 1, list(d_prev), d_projected.write(t, d_p), d_recurrent, d_extras
 

@@ -22,6 +22,12 @@ __all__ = ["RecurrentLayer", "run_time_loop"]
 TF_CHUNKS = 4
 
 
+def _chunk_bounds(steps):
+    """(begin, end) of each of the `TF_CHUNKS` consecutive chunks of `steps` time steps."""
+    bounds = [steps * i // TF_CHUNKS for i in range(TF_CHUNKS + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
 def _tf_chunk_loop(step, xs, ms, begin, prev_output, states, outputs):
     """Runs the steps of one chunk: its inputs `xs` at the chunk's counter i,
     the whole sequence's mask `ms` and `outputs` at `begin` + i.
@@ -66,9 +72,8 @@ def _tf_time_loop(step, project, inputs_tm, mask_tm, states, first_output):
     steps = tf.shape(inputs_tm)[0]
     outputs = tf.TensorArray(first_output.dtype, size=steps)
     ms = None if mask_tm is None else tf.TensorArray(tf.bool, size=steps).unstack(mask_tm)
-    bounds = [steps * i // TF_CHUNKS for i in range(TF_CHUNKS + 1)]
     last_output = first_output
-    for begin, end in zip(bounds[:-1], bounds[1:]):
+    for begin, end in _chunk_bounds(steps):
         projected = project(inputs_tm[begin:end])  # (end − begin, B, K): one matmul for the chunk
         xs = tf.TensorArray(projected.dtype, size=end - begin).unstack(projected)
         last_output, states, outputs = _tf_chunk_loop(step, xs, ms, begin, last_output, states, outputs)
@@ -89,10 +94,8 @@ def _tf_fused_time_loop(cell, project, inputs_tm, mask_tm, states, first_output)
 
     from zoo.layers._fused import fused_time_loop
 
-    steps = tf.shape(inputs_tm)[0]
-    bounds = [steps * i // TF_CHUNKS for i in range(TF_CHUNKS + 1)]
     chunks = []
-    for begin, end in zip(bounds[:-1], bounds[1:]):
+    for begin, end in _chunk_bounds(tf.shape(inputs_tm)[0]):
         chunk, states = fused_time_loop(cell, project(inputs_tm[begin:end]), states)
         chunks.append(chunk)
     outputs = tf.concat(chunks, axis=0)
