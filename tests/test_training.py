@@ -7,7 +7,7 @@ import tarfile
 import numpy as np
 import pytest
 
-from training import bptt
+from training import bptt, runs
 from training.__main__ import main as cli_main
 from training.config import TrainConfig
 from training.data import shakespeare, text_file_corpus
@@ -75,6 +75,47 @@ def test_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path, corpus):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-7)
     for a, b in zip(straight.carried, resumed.carried):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-7)
+    assert runs.run_cost(tmp_path / "b" / "run")["segments"] == 2
+
+
+def test_run_cost_adds_every_segment_including_steps_lost_to_a_kill(tmp_path):
+    rows = [  # segment 1 dies after step 4 (checkpoint at 3); segment 2 resumes at 3; segment 3 at the end
+        (1, 1.0, 0.5), (2, 2.0, 1.0), (3, 3.0, 1.5), (4, 4.0, 2.0),
+        (4, 1.0, 0.6), (5, 2.0, 1.2), (6, 3.0, 1.8),
+        (7, 0.5, 0.25),  # resumed exactly at a checkpoint: only the clock going back marks it
+    ]
+    lines = [json.dumps({"step": step, "seconds": wall, "cpu_seconds": cpu}) for step, wall, cpu in rows]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    assert runs.run_cost(tmp_path) == {"wall_seconds": 7.5, "cpu_seconds": 4.05, "segments": 3}
+    assert runs.run_cost(tmp_path / "absent") == {"wall_seconds": 0.0, "cpu_seconds": 0.0, "segments": 0}
+
+
+def test_threads_apply_in_a_new_process_and_warn_once_tensorflow_runs():
+    import subprocess
+    import sys
+
+    import tensorflow as tf
+
+    code = ("from training import runs; runs.limit_cpu_threads(1); import tensorflow as tf; tf.constant(1) + 1; "
+            "print(tf.config.threading.get_intra_op_parallelism_threads(), "
+            "tf.config.threading.get_inter_op_parallelism_threads())")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["1", "1"]
+    tf.constant(1) + 1  # this process's thread pools exist now
+    with pytest.warns(UserWarning, match="`threads=3` was not applied"):
+        runs.limit_cpu_threads(3)
+
+
+def test_character_recipes_are_the_cli_defaults_and_options_replace_them():
+    from training.__main__ import _default_config, _parser
+    from training.config import CHAR_RECIPES
+
+    for name, fields in CHAR_RECIPES.items():
+        config = _default_config(name)
+        assert config.out_dir == f"runs/{name}" and all(getattr(config, k) == v for k, v in fields.items())
+    args = vars(_parser(_default_config("char_gru")).parse_args(["train", "char_gru", "--steps", "5"]))
+    assert args["steps"] == 5 and args["threads"] == CHAR_RECIPES["char_gru"]["threads"]
+    assert _default_config("char_custom").steps == TrainConfig().steps  # a registered extra model: plain defaults
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, corpus):
@@ -92,7 +133,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, corpus):
 
 
 @pytest.mark.parametrize(
-    "field, value", [("steps", 0), ("batch_size", -1), ("seq_len", 1.5), ("learning_rate", 0.0)]
+    "field, value", [("steps", 0), ("batch_size", -1), ("seq_len", 1.5), ("learning_rate", 0.0), ("threads", -1)]
 )
 def test_bad_config_names_the_field(field, value):
     with pytest.raises(ValueError, match=f"`{field}` must be"):
@@ -137,7 +178,7 @@ def test_cli_trains_and_publishes(tmp_path, monkeypatch, capsys):
     text.write_text(TEXT)
     monkeypatch.setenv("RNN_ZOO_MODELS", str(tmp_path / "models"))
     argv = ["train", "char_lstm", "--text", str(text), "--steps", "2", "--batch-size", "2", "--seq-len", "8",
-            "--eval-every", "2", "--out-dir", str(tmp_path / "run"), "--set", "units=8", "--publish"]
+            "--eval-every", "2", "--threads", "0", "--out-dir", str(tmp_path / "run"), "--set", "units=8", "--publish"]
     assert cli_main(argv) == 0
     card = json.loads((tmp_path / "models" / "char_lstm" / "card.json").read_text())
     assert card["recipe"]["config"]["overrides"] == {"units": 8}

@@ -13,7 +13,7 @@ import dataclasses
 import json
 import sys
 
-from training.config import TrainConfig
+from training.config import TrainConfig, char_recipe
 from training.recipes import RECIPES, ESNRecipe
 
 
@@ -27,17 +27,17 @@ def _parse_override(text):
         return key, value
 
 
-def _config_class(model):
-    return RECIPES.get(model, TrainConfig)
+def _default_config(model):
+    """The recipe `model` trains with when no option is given."""
+    return RECIPES[model]() if model in RECIPES else char_recipe(model)
 
 
-def _parser(config_class):
+def _parser(defaults):
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train a registered model")
     train.add_argument("model", help="a name from zoo.list()")
-    defaults = config_class()
-    for field in dataclasses.fields(config_class):
+    for field in dataclasses.fields(defaults):
         if field.name in ("model", "overrides"):
             continue
         flag = "--" + field.name.replace("_", "-")
@@ -73,14 +73,12 @@ def _train(config):
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     model = argv[1] if len(argv) > 1 and argv[0] == "train" else TrainConfig.model
-    config_class = _config_class(model)
-    args = vars(_parser(config_class).parse_args(argv))
+    defaults = _default_config(model)
+    args = vars(_parser(defaults).parse_args(argv))
     args.pop("command")
     publish = args.pop("publish")
     args["overrides"] = dict(args["overrides"])
-    if config_class is TrainConfig and args["out_dir"] == TrainConfig.out_dir:
-        args["out_dir"] = f"runs/{args['model']}"
-    config = config_class(**args)
+    config = type(defaults)(**args)
     trained, metrics, source = _train(config)
     print(json.dumps(metrics, indent=2))
     if publish:

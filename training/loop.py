@@ -42,6 +42,7 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, corpus=None):
         self.config = config
+        runs.limit_cpu_threads(config.threads)
         runs.prepare(config.seed, config.mixed_precision)
         self.corpus = corpus or load_corpus(config.text)
         self.train_ids = self.corpus.encode(self.corpus.train)
@@ -145,8 +146,12 @@ class Trainer:
         return self.final_metrics()
 
     def final_metrics(self):
+        """Validation on every held-out character, and what the training cost (all resumed segments)."""
         val_nats = self.evaluate()
-        return {"val_nats_per_char": val_nats, "val_bits_per_char": val_nats / LN2, "steps": int(self.step.numpy())}
+        cost = runs.run_cost(self.out_dir)
+        return {"val_nats_per_char": val_nats, "val_bits_per_char": val_nats / LN2, "steps": int(self.step.numpy()),
+                "train_cpu_minutes": cost["cpu_seconds"] / 60, "train_wall_minutes": cost["wall_seconds"] / 60,
+                "threads": self.config.threads}
 
     def _one_update(self, step):
         epoch, index = self._locate(step)

@@ -9,11 +9,12 @@ TensorBoard `logs/`; `training.loop` (character models, truncated BPTT) and
 import json
 import math
 import pathlib
+import warnings
 
 import keras
 import tensorflow as tf
 
-__all__ = ["LossNotFiniteError", "prepare", "make_optimizer", "checkpoint_manager", "check_finite", "MetricsLog",
+__all__ = ["LossNotFiniteError", "prepare", "limit_cpu_threads", "run_cost", "make_optimizer", "checkpoint_manager", "check_finite", "MetricsLog",
            "device_line"]
 
 
@@ -26,6 +27,30 @@ def prepare(seed, mixed_precision):
     keras.utils.set_random_seed(seed)
     # bfloat16 keeps float32's exponent range, so no loss scaling is needed (Ampere/Hopper GPUs).
     keras.mixed_precision.set_global_policy("mixed_bfloat16" if mixed_precision else "float32")
+
+
+def limit_cpu_threads(threads):
+    """Runs TensorFlow's ops on `threads` CPU threads (0 leaves TensorFlow's default).
+
+    Must come before TensorFlow runs its first op: the thread pools are made then.
+    """
+    if not threads:
+        return
+    current = (tf.config.threading.get_intra_op_parallelism_threads(),
+               tf.config.threading.get_inter_op_parallelism_threads())
+    if current == (threads, threads):
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        # The run is still valid on the pools TensorFlow already made; only its CPU-time figure differs.
+        warnings.warn(
+            f"`threads={threads}` was not applied: TensorFlow already ran ops in this process on "
+            f"{f'{current[0]} thread(s)' if current[0] else 'its default thread pools'}. "
+            f"Start a new process for a {threads}-thread run.",
+            stacklevel=2,
+        )
 
 
 def make_optimizer(learning_rate, clipnorm, variables, decay_steps=None):
@@ -91,3 +116,30 @@ class MetricsLog:
                     tf.summary.scalar(key, value)
         with open(self.out_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(metrics) + "\n")
+
+
+def run_cost(out_dir):
+    """Wall and CPU seconds a run folder's training took, over every resumed segment.
+
+    Each process logs `seconds`/`cpu_seconds` from its own start, so a resume starts
+    a new segment: a row whose step does not follow the previous one, or whose clock
+    went back. Steps a killed segment ran past its last checkpoint were paid for and
+    are counted.
+    """
+    totals = {"wall_seconds": 0.0, "cpu_seconds": 0.0, "segments": 0}
+    last = None
+    path = pathlib.Path(out_dir) / "metrics.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    for row in rows:
+        if last is None or row["step"] != last["step"] + 1 or row["seconds"] < last["seconds"]:
+            _close_segment(totals, last)
+            totals["segments"] += 1
+        last = row
+    _close_segment(totals, last)
+    return totals
+
+
+def _close_segment(totals, last_row):
+    if last_row is not None:
+        totals["wall_seconds"] += last_row["seconds"]
+        totals["cpu_seconds"] += last_row.get("cpu_seconds", 0.0)  # logs before cpu_seconds existed: unknown
