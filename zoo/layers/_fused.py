@@ -22,8 +22,30 @@ whose recurrent matmul reads h(t−1) use it: Elman, LSTM, GRU (reset_after).
 """
 
 import tensorflow as tf
+from keras import activations
 
-__all__ = ["supports_fused", "gradient_may_be_taken", "fused_time_loop"]
+from zoo.layers._cell import derivative_from_output
+
+__all__ = ["supports_fused", "gradient_may_be_taken", "fused_time_loop", "output_grad", "times_transposed"]
+
+# dy·f'(z) from y = f(z) in one TensorFlow kernel where one exists: the gradient loop's
+# small steps are bound by the number of ops more than by arithmetic.
+_OUTPUT_GRADS = {
+    activations.tanh: lambda y, dy: tf.raw_ops.TanhGrad(y=y, dy=dy),
+    activations.sigmoid: lambda y, dy: tf.raw_ops.SigmoidGrad(y=y, dy=dy),
+    activations.relu: lambda y, dy: tf.raw_ops.ReluGrad(gradients=dy, features=y),  # y > 0 iff z > 0
+}
+
+
+def output_grad(activation, y, dy):
+    """dy·f'(z) for y = f(z) (`activation` must have a `derivative_from_output`)."""
+    fused = _OUTPUT_GRADS.get(activation)
+    return fused(y, dy) if fused else dy * derivative_from_output(activation)(y)
+
+
+def times_transposed(a, b):
+    """a·bᵀ without materialising bᵀ (the gradient loop's dR_t·Uᵀ)."""
+    return tf.matmul(a, b, transpose_b=True)
 
 
 def gradient_may_be_taken():

@@ -72,9 +72,11 @@ class ElmanCell(GatedCell):
         return [h], []
 
     def fused_backward(self, d_states, residuals, weights):
+        from zoo.layers._fused import output_grad, times_transposed  # TensorFlow only, like the caller
+
         (h,) = residuals
-        d_z = d_states[0] * derivative_from_output(self.activation)(h)
-        return d_z, d_z, [ops.matmul(d_z, ops.transpose(weights[0]))], []
+        d_z = output_grad(self.activation, h, d_states[0])
+        return d_z, d_z, [times_transposed(d_z, weights[0])], []
 
     def get_config(self):
         return {

@@ -107,14 +107,16 @@ class GRUCell(GatedCell):
         return [h], [z, r, candidate, u_h, h_prev]
 
     def fused_backward(self, d_states, residuals, weights):
+        from zoo.layers._fused import output_grad, times_transposed  # TensorFlow only, like the caller
+
         (d_h,) = d_states
         _, z, r, candidate, u_h, h_prev = residuals
-        d_zz = d_h * (h_prev - candidate) * z * (1.0 - z)
-        d_zh = d_h * (1.0 - z) * (1.0 - candidate * candidate)
-        d_zr = d_zh * u_h * r * (1.0 - r)
+        d_zz = output_grad(activations.sigmoid, z, d_h * (h_prev - candidate))
+        d_zh = output_grad(activations.tanh, candidate, d_h * (1.0 - z))
+        d_zr = output_grad(activations.sigmoid, r, d_zh * u_h)
         d_projected = ops.concatenate([d_zz, d_zr, d_zh], axis=-1)
         d_inner = ops.concatenate([d_zz, d_zr, d_zh * r], axis=-1)
-        d_h_prev = ops.matmul(d_inner, ops.transpose(weights[0])) + d_h * z
+        d_h_prev = times_transposed(d_inner, weights[0]) + d_h * z
         return d_projected, d_inner, [d_h_prev], [ops.sum(d_inner, 0)] if self.use_bias else []
 
     def get_config(self):

@@ -112,22 +112,25 @@ class PeepholeLSTMCell(GatedCell):
         return [h, c], [i, f, g, o, c_prev, c, tanh_c]
 
     def fused_backward(self, d_states, residuals, weights):
+        from zoo.layers._fused import output_grad, times_transposed  # TensorFlow only, like the caller
+
+        sigmoid, tanh = activations.sigmoid, activations.tanh
         d_h, d_c = d_states
         _, i, f, g, o, c_prev, c, tanh_c = residuals
-        d_zo = d_h * tanh_c * o * (1.0 - o)
-        d_c = d_c + d_h * o * (1.0 - tanh_c * tanh_c)
+        d_zo = output_grad(sigmoid, o, d_h * tanh_c)
+        d_c = d_c + output_grad(tanh, tanh_c, d_h * o)
         if self.use_peepholes:
             d_c = d_c + d_zo * weights[1][2]  # o(t) peeks at c(t)
-        d_zi = d_c * g * i * (1.0 - i)
-        d_zf = d_c * c_prev * f * (1.0 - f)
-        d_zc = d_c * i * (1.0 - g * g)
+        d_zi = output_grad(sigmoid, i, d_c * g)
+        d_zf = output_grad(sigmoid, f, d_c * c_prev)
+        d_zc = output_grad(tanh, g, d_c * i)
         d_c_prev = d_c * f
         extras = []
         if self.use_peepholes:
             d_c_prev = d_c_prev + d_zi * weights[1][0] + d_zf * weights[1][1]
             extras = [ops.stack([ops.sum(d_zi * c_prev, 0), ops.sum(d_zf * c_prev, 0), ops.sum(d_zo * c, 0)])]
         d_z = ops.concatenate([d_zi, d_zf, d_zc, d_zo], axis=-1)
-        return d_z, d_z, [ops.matmul(d_z, ops.transpose(weights[0])), d_c_prev], extras
+        return d_z, d_z, [times_transposed(d_z, weights[0]), d_c_prev], extras
 
     def get_config(self):
         return {
