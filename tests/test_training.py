@@ -90,6 +90,16 @@ def test_run_cost_adds_every_segment_including_steps_lost_to_a_kill(tmp_path):
     assert runs.run_cost(tmp_path / "absent") == {"wall_seconds": 0.0, "cpu_seconds": 0.0, "segments": 0}
 
 
+def test_run_cost_tells_segments_apart_by_their_start_even_when_steps_and_clock_run_on(tmp_path):
+    # A resume exactly at a checkpoint whose first update (tracing included) outlasts the whole
+    # killed segment: steps follow and the clock goes forward, so only the start time tells.
+    rows = [(1, 0.4, 0.3, 100.0), (2, 0.6, 0.5, 100.0), (3, 2.0, 1.5, 250.0), (4, 2.5, 1.9, 250.0)]
+    lines = [json.dumps({"step": step, "seconds": wall, "cpu_seconds": cpu, "segment_start": began})
+             for step, wall, cpu, began in rows]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    assert runs.run_cost(tmp_path) == {"wall_seconds": 3.1, "cpu_seconds": 2.4, "segments": 2}
+
+
 def test_threads_apply_in_a_new_process_and_warn_once_tensorflow_runs():
     import subprocess
     import sys

@@ -135,7 +135,7 @@ class Trainer:
         for step in range(start, config.steps):
             loss = self._one_update(step)
             metrics = {"step": step + 1, "loss": loss, "bpc": loss / LN2, "seconds": time.time() - began,
-                       "cpu_seconds": time.process_time() - began_cpu}
+                       "cpu_seconds": time.process_time() - began_cpu, "segment_start": began}
             if (step + 1) % config.eval_every == 0:
                 metrics["val_nats"] = self.evaluate(config.eval_chars)
                 metrics["val_bpc"] = metrics["val_nats"] / LN2

@@ -121,22 +121,30 @@ class MetricsLog:
 def run_cost(out_dir):
     """Wall and CPU seconds a run folder's training took, over every resumed segment.
 
-    Each process logs `seconds`/`cpu_seconds` from its own start, so a resume starts
-    a new segment: a row whose step does not follow the previous one, or whose clock
-    went back. Steps a killed segment ran past its last checkpoint were paid for and
-    are counted.
+    Each process logs `seconds`/`cpu_seconds` from its own start, and the time it
+    started as `segment_start`. Steps a killed segment ran past its last checkpoint
+    were paid for and are counted.
     """
     totals = {"wall_seconds": 0.0, "cpu_seconds": 0.0, "segments": 0}
     last = None
     path = pathlib.Path(out_dir) / "metrics.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
     for row in rows:
-        if last is None or row["step"] != last["step"] + 1 or row["seconds"] < last["seconds"]:
+        if _starts_segment(row, last):
             _close_segment(totals, last)
             totals["segments"] += 1
         last = row
     _close_segment(totals, last)
     return totals
+
+
+def _starts_segment(row, last):
+    if last is None:
+        return True
+    if "segment_start" in row or "segment_start" in last:
+        return row.get("segment_start") != last.get("segment_start")
+    # Logs from before `segment_start`: a resume shows as a step that does not follow or a clock that went back.
+    return row["step"] != last["step"] + 1 or row["seconds"] < last["seconds"]
 
 
 def _close_segment(totals, last_row):
