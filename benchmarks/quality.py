@@ -245,6 +245,7 @@ def seq2seq_addition():
 
 
 CHAR_BUDGET_MINUTES = 45
+_SCHEDULES = {"cosine": "with cosine decay", "constant": "at a constant rate"}
 
 
 def _char(name, bar=None):
@@ -269,7 +270,7 @@ def _char(name, bar=None):
         "CPU 3 min 1.88 nats",
         "data": trainer.corpus.source,
         "notes": f"{recipe.steps} updates of {recipe.batch_size} streams x {recipe.seq_len} characters (truncated "
-        f"BPTT), Adam {recipe.learning_rate} with cosine decay, {recipe.threads} thread(s): "
+        f"BPTT), Adam {recipe.learning_rate} {_SCHEDULES[recipe.lr_decay]}, {recipe.threads} thread(s): "
         f"{minutes:.1f} CPU-minutes, {metrics['train_wall_minutes']:.1f} wall-minutes; validation reads every "
         "character of the four held-out plays",
     }
