@@ -4,7 +4,7 @@
     python -m benchmarks.seq2seq --schedule cosine:1e-2:2000 constant:3e-3:3000
 
 Each schedule trains the registered model through its own recipe
-(`training.recipes.Seq2SeqAdditionRecipe`, `training.task_loop.TaskTrainer`:
+(`training.recipes.Seq2SeqAdditionRecipe`, `training.loop.Trainer`:
 same pairs, batches, reversed source and seed as the shipped run) with only
 the learning rate, its decay and the step count changed, and logs greedy and
 beam-4 whole-answer exact match on `--test-pairs` held-out pairs every
@@ -34,22 +34,20 @@ def _schedule(text):
         kind, rate, steps = text.split(":")
         if kind not in ("cosine", "constant"):
             raise ValueError(kind)
-        return {"lr_decay": kind == "cosine", "learning_rate": float(rate), "steps": int(steps)}
+        return {"lr_decay": kind, "learning_rate": float(rate), "steps": int(steps)}
     except ValueError:
         raise argparse.ArgumentTypeError(f"A schedule is cosine:LR:STEPS or constant:LR:STEPS. Received: {text!r}")
 
 
 def _curve(name, fields, args):
     from training.recipes import recipe_for
-    from training.task_loop import TaskTrainer
 
     out_dir = pathlib.Path("runs/seq2seq_probe") / name.replace(":", "_")
     recipe = recipe_for("seq2seq_addition", test_pairs=args.test_pairs, eval_every=args.eval_every,
                         checkpoint_every=fields["steps"], seed=args.seed, out_dir=str(out_dir), **fields)
     shutil.rmtree(out_dir, ignore_errors=True)  # a fresh run: no checkpoint to resume, no earlier curve
-    trainer = TaskTrainer(recipe)
     began, cpu = time.time(), time.process_time()
-    trainer.fit(verbose=0)
+    recipe.train(verbose=0)
     rows = [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines()]
     curve = [{key: row[key] for key in ("step", "loss", "exact_match_greedy", "exact_match_beam4")}
              for row in rows if "exact_match_greedy" in row]

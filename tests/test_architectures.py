@@ -9,7 +9,7 @@ import tensorflow as tf
 
 import zoo
 from training.recipes import RECIPES, fit_esn, recipe_for
-from training.task_loop import task_loss
+from training.loop import task_loss
 
 # Small enough that the whole file runs in seconds; the task batch of each model
 # comes from its own recipe, shortened.

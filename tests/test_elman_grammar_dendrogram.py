@@ -5,7 +5,7 @@ import pytest
 
 pytest.importorskip("scipy")
 
-from benchmarks.quality import FIGURE7_SPLITS, _dendrogram_flags  # noqa: E402
+from training.recipes.elman_grammar import FIGURE7_SPLITS, dendrogram_flags  # noqa: E402
 from training.data import elman_grammar as g  # noqa: E402
 
 
@@ -27,14 +27,14 @@ def _means(verbs, animates, inanimates):
 
 def test_figure7_tree_raises_every_flag():
     # nouns far from verbs; inside the nouns, animates and inanimates apart
-    flags = _dendrogram_flags(_means(verbs=40.0, animates=-5.0, inanimates=5.0))
+    flags = dendrogram_flags(_means(verbs=40.0, animates=-5.0, inanimates=5.0))
     assert flags == {f"dendrogram_{name}_clade": 1.0
                      for name in ("nouns", "verbs", "animates", "inanimates", "humans", "foods")}
 
 
 def test_animates_split_off_first_is_not_figure7():
     # the miss this row once had: inanimates sit nearer the verbs than the animates
-    flags = _dendrogram_flags(_means(verbs=8.0, animates=-30.0, inanimates=0.0))
+    flags = dendrogram_flags(_means(verbs=8.0, animates=-30.0, inanimates=0.0))
     assert flags["dendrogram_nouns_clade"] == 0.0
     assert flags["dendrogram_verbs_clade"] == flags["dendrogram_animates_clade"] == 1.0
     assert not all(flags[f"dendrogram_{name}_clade"] for name in FIGURE7_SPLITS)

@@ -12,6 +12,7 @@ pytest.importorskip("matplotlib")
 from PIL import Image  # noqa: E402  (matplotlib's dependency)
 
 from training import plots  # noqa: E402
+from training.recipes import recipe_for  # noqa: E402
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -114,7 +115,7 @@ def test_a_missing_run_folder_is_said_in_the_card_and_nothing_is_drawn(tmp_path)
     with pytest.raises(FileNotFoundError, match=r"No training log at .*gone.metrics\.jsonl: the run folder was not"):
         plots.read_metrics(tmp_path / "gone")
     config = {"model": "binary_adder", "steps": 40, "out_dir": str(tmp_path / "gone")}
-    figures, missing = plots.draw_card_figures("binary_adder", tmp_path / "models" / "binary_adder", config, None)
+    figures, missing = plots.draw_card_figures(recipe_for("binary_adder", **config), tmp_path / "models" / "binary_adder", None)
     assert figures == {}
     assert missing == {"training_curve": f"not drawn: the run folder {tmp_path / 'gone'} does not exist: "
                                          "it was deleted, or the model was trained elsewhere"}
@@ -126,7 +127,7 @@ def test_a_run_folder_holding_another_or_unfinished_run_is_not_drawn(tmp_path):
     _write_run(tmp_path / "run", _task_records(), {**config, "batch_size": 128})
     assert plots.run_mismatch(tmp_path / "run", config) == (
         f"{tmp_path / 'run'} holds another run than the shipped model (batch_size: card 64, run 128)")
-    _, missing = plots.draw_card_figures("binary_adder", tmp_path / "card", config, None)
+    _, missing = plots.draw_card_figures(recipe_for("binary_adder", **config), tmp_path / "card", None)
     assert "holds another run" in missing["training_curve"] and not (tmp_path / "card").exists()
     assert plots.run_mismatch(tmp_path / "run", {**config, "batch_size": 128}) is None
     unfinished = {**config, "steps": 50, "out_dir": str(tmp_path / "unfinished")}
@@ -152,7 +153,7 @@ def test_adding_figure_holds_every_shipped_adding_model_on_one_batch(tmp_path, m
     monkeypatch.setattr(plots, "gradient_norm_curves", lambda curves, path, title: drawn.update(curves) or
                         real(curves, path, title))
     config = {"model": "adding_elman", "length": 20, "batch_size": 8, "out_dir": str(tmp_path / "no_run")}
-    figures, missing = plots.draw_card_figures("adding_elman", models / "adding_elman", config, published)
+    figures, missing = plots.draw_card_figures(recipe_for("adding_elman", **config), models / "adding_elman", published)
     assert figures == {"gradient_norms": "gradient_norms.png"} and "training_curve" in missing
     assert sorted(drawn) == ["adding_elman", "adding_gru"]
     assert all(curve.shape == (20,) and np.all(curve >= 0) for curve in drawn.values())
@@ -168,13 +169,13 @@ def test_elman_dendrogram_has_one_leaf_per_word(tmp_path, monkeypatch):
     monkeypatch.setattr(plots, "dendrogram", lambda vectors, labels, path, title: drawn.update(
         shape=vectors.shape, labels=labels) or real(vectors, labels, path, title))
     config = {"model": "elman_grammar", "test_sentences": 300, "out_dir": ""}  # enough to use all 29 words
-    figures, _ = plots.draw_card_figures("elman_grammar", tmp_path, config, zoo.get("elman_grammar", units=5))
+    figures, _ = plots.draw_card_figures(recipe_for("elman_grammar", **config), tmp_path, zoo.get("elman_grammar", units=5))
     assert figures == {"dendrogram": "dendrogram.png"} and drawn == {"shape": (29, 5), "labels": WORDS}
     _check_png(tmp_path / "dendrogram.png", (900, 400))
 
 
 def test_esn_forecast_is_the_measured_test_prediction(tmp_path, monkeypatch):
-    from training.recipes import fit_esn, recipe_for
+    from training.recipes import fit_esn
 
     recipe = recipe_for("esn_mackey_glass", series_length=600, overrides={"units": 30})
     model, metrics = fit_esn(recipe)
@@ -183,7 +184,7 @@ def test_esn_forecast_is_the_measured_test_prediction(tmp_path, monkeypatch):
     monkeypatch.setattr(plots, "forecast_vs_truth", lambda truth, predicted, path, title: drawn.update(
         truth=truth, predicted=predicted) or real(truth, predicted, path, title))
     config = json.loads(recipe.to_json())
-    figures, missing = plots.draw_card_figures("esn_mackey_glass", tmp_path, config, model)
+    figures, missing = plots.draw_card_figures(recipe_for("esn_mackey_glass", **config), tmp_path, model)
     assert figures == {"forecast": "forecast.png"} and missing["training_curve"].startswith("none: ")
     np.testing.assert_array_equal(drawn["truth"], recipe.split()[3])
     rmse = np.sqrt(np.mean((np.ravel(drawn["predicted"]) - np.ravel(drawn["truth"])) ** 2))
@@ -197,13 +198,11 @@ def test_esn_forecast_is_the_measured_test_prediction(tmp_path, monkeypatch):
 def _published_adder(tmp_path):
     from training.publish import publish
     from training.recipes import recipe_for
-    from training.task_loop import TaskTrainer
 
     recipe = recipe_for("binary_adder", steps=20, batch_size=8, eval_every=10, checkpoint_every=10, train_bits=4,
                         test_sums=20, out_dir=str(tmp_path / "run"), overrides={"units": 3})
-    trainer = TaskTrainer(recipe)
-    metrics = trainer.fit(verbose=0)
-    publish(trainer.model, "binary_adder", metrics, recipe, "test", models_dir=tmp_path / "models")
+    model, metrics = recipe.train(verbose=0)
+    publish(model, recipe, metrics, models_dir=tmp_path / "models")
     return tmp_path / "models" / "binary_adder"
 
 
@@ -236,7 +235,7 @@ def test_publish_without_matplotlib_says_so_in_the_card(monkeypatch):
     monkeypatch.delattr(training, "plots")
     monkeypatch.delitem(sys.modules, "training.plots")
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # what an install without matplotlib raises
-    card = publish._with_figures({"recipe": {"config": {}}}, "binary_adder", None, None)
+    card = publish._with_figures({"recipe": {"config": {}}}, recipe_for("binary_adder"), None, None)
     assert card["figures"] == {} and card["figures_missing"]["all"].startswith(
         "matplotlib is not installed: pip install -e '.[dev]', then python -m training.plots binary_adder")
 

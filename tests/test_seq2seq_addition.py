@@ -10,7 +10,7 @@ import pytest
 import zoo
 from training.data import addition_pairs
 from training.recipes import recipe_for
-from training.task_loop import TaskTrainer
+from training.loop import Trainer
 from zoo import _registry, decoding
 from zoo.models.seq2seq import Seq2Seq, end_padded_batch
 
@@ -97,7 +97,7 @@ def test_a_short_training_run_lowers_the_loss(tmp_path):
     recipe = recipe_for("seq2seq_addition", steps=60, batch_size=32, learning_rate=1e-2, eval_every=60,
                         checkpoint_every=60, train_pairs=400, test_pairs=40, overrides={"units": 16},
                         out_dir=str(tmp_path / "run"))
-    trainer = TaskTrainer(recipe)
+    trainer = Trainer(recipe)
     batch = recipe.batch(np.random.default_rng(5), 128)
     before = trainer.loss_on(*batch)
     metrics = trainer.fit(verbose=0)

@@ -12,23 +12,28 @@ from training.__main__ import main as cli_main
 from training.config import TrainConfig
 from training.data import shakespeare, text_file_corpus
 from training.loop import LossNotFiniteError, Trainer
+from training.recipes import RECIPES, recipe_for
 
 TEXT = "hello world, hello zoo. " * 400
+
+
+COST = {"train_cpu_minutes", "train_wall_minutes", "threads"}  # what a run's final metrics add to its figures
 
 
 @pytest.fixture
 def corpus(tmp_path):
     path = tmp_path / "hello.txt"
     path.write_text(TEXT)
-    return text_file_corpus(path, validation_fraction=0.1)
+    return path
 
 
-def _config(tmp_path, **kwargs):
+def _config(tmp_path, corpus, **kwargs):
+    """A tiny char_lstm recipe on `corpus`, on TensorFlow's default threads (the test process already runs it)."""
     defaults = dict(
-        model="char_lstm", steps=6, batch_size=4, seq_len=16, eval_every=3, eval_chars=200,
+        text=str(corpus), steps=6, batch_size=4, seq_len=16, eval_every=3, eval_chars=200, threads=0,
         checkpoint_every=3, out_dir=str(tmp_path / "run"), overrides={"units": 16, "embedding_dim": 8},
     )
-    return TrainConfig(**{**defaults, **kwargs})
+    return recipe_for("char_lstm", **{**defaults, **kwargs})
 
 
 def test_streams_are_contiguous_and_targets_are_the_next_character():
@@ -43,8 +48,9 @@ def test_streams_are_contiguous_and_targets_are_the_next_character():
 
 
 def test_training_lowers_the_loss(tmp_path, corpus):
-    trainer = Trainer(_config(tmp_path, steps=40, learning_rate=1e-2, eval_every=40, lr_decay="constant"), corpus)
-    before = trainer.evaluate()
+    trainer = Trainer(_config(tmp_path, corpus, steps=40, learning_rate=1e-2, eval_every=40, lr_decay="constant"))
+    assert trainer.recipe.corpus.validation == text_file_corpus(corpus, validation_fraction=0.1).validation
+    before = trainer.recipe.cross_entropy(trainer.model)
     after = trainer.fit(verbose=0)["val_nats_per_char"]
     assert after < before - 0.5
     lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
@@ -53,10 +59,10 @@ def test_training_lowers_the_loss(tmp_path, corpus):
 
 
 def test_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path, corpus):
-    straight = Trainer(_config(tmp_path / "a"), corpus)
+    straight = Trainer(_config(tmp_path / "a", corpus))
     straight.fit(verbose=0)
 
-    killed = Trainer(_config(tmp_path / "b"), corpus)  # the same config: the cosine schedule depends on `steps`
+    killed = Trainer(_config(tmp_path / "b", corpus))  # the same config: the cosine schedule depends on `steps`
     real_update = killed._one_update
 
     def dies_at_step_four(step):
@@ -67,7 +73,7 @@ def test_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path, corpus):
     killed._one_update = dies_at_step_four
     with pytest.raises(SystemExit):
         killed.fit(verbose=0)  # checkpointed at step 3, then gone
-    resumed = Trainer(_config(tmp_path / "b"), corpus)
+    resumed = Trainer(_config(tmp_path / "b", corpus))
     assert resumed.restore() == 3
     resumed.fit(verbose=0)
 
@@ -117,37 +123,67 @@ def test_threads_apply_in_a_new_process_and_warn_once_tensorflow_runs():
 
 
 def test_character_recipes_are_the_cli_defaults_and_options_replace_them():
-    from training.__main__ import _default_config, _parser
-    from training.config import CHAR_RECIPES
+    from training.__main__ import _parser
 
-    for name, fields in CHAR_RECIPES.items():
-        config = _default_config(name)
-        assert config.out_dir == f"runs/{name}" and all(getattr(config, k) == v for k, v in fields.items())
-    args = vars(_parser(_default_config("char_gru")).parse_args(["train", "char_gru", "--steps", "5"]))
-    assert args["steps"] == 5 and args["threads"] == CHAR_RECIPES["char_gru"]["threads"]
-    assert _default_config("char_custom").steps == TrainConfig().steps  # a registered extra model: plain defaults
+    for name in ("char_lstm", "char_gru", "char_elman"):
+        recipe = recipe_for(name)
+        assert recipe.out_dir == f"runs/{name}" and recipe.threads == 1 and recipe.batch_size == 128
+    assert (recipe_for("char_lstm").seq_len, recipe_for("char_gru").seq_len) == (50, 100)
+    args = vars(_parser(recipe_for("char_gru")).parse_args(["train", "char_gru", "--steps", "5"]))
+    assert args["steps"] == 5 and args["threads"] == 1 and args["lr_decay"] == "cosine"
+
+
+def test_cli_names_the_models_that_have_a_recipe():
+    with pytest.raises(SystemExit, match=r"No recipe trains 'char_custom'\. Expected one of \['adding_elman'"):
+        cli_main(["train", "char_custom"])
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, corpus):
-    trainer = Trainer(_config(tmp_path), corpus)
-    real_step = trainer._train_step
+    trainer = Trainer(_config(tmp_path, corpus))
+    real_step = trainer._replica_step
 
     def poisoned(inputs, targets, states):
         loss, new_states = real_step(inputs, targets, states)
         return (float("nan") if int(trainer.step.numpy()) == 4 else loss), new_states
 
-    trainer._train_step = poisoned
+    trainer._replica_step = poisoned
     with pytest.raises(LossNotFiniteError, match=r"The loss became nan at step 5.*ckpt-3"):
         trainer.fit(verbose=0)
     assert trainer.manager.latest_checkpoint.endswith("ckpt-3")
 
 
-@pytest.mark.parametrize(
-    "field, value", [("steps", 0), ("batch_size", -1), ("seq_len", 1.5), ("learning_rate", 0.0), ("threads", -1)]
-)
-def test_bad_config_names_the_field(field, value):
-    with pytest.raises(ValueError, match=f"`{field}` must be"):
-        TrainConfig(**{field: value})
+@pytest.mark.parametrize("field, value, message", [
+    ("steps", 0, r"`steps` must be a positive integer\. Received: steps=0"),
+    ("steps", True, r"`steps` must be a positive integer\. Received: steps=True"),
+    ("batch_size", -1, r"`batch_size` must be a positive integer\. Received: batch_size=-1"),
+    ("seq_len", 1.5, r"`seq_len` must be a positive integer\. Received: seq_len=1\.5"),
+    ("learning_rate", 0.0, r"`learning_rate` must be a finite number > 0\. Received: learning_rate=0\.0"),
+    ("clipnorm", float("nan"), r"`clipnorm` must be a finite number > 0\. Received: clipnorm=nan"),
+    ("threads", -1, r"`threads` must be an integer >= 0\. Received: threads=-1"),
+    ("seed", -2, r"`seed` must be an integer >= 0\. Received: seed=-2"),
+    ("lr_decay", True, r"`lr_decay` must be one of \['cosine', 'constant'\]\. Received: lr_decay=True"),
+])
+def test_bad_config_names_the_field(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        recipe_for("char_lstm", **{field: value})
+
+
+def test_one_validation_serves_every_recipe():
+    """Fields of the shared knobs and each task's own are checked by the same rule, on every recipe."""
+    for name in RECIPES:
+        with pytest.raises(ValueError, match=r"`seed` must be an integer >= 0"):
+            recipe_for(name, seed=-1)
+    with pytest.raises(TypeError, match=r"`jit_compile` must be True or False\. Received: jit_compile=1"):
+        recipe_for("adding_lstm", jit_compile=1)
+    with pytest.raises(ValueError, match=r"`length` must be a positive integer\. Received: length=0"):
+        recipe_for("adding_lstm", length=0)
+    with pytest.raises(ValueError, match=r"`test_fraction` must be in \(0, 1\)\. Received: test_fraction=1\.5"):
+        recipe_for("esn_mackey_glass", test_fraction=1.5)
+    with pytest.raises(ValueError, match=r"Unknown recipe field\(s\) \['seq_len'\] for 'adding_lstm'"):
+        recipe_for("adding_lstm", seq_len=10)
+    assert recipe_for("esn_mackey_glass_jaeger", history_seed=-1).history_seed == -1
+    assert {recipe_for(name).lr_decay for name in RECIPES if "lr_decay" in RECIPES[name].__dataclass_fields__} == {
+        "cosine", "constant"}
 
 
 def test_text_file_too_short_is_explained(tmp_path):
@@ -198,59 +234,51 @@ def test_cli_trains_and_publishes(tmp_path, monkeypatch, capsys):
     assert zoo.get("char_lstm", weights="default").units == 8
 
 
-# -- the task trainer (generated tasks) -------------------------------------------
+# -- the same loop on generated tasks ------------------------------------------------
 
 
 def _recipe(tmp_path, **kwargs):
-    from training.recipes import recipe_for
-
     defaults = dict(steps=6, batch_size=8, checkpoint_every=3, eval_every=3, train_bits=4, test_sums=50,
                     out_dir=str(tmp_path / "task_run"))
     return recipe_for("binary_adder", **{**defaults, **kwargs})
 
 
 def test_task_run_lowers_the_loss_and_logs(tmp_path):
-    from training.task_loop import TaskTrainer
-
     recipe = _recipe(tmp_path, steps=60)
-    trainer = TaskTrainer(recipe)
+    trainer = Trainer(recipe)
     batch = recipe.batch(recipe.rng(10**9))
     before = trainer.loss_on(*batch)
     metrics = trainer.fit(verbose=0)
-    assert trainer.loss_on(*batch) < before - 0.05 and set(metrics) == {"exact_4bit", "exact_64bit", "steps"}
+    assert trainer.loss_on(*batch) < before - 0.05 and set(metrics) == {"exact_4bit", "exact_64bit", "steps", *COST}
     lines = [json.loads(line) for line in (tmp_path / "task_run" / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in lines] == list(range(1, 61)) and "exact_64bit" in lines[2]
     assert (tmp_path / "task_run" / "logs").is_dir()
 
 
 def test_task_run_resumed_after_a_kill_ends_where_an_uninterrupted_one_does(tmp_path):
-    from training.task_loop import TaskTrainer
-
-    straight = TaskTrainer(_recipe(tmp_path / "a"))
+    straight = Trainer(_recipe(tmp_path / "a"))
     straight_metrics = straight.fit(verbose=0)
-    TaskTrainer(_recipe(tmp_path / "b", steps=3)).fit(verbose=0)  # "killed" after its step-3 checkpoint
-    resumed = TaskTrainer(_recipe(tmp_path / "b"))
+    Trainer(_recipe(tmp_path / "b", steps=3)).fit(verbose=0)  # "killed" after its step-3 checkpoint
+    resumed = Trainer(_recipe(tmp_path / "b"))
     assert resumed.restore() == 3
-    assert resumed.fit(verbose=0) == straight_metrics
+    resumed_metrics = resumed.fit(verbose=0)
+    assert {k: v for k, v in resumed_metrics.items() if k not in COST} == {
+        k: v for k, v in straight_metrics.items() if k not in COST}
     for a, b in zip(straight.model.weights, resumed.model.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
 def test_task_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
-    from training.task_loop import TaskTrainer
-
-    trainer = TaskTrainer(_recipe(tmp_path))
+    trainer = Trainer(_recipe(tmp_path))
     real_step = trainer.train_step
-    trainer.train_step = lambda *batch: float("nan") if int(trainer.step.numpy()) == 4 else real_step(*batch)
+    trainer.train_step = lambda *batch: (float("nan"), []) if int(trainer.step.numpy()) == 4 else real_step(*batch)
     with pytest.raises(LossNotFiniteError, match=r"The loss became nan at step 5.*ckpt-3"):
         trainer.fit(verbose=0)
     assert trainer.manager.latest_checkpoint.endswith("ckpt-3")
 
 
 def test_recipes_check_their_fields_and_names():
-    from training.recipes import recipe_for
-
-    with pytest.raises(ValueError, match=r"No task recipe for 'adding_lstn'\. Expected one of \["):
+    with pytest.raises(ValueError, match=r"No recipe trains 'adding_lstn'\. Expected one of \["):
         recipe_for("adding_lstn")
     with pytest.raises(ValueError, match=r"`steps` must be a positive integer\. Received: steps=0"):
         recipe_for("adding_gru", steps=0)
@@ -279,9 +307,9 @@ import tensorflow as tf
 tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0],
     [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
 import json, sys
+from training.loop import Trainer
 from training.recipes import recipe_for
-from training.task_loop import TaskTrainer
-trainer = TaskTrainer(recipe_for("binary_adder", steps=4, batch_size=8, train_bits=4, test_sums=20,
+trainer = Trainer(recipe_for("binary_adder", steps=4, batch_size=8, train_bits=4, test_sums=20,
                                  out_dir=sys.argv[1]))
 trainer.fit(verbose=0)
 print(json.dumps({"replicas": trainer.strategy.num_replicas_in_sync,
@@ -293,14 +321,12 @@ def test_two_logical_cpus_train_under_mirrored_strategy_like_one_device(tmp_path
     import subprocess
     import sys
 
-    from training.task_loop import TaskTrainer
-
     result = subprocess.run([sys.executable, "-c", MIRRORED, str(tmp_path / "mirrored")], capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     mirrored = json.loads(result.stdout.strip().splitlines()[-1])
     assert mirrored["replicas"] == 2
-    single = TaskTrainer(_recipe(tmp_path, steps=4, test_sums=20))
+    single = Trainer(_recipe(tmp_path, steps=4, test_sums=20))
     single.fit(verbose=0)
     for a, b in zip(single.model.weights, mirrored["weights"]):
         np.testing.assert_allclose(a.numpy(), np.array(b), rtol=1e-5, atol=1e-6)
@@ -320,5 +346,6 @@ def test_cosine_decay_reaches_five_percent_at_the_last_step():
     np.testing.assert_allclose(rates, [1e-2, 1e-2 * (0.05 + 0.95 * 0.5), 5e-4], rtol=1e-5)
     with pytest.raises(ValueError, match="lr_decay"):
         TrainConfig(lr_decay="linear")
-    with pytest.raises(ValueError, match="eval_chars"):
-        TrainConfig(eval_chars=100)
+    with pytest.raises(ValueError, match=r"`eval_chars` must fill one chunk of every stream, at least batch_size \* "
+                       r"\(seq_len \+ 1\) = 6528\. Received: eval_chars=100"):
+        recipe_for("char_lstm", eval_chars=100)

@@ -1,168 +1,184 @@
-"""The training loop: `@tf.function` steps, truncated BPTT, checkpoints that resume.
+"""The training loop of every gradient-trained model: a `@tf.function` step, checkpoints that resume,
+one `tf.distribute` strategy.
 
-A run is a folder (`TrainConfig.out_dir`) holding `config.json`, checkpoints
-(model, optimizer, step and the carried stream state), `metrics.jsonl` and
-TensorBoard logs. Starting a run whose folder has a checkpoint resumes it, and
-because the data position and the carried state are functions of the step, a
-resumed run ends exactly where an uninterrupted one would.
+A run is a folder (`recipe.out_dir`) holding `config.json`, checkpoints (model,
+optimizer, step and any carried state), `metrics.jsonl` and TensorBoard logs.
+The data is a function of the step alone (`TaskBatches`, or the character
+streams of `training.recipes.char`, which also carry the recurrent state from
+one update to the next: truncated BPTT), so a run restored from its checkpoint
+at step k ends exactly where an uninterrupted one does.
+
+The loop runs under the strategy of `training.distribute`: one device, several
+local devices (`MirroredStrategy`) or several hosts (`MultiWorkerMirroredStrategy`,
+from `TF_CONFIG`). The global batch is the recipe's `batch_size` whatever the
+replica count; each replica reads its rows of it, so a run on two workers reaches
+the weights of a run on one.
 """
 
-import math
-import pathlib
 import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 
-import zoo
-from training import bptt, runs
-from training.config import TrainConfig
-from training.data import load_corpus
+from training import distribute, runs
 from training.runs import LossNotFiniteError
 
-__all__ = ["Trainer", "LossNotFiniteError"]
-
-LN2 = math.log(2.0)
+__all__ = ["Trainer", "TaskBatches", "LossNotFiniteError", "task_loss"]
 
 
-def _cross_entropy_sum(targets, logits):
-    # float32 softmax even under mixed precision: bfloat16 log-probabilities are too coarse.
-    per_char = keras.losses.sparse_categorical_crossentropy(targets, tf.cast(logits, tf.float32), from_logits=True)
-    return tf.reduce_sum(per_char)
+def task_loss(kind, targets, outputs):
+    """Loss of `outputs` (logits or values) against `targets`, per example (or per position)."""
+    # float32 even under mixed precision: bfloat16 log-probabilities are too coarse.
+    outputs = tf.cast(outputs, tf.float32)
+    if kind == "softmax":
+        return keras.losses.sparse_categorical_crossentropy(targets, outputs, from_logits=True)
+    if kind == "sigmoid":
+        return keras.losses.binary_crossentropy(tf.cast(targets, tf.float32), outputs, from_logits=True)
+    if kind == "mse":
+        return tf.reduce_mean(tf.square(outputs - tf.cast(targets, tf.float32)), axis=-1)
+    raise ValueError(f"`loss` must be 'softmax', 'sigmoid' or 'mse'. Received: loss={kind!r}")
+
+
+class TaskBatches:
+    """Update k's batch drawn from a generator seeded by (seed, k); nothing carried between updates."""
+
+    carries_state = False
+
+    def __init__(self, recipe):
+        self.recipe = recipe
+
+    def batch(self, step):
+        """`(inputs, targets, fresh)`: `fresh` says the carried state starts from zeros (always, here)."""
+        inputs, targets = self.recipe.batch(self.recipe.rng(step))
+        return inputs, targets, True
 
 
 class Trainer:
-    """Trains a registered character model on a corpus.
+    """Trains the recipe's model (`training.config.TrainConfig` and its subclasses).
 
     Args:
-        config: a `TrainConfig`.
-        corpus: a `training.data.Corpus`; loaded from `config.text` when omitted.
+        recipe: a gradient-trained recipe.
     """
 
-    def __init__(self, config: TrainConfig, corpus=None):
-        self.config = config
-        runs.limit_cpu_threads(config.threads)
-        runs.prepare(config.seed, config.mixed_precision)
-        self.corpus = corpus or load_corpus(config.text)
-        self.train_ids = self.corpus.encode(self.corpus.train)
-        self.val_ids = self.corpus.encode(self.corpus.validation)
-        self.model = zoo.get(config.model, **{"vocabulary": self.corpus.vocabulary, **config.overrides})
-        self.model(np.zeros((config.batch_size, 1), np.int32))  # create the weights
-        decay_steps = config.steps if config.lr_decay == "cosine" else None
-        self.optimizer = runs.make_optimizer(
-            config.learning_rate, config.clipnorm, self.model.trainable_variables, decay_steps
-        )
-        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        self.carried = [
-            tf.Variable(tf.zeros((config.batch_size, size)), trainable=False, name=f"carried_{i}")
-            for i, size in enumerate(self.model.state_sizes)
-        ]
-        self.out_dir = pathlib.Path(config.out_dir)
-        self.manager = runs.checkpoint_manager(
-            self.out_dir, model=self.model, optimizer=self.optimizer, step=self.step, carried=self.carried
-        )
-        self._train_step = tf.function(self._train_step_eager, jit_compile=config.jit_compile)
-        self._eval_step = tf.function(self._eval_step_eager)
-        self._epoch_streams = {}
+    def __init__(self, recipe):
+        self.recipe = recipe
+        runs.limit_cpu_threads(recipe.threads)  # before TensorFlow's first op, as the strategy's
+        self.strategy = distribute.strategy()
+        runs.prepare(recipe.seed, recipe.mixed_precision)
+        self.replicas = self.strategy.num_replicas_in_sync
+        if recipe.batch_size % self.replicas:
+            raise ValueError(f"`batch_size` must be a multiple of the {self.replicas} replicas, each reading an "
+                             f"equal share. Received: batch_size={recipe.batch_size}")
+        self.data = recipe.training_data()
+        inputs, _, _ = self.data.batch(0)
+        with self.strategy.scope():
+            self.model = recipe.build_model()
+            self.model(tf.nest.map_structure(lambda x: x[:1], inputs))  # create the weights
+            # Keras clips each replica's gradient before summing them; with replicas the step clips the sum.
+            clipnorm = recipe.clipnorm if self.replicas == 1 else None
+            self.optimizer = runs.make_optimizer(recipe.learning_rate, clipnorm, self.model.trainable_variables,
+                                                 decay_steps=recipe.steps if recipe.lr_decay == "cosine" else None)
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        # The carried state lives on the host, outside the strategy: every worker holds the global batch's.
+        self.carried = [tf.Variable(tf.zeros((recipe.batch_size, size)), trainable=False, name=f"carried_{i}")
+                        for i, size in enumerate(self.model.state_sizes if self.data.carries_state else ())]
+        self.chief = distribute.is_chief()
+        self.run_dir = distribute.worker_dir(recipe.out_dir)
+        carried = {"carried": self.carried} if self.carried else {}
+        self.manager = runs.checkpoint_manager(self.run_dir, model=self.model, optimizer=self.optimizer,
+                                               step=self.step, **carried)
+        self._replica_step = tf.function(self._replica_step_eager, jit_compile=recipe.jit_compile)
 
     # -- the math ---------------------------------------------------------------
-    def _train_step_eager(self, inputs, targets, flat_states):
-        states = self.model.unpack_states(tf.concat(flat_states, axis=-1))
+    def forward(self, inputs, states, training):
+        """`(outputs, flat float32 states)`; the states are empty when the data carries none."""
+        if not self.data.carries_state:
+            return self.model(inputs, training=training), []
+        outputs, nested = self.model(inputs, states=self.model.unpack_states(tf.concat(states, axis=-1)),
+                                     training=training)
+        return outputs, [tf.cast(s, tf.float32) for layer_states in nested for s in layer_states]
+
+    def _replica_step_eager(self, inputs, targets, states):
+        variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
-            logits, states = self.model(inputs, states=states, training=True)
-            loss = _cross_entropy_sum(targets, logits) / tf.cast(tf.size(targets), tf.float32)
-        gradients = tape.gradient(loss, self.model.trainable_variables)
-        self.optimizer.apply(gradients, self.model.trainable_variables)
-        return loss, [tf.cast(s, tf.float32) for layer_states in states for s in layer_states]
+            outputs, states = self.forward(inputs, states, training=True)
+            per_example = task_loss(self.recipe.loss, targets, outputs)
+            # Averaged over the global batch, so the replicas' summed gradients equal one device's.
+            loss = tf.reduce_sum(per_example) / tf.cast(tf.size(per_example) * self.replicas, tf.float32)
+        gradients = tape.gradient(loss, variables)
+        if self.replicas > 1:
+            gradients = self._clipped_share(gradients)
+        self.optimizer.apply(gradients, variables)
+        return loss, states
 
-    def _eval_step_eager(self, inputs, targets, flat_states):
-        states = self.model.unpack_states(tf.concat(flat_states, axis=-1))
-        logits, states = self.model(inputs, states=states, training=False)
-        return _cross_entropy_sum(targets, logits), [tf.cast(s, tf.float32) for layer_states in states for s in layer_states]
+    def _clipped_share(self, gradients):
+        """This replica's share of the clipped global gradient: the optimizer sums the shares."""
+        total = tf.distribute.get_replica_context().all_reduce(
+            tf.distribute.ReduceOp.SUM, [tf.convert_to_tensor(g) for g in gradients])
+        clipped, _ = tf.clip_by_global_norm(total, self.recipe.clipnorm)
+        return [g / self.replicas for g in clipped]
 
-    # -- data position ----------------------------------------------------------
-    def _streams(self, epoch):
-        if epoch not in self._epoch_streams:
-            offset = bptt.epoch_offset(self.config.seed, epoch, self.config.seq_len)
-            self._epoch_streams = {epoch: bptt.as_streams(self.train_ids, self.config.batch_size, offset)}
-        return self._epoch_streams[epoch]
+    def train_step(self, inputs, targets, states=()):
+        """One update on a global NumPy batch; returns (mean loss, new carried states)."""
+        if self.replicas == 1:
+            loss, states = self._replica_step(inputs, targets, list(states))
+            return float(loss), states
+        shards = distribute.shard(self.strategy, (inputs, targets, list(states)))
+        losses, states = self.strategy.run(self._replica_step, args=shards)
+        loss = self.strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
+        return float(loss), [self.strategy.gather(s, axis=0) for s in states]
 
-    def _locate(self, step):
-        """(epoch, chunk index) of update `step`."""
-        epoch = 0
-        while True:
-            offset = bptt.epoch_offset(self.config.seed, epoch, self.config.seq_len)
-            length = (len(self.train_ids) - offset) // self.config.batch_size
-            count = (length - 1) // self.config.seq_len
-            if step < count:
-                return epoch, step
-            step, epoch = step - count, epoch + 1
+    def loss_on(self, inputs, targets):
+        """Mean loss of the current model on a batch, without training."""
+        outputs, _ = self.forward(inputs, [], training=False)
+        return float(tf.reduce_mean(task_loss(self.recipe.loss, targets, outputs)))
 
     # -- running ----------------------------------------------------------------
-    def evaluate(self, max_chars=None, batch_size=None):
-        """Validation cross-entropy in nats per character (all of it when `max_chars` is None)."""
-        ids = self.val_ids if max_chars is None else self.val_ids[: max_chars + 1]
-        batch = batch_size or self.config.batch_size
-        streams = bptt.as_streams(ids, batch)
-        states = [tf.zeros((batch, size)) for size in self.model.state_sizes]
-        total, count = 0.0, 0
-        for index in range(bptt.chunk_count(streams, self.config.seq_len)):
-            inputs, targets = bptt.chunk(streams, index, self.config.seq_len)
-            loss_sum, states = self._eval_step(inputs, targets, states)
-            total, count = total + float(loss_sum), count + targets.size
-        return total / count
-
     def restore(self):
-        """Resumes from the newest checkpoint, if any; returns the step reached."""
-        runs.restore(self.manager)
+        """Resumes from the newest checkpoint (the chief's, on every worker); returns the step reached."""
+        runs.restore(self.manager, distribute.worker_dir(self.recipe.out_dir, chief=True) / "checkpoints")
         return int(self.step.numpy())
 
     def fit(self, verbose=1):
-        """Trains until `config.steps`; returns the final metrics."""
-        config = self.config
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        (self.out_dir / "config.json").write_text(config.to_json())
+        """Trains until `recipe.steps` (resuming a checkpoint); returns the recipe's figures and the run's cost."""
+        recipe = self.recipe
+        verbose = verbose if self.chief else 0
+        log = runs.MetricsLog(self.run_dir)
+        (log.out_dir / "config.json").write_text(recipe.to_json())
         start = self.restore()
-        if verbose and start:
-            print(f"Resumed {self.out_dir} at step {start}.")
         if verbose:
-            print(runs.device_line(config.model))
-        log = runs.MetricsLog(self.out_dir)
-        progress = keras.utils.Progbar(config.steps, stateful_metrics=["bpc", "val_bpc"], verbose=verbose)
+            print((f"Resumed {recipe.out_dir} at step {start}. " if start else "") + runs.device_line(recipe.model))
+        progress = keras.utils.Progbar(recipe.steps, verbose=verbose)
         progress.update(start)
         began, began_cpu = time.time(), time.process_time()
-        for step in range(start, config.steps):
+        for step in range(start, recipe.steps):
             loss = self._one_update(step)
-            metrics = {"step": step + 1, "loss": loss, "bpc": loss / LN2, "seconds": time.time() - began,
+            metrics = {"step": step + 1, "loss": loss, **recipe.step_metrics(loss), "seconds": time.time() - began,
                        "cpu_seconds": time.process_time() - began_cpu, "segment_start": began}
-            if (step + 1) % config.eval_every == 0:
-                metrics["val_nats"] = self.evaluate(config.eval_chars)
-                metrics["val_bpc"] = metrics["val_nats"] / LN2
+            if (step + 1) % recipe.eval_every == 0:
+                metrics.update(recipe.periodic_metrics(self.model))
             log.write(metrics)
-            if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
+            if (step + 1) % recipe.checkpoint_every == 0 or step + 1 == recipe.steps:
                 self.manager.save(checkpoint_number=step + 1)
-            progress.update(step + 1, [(k, metrics[k]) for k in ("bpc", "val_bpc") if k in metrics])
+            progress.update(step + 1, [("loss", loss)])
         return self.final_metrics()
 
     def final_metrics(self):
-        """Validation on every held-out character, and what the training cost (all resumed segments)."""
-        val_nats = self.evaluate()
-        cost = runs.run_cost(self.out_dir)
-        return {"val_nats_per_char": val_nats, "val_bits_per_char": val_nats / LN2, "steps": int(self.step.numpy()),
+        """The recipe's figures on held-out data, and what the training cost over every resumed segment."""
+        cost = runs.run_cost(self.run_dir)
+        return {**self.recipe.evaluate(self.model), "steps": int(self.step.numpy()),
                 "train_cpu_minutes": cost["cpu_seconds"] / 60, "train_wall_minutes": cost["wall_seconds"] / 60,
-                "threads": self.config.threads}
+                "threads": self.recipe.threads}
 
     def _one_update(self, step):
-        epoch, index = self._locate(step)
-        if index == 0:  # a new epoch starts new streams: nothing to carry over
+        inputs, targets, fresh = self.data.batch(step)
+        if fresh:  # new streams: nothing to carry over
             for variable in self.carried:
                 variable.assign(tf.zeros_like(variable))
-        inputs, targets = bptt.chunk(self._streams(epoch), index, self.config.seq_len)
-        loss, states = self._train_step(inputs, targets, [v.value() for v in self.carried])
-        loss = float(loss)
+        loss, states = self.train_step(inputs, targets, [v.value() for v in self.carried])
         runs.check_finite(loss, step + 1, self.manager)
         for variable, value in zip(self.carried, states):
             variable.assign(tf.cast(value, variable.dtype))  # the carried state stays float32
         self.step.assign(step + 1)
         return loss
+

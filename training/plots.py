@@ -1,14 +1,11 @@
 """Figures for the model cards: PNGs written next to `card.json`.
 
-Every published model gets its training curve, read from the `metrics.jsonl`
-of its run folder (the card's `recipe.config.out_dir`); three tasks add the
-figure their row is judged by:
-
-| model | figure |
-|---|---|
-| `adding_*` | ‖∂L/∂x(t)‖ against t on one fixed batch, every shipped adding model on one log axis |
-| `elman_grammar` | dendrogram of the per-word mean hidden states (Elman 1990, Figure 7) |
-| `esn_mackey_glass` | one-step forecast against the truth on the test part, and its error |
+Every published gradient-trained model gets its training curve, read from the
+`metrics.jsonl` of its run folder (the card's `recipe.config.out_dir`); a
+recipe adds the figures its task is judged by (`Recipe.figures`), drawn with
+the functions here: the gradient reaching each input step (`gradient_norm_curves`,
+the adding problem), the dendrogram of hidden states (`dendrogram`, Elman's
+grammar), a forecast against the truth (`forecast_vs_truth`, the ESN).
 
 `training.publish` draws them when it publishes; to redraw a shipped model's
 figures from its card, its `.keras` file and its run folder:
@@ -37,9 +34,8 @@ __all__ = ["read_metrics", "run_mismatch", "curve_series", "training_curve", "gr
            "forecast_vs_truth", "draw_card_figures", "with_figures", "redraw"]
 
 DPI = 100
-ADDING = ("adding_lstm", "adding_gru", "adding_elman")  # the three curves of the adding row's figure
 # Logged beside the loss but not learning curves: wall and CPU time, and the loss restated in bits.
-_BOOKKEEPING = {"step", "seconds", "cpu_seconds", "loss", "bpc"}
+_BOOKKEEPING = {"step", "seconds", "cpu_seconds", "segment_start", "loss", "bpc"}
 # Recipe constants logged with each evaluation; drawn as dashed lines, the bar the curve is read against.
 _REFERENCES = ("causal_ceiling", "mean_baseline_mse")
 
@@ -252,74 +248,31 @@ def forecast_vs_truth(truth, predicted, path, title):
     return _save(figure, path)
 
 
-def _adding_figure(name, model, recipe, folder):
-    """All shipped adding models on the batch of `recipe` (the model being published replaces its own file)."""
-    import zoo
-
-    models = {}
-    for other in ADDING:
-        shipped = folder.parent / other / f"{other}.keras"
-        if other == name:
-            models[other] = model
-        elif shipped.is_file():
-            models[other] = zoo.get(other, weights=str(shipped))
-    curves = {other: recipe.input_gradient_norms(m) for other, m in models.items()}
-    title = (f"adding problem, T = {recipe.length}: gradient reaching each input "
-             f"(batch of {recipe.batch_size}, seed {recipe.seed})")
-    return gradient_norm_curves(curves, folder / "gradient_norms.png", title)
-
-
-def _elman_figure(name, model, recipe, folder):
-    from training.data.elman_grammar import WORDS
-
-    means = recipe.word_hidden_means(model)
-    title = f"{name}: per-word mean hidden state over {recipe.test_sentences:,} test sentences"
-    return dendrogram(means, WORDS, folder / "dendrogram.png", title)
-
-
-def _esn_figure(name, model, recipe, folder):
-    u_train, _, u_test, y_test = recipe.split()
-    _, final = model.states(u_train[None])  # the test part runs on from the state the training part left
-    predicted = np.asarray(model(u_test[None], initial_state=final))[0]
-    rmse = float(np.sqrt(np.mean((predicted - y_test) ** 2)))
-    title = f"{name}: one-step forecast on the last {len(y_test)} samples (RMSE {rmse:.5f})"
-    return forecast_vs_truth(y_test, predicted, folder / "forecast.png", title)
-
-
-# name -> (card key, figure function(name, model, recipe, folder) -> written path)
-_TASK_FIGURES = {
-    **{name: ("gradient_norms", _adding_figure) for name in ADDING},
-    "elman_grammar": ("dendrogram", _elman_figure),
-    "esn_mackey_glass": ("forecast", _esn_figure),
-}
-
-
 # -- the card ---------------------------------------------------------------------------
 
 
-def _curve_figure(name, config, folder):
+def _curve_figure(recipe, folder):
     """(file name, None) when the training curve was drawn, else (None, why not)."""
-    run_dir = config.get("out_dir")
+    run_dir = recipe.training_log()
     if not run_dir:
         return None, "none: the model is fitted in closed form, there are no updates to plot"
     try:
-        why = run_mismatch(run_dir, config)
+        why = run_mismatch(run_dir, json.loads(recipe.to_json()))
         if why is None:
-            path = training_curve(read_metrics(run_dir), folder / "training_curve.png", f"{name} ({run_dir})")
+            path = training_curve(read_metrics(run_dir), folder / "training_curve.png", f"{recipe.model} ({run_dir})")
             return path.name, None
     except FileNotFoundError as error:
         why = str(error)
     return None, f"not drawn: {why}"
 
 
-def draw_card_figures(name, folder, config, model):
-    """Draws the figures of the model `name` into `folder`; returns (figures, missing).
+def draw_card_figures(recipe, folder, model):
+    """Draws the card figures of `model`, trained by `recipe`, into `folder`; returns (figures, missing).
 
     Args:
-        name: the registered name.
+        recipe: the model's recipe (`training.recipes`), as it trained the model.
         folder: the model's folder in the models directory (beside its card.json);
             adding models also read their siblings' `.keras` files from its parent.
-        config: the card's recipe config (dict); `out_dir` names the run folder.
         model: the trained model.
 
     Returns:
@@ -328,16 +281,12 @@ def draw_card_figures(name, folder, config, model):
     """
     folder = pathlib.Path(folder)
     figures, missing = {}, {}
-    drawn, why = _curve_figure(name, config, folder)
+    drawn, why = _curve_figure(recipe, folder)
     if drawn:
         figures["training_curve"] = drawn
     else:
         missing["training_curve"] = why
-    if name in _TASK_FIGURES:
-        from training.recipes import recipe_for
-
-        key, draw = _TASK_FIGURES[name]
-        figures[key] = draw(name, model, recipe_for(name, **config), folder).name
+    figures.update(recipe.figures(model, folder))
     return figures, missing
 
 
@@ -366,7 +315,10 @@ def redraw(name, models_dir=None):
             raise ValueError(f"Cannot draw the figures of {name!r}: {required} is missing. Expected a model "
                              "published by `python -m training train NAME --publish`.")
     card = json.loads(card_file.read_text())
-    figures, missing = draw_card_figures(name, folder, card["recipe"]["config"], zoo.get(name, weights=str(keras_file)))
+    from training.recipes import recipe_for
+
+    recipe = recipe_for(name, **card["recipe"]["config"])
+    figures, missing = draw_card_figures(recipe, folder, zoo.get(name, weights=str(keras_file)))
     card = with_figures(card, figures, missing)
     card_file.write_text(json.dumps(card, indent=2, sort_keys=True))
     return card

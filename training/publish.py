@@ -30,23 +30,24 @@ def machine_description():
     }
 
 
-def publish(model, name, metrics, config, corpus_source, models_dir=None, extra=None):
-    """Writes the artifacts of a trained `model` registered as `name`.
+def publish(model, recipe, metrics, models_dir=None, extra=None):
+    """Writes the artifacts of `model`, trained by `recipe` (a `training.recipes` recipe).
 
     `extra` (e.g. the bar, the published anchor, notes) is merged into the card.
-    The card's figures (training curve from the run folder `config.out_dir`, and
-    the task's figure) are drawn beside it and listed under `figures`.
+    The card's figures (the training curve from the run folder, and the figures
+    the recipe draws) are drawn beside it and listed under `figures`.
 
     Returns:
         The new SavedModel version folder.
     """
+    name = recipe.model
     target = pathlib.Path(models_dir) / name if models_dir else artifact_dir(name)
     target.mkdir(parents=True, exist_ok=True)
     card = {
         "metrics": metrics,
-        "data": corpus_source,
-        "recipe": {"command": f"python -m training train {name}", "config": json.loads(config.to_json())},
-        "seed": config.seed,
+        "data": recipe.data_description(),
+        "recipe": {"command": f"python -m training train {name}", "config": json.loads(recipe.to_json())},
+        "seed": recipe.seed,
         "machine": machine_description(),
         "trained_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "parameters": int(model.count_params()),
@@ -60,18 +61,18 @@ def publish(model, name, metrics, config, corpus_source, models_dir=None, extra=
     os.replace(staging, keras_file)
     (target / "card.json").write_text(json.dumps(card, indent=2, sort_keys=True))
     # Drawn once the model and its card are in place: a figure that fails leaves a complete, servable model.
-    card = _with_figures(card, name, target, model)
+    card = _with_figures(card, recipe, target, model)
     (target / "card.json").write_text(json.dumps(card, indent=2, sort_keys=True))
     return version_dir
 
 
-def _with_figures(card, name, target, model):
+def _with_figures(card, recipe, target, model):
     """`card` listing the figures drawn into `target`; matplotlib is optional, so without it the card says so."""
     try:
         from training import plots
     except ModuleNotFoundError as error:
         if (error.name or "").partition(".")[0] != "matplotlib":
             raise
-        why = f"matplotlib is not installed: pip install -e '.[dev]', then python -m training.plots {name}"
+        why = f"matplotlib is not installed: pip install -e '.[dev]', then python -m training.plots {recipe.model}"
         return {**card, "figures": {}, "figures_missing": {"all": why}}
-    return plots.with_figures(card, *plots.draw_card_figures(name, target, card["recipe"]["config"], model))
+    return plots.with_figures(card, *plots.draw_card_figures(recipe, target, model))

@@ -73,9 +73,10 @@ def checkpoint_manager(out_dir, max_to_keep=3, **objects):
     return tf.train.CheckpointManager(checkpoint, pathlib.Path(out_dir) / "checkpoints", max_to_keep=max_to_keep)
 
 
-def restore(manager):
-    """Restores the newest checkpoint, if any; returns whether one was found."""
-    latest = manager.latest_checkpoint
+def restore(manager, directory=None):
+    """Restores the newest checkpoint of `directory` (default: the manager's own), if any; returns whether one
+    was found. Workers of a multi-host run all restore the chief's."""
+    latest = tf.train.latest_checkpoint(str(directory)) if directory else manager.latest_checkpoint
     if latest:
         try:
             manager.checkpoint.restore(latest).assert_existing_objects_matched()
