@@ -349,3 +349,21 @@ def test_cosine_decay_reaches_five_percent_at_the_last_step():
     with pytest.raises(ValueError, match=r"`eval_chars` must fill one chunk of every stream, at least batch_size \* "
                        r"\(seq_len \+ 1\) = 6528\. Received: eval_chars=100"):
         recipe_for("char_lstm", eval_chars=100)
+
+
+def test_the_esn_fits_and_publishes_through_the_same_cli(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("RNN_ZOO_MODELS", str(tmp_path / "models"))
+    assert cli_main(["train", "esn_mackey_glass", "--series-length", "400", "--seed", "3", "--set", "units=20",
+                     "--publish"]) == 0
+    printed = capsys.readouterr().out
+    metrics = json.loads(printed[: printed.index("}") + 1])
+    assert set(metrics) == {"rmse", "r2"} and metrics["rmse"] < 0.05
+    folder = tmp_path / "models" / "esn_mackey_glass"
+    card = json.loads((folder / "card.json").read_text())
+    assert card["recipe"]["config"]["series_length"] == 400 and card["seed"] == 3
+    assert card["figures"] == {"forecast": "forecast.png"}
+    assert card["figures_missing"]["training_curve"].startswith("none: the model is fitted in closed form")
+    assert (folder / "1" / "saved_model.pb").exists()
+    import zoo
+
+    assert zoo.get("esn_mackey_glass", weights="default").get_config()["units"] == 20

@@ -2,8 +2,7 @@
 the optimizer, checkpoints, the NaN guard and the metrics log.
 
 A run is a folder holding `config.json`, `checkpoints/`, `metrics.jsonl` and
-TensorBoard `logs/`; `training.loop` (character models, truncated BPTT) and
-`training.task_loop` (the generated tasks) are both built from these pieces.
+TensorBoard `logs/`; `training.loop` is built from these pieces.
 """
 
 import json
