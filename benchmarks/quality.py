@@ -319,10 +319,9 @@ def _parameters(row, card):
     if not overrides:
         return card["parameters"]
     import zoo
-    from zoo import _registry
 
     model = zoo.get(card["name"], **overrides)
-    model(_registry._REGISTRY[card["name"]].example_input(card["defaults"]))
+    model(zoo.example_input(card["name"], card["defaults"]))
     return model.count_params()
 
 

@@ -19,7 +19,7 @@ gets exactly what it would get alone.
 import numpy as np
 import tensorflow as tf
 
-from zoo.sampling import _char_tables, _pick
+from zoo.sampling import char_tables, pick_tokens
 
 __all__ = [
     "beam_search",
@@ -76,7 +76,7 @@ def length_penalty(length, alpha):
 
 
 def sample_ids(step, states, *, start_id, end_id, vocab_size, max_length, temperature, top_k, seed):
-    """Decodes one token at a time, each picked like `zoo.sampling` picks.
+    """Decodes one token at a time, each picked by `zoo.sampling.pick_tokens`.
 
     Temperature 0 is greedy (argmax). Otherwise the token at step t of a row
     is a top-k draw from softmax(logits / temperature), seeded by (seed, t)
@@ -104,7 +104,7 @@ def sample_ids(step, states, *, start_id, end_id, vocab_size, max_length, temper
 
     def body(t, tokens, states, ids, log_prob, done):
         logits, new_states = step(tokens, states)
-        token = _pick(logits, temperature, top_k, seed, tf.zeros_like(seed) + tf.cast(t, tf.int64))
+        token = pick_tokens(logits, temperature, top_k, seed, tf.zeros_like(seed) + tf.cast(t, tf.int64))
         active = tf.logical_not(done)
         chosen = tf.gather(tf.nn.log_softmax(logits), token, batch_dims=1)  # (B,)
         log_prob = tf.where(active, log_prob + chosen, log_prob)
@@ -262,7 +262,7 @@ def beam_search_ids(step, states, *, start_id, end_id, vocab_size, max_length, b
 
 def _source_encoder(model):
     """(B,) strings -> encoder states, failing on characters outside the source vocabulary."""
-    code_to_id, _ = _char_tables(model.source_vocabulary)
+    code_to_id, _ = char_tables(model.source_vocabulary)
     size = tf.shape(code_to_id)[0]
 
     def encode(source):
