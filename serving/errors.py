@@ -16,6 +16,7 @@ import grpc
 __all__ = [
     "Code",
     "ServingError",
+    "invalid_argument",
     "HTTP_STATUS",
     "GRPC_STATUS",
     "GRPC_MESSAGE_LIMIT",
@@ -122,6 +123,11 @@ class ServingError(Exception):
 
     def __reduce__(self):
         return (type(self), (self.code, self.message, self._http_status))
+
+
+def invalid_argument(message):
+    """The `ServingError` of a bad request: INVALID_ARGUMENT, HTTP 400."""
+    return ServingError(Code.INVALID_ARGUMENT, message)
 
 
 def truncate_for_grpc(message):

@@ -21,7 +21,7 @@ def test_binary_addition_targets_are_the_sum_delayed_two_steps():
 
 
 def test_binary_addition_rejects_a_negative_delay():
-    with pytest.raises(ValueError, match=r"`delay` must be >= 0\. Received: delay=-1"):
+    with pytest.raises(ValueError, match=r"`delay` must be a non-negative integer\. Received: delay=-1"):
         binary_addition.addition_batch(np.random.default_rng(0), 1, 8, delay=-1)
 
 

@@ -13,6 +13,14 @@ loop would have run, so splitting a stream into chunks changes nothing.
 import numpy as np
 import tensorflow as tf
 
+from zoo._checks import (
+    check_generation_arguments,
+    check_non_negative_int,
+    check_positive_int,
+    generation_asserts,
+    passed_through,
+)
+
 __all__ = [
     "GENERATE_SIGNATURE",
     "char_tables",
@@ -78,17 +86,6 @@ def _encode_prompts(prompt, code_to_id):
     return dense, tf.sequence_mask(lengths, tf.shape(dense)[1]), lengths
 
 
-def _check_arguments(steps, temperature, top_k):
-    return [
-        tf.debugging.assert_non_negative(steps, message="steps must be >= 0"),
-        tf.debugging.assert_non_negative(top_k, message="top_k must be >= 0 (0 keeps every character)"),
-        tf.debugging.Assert(
-            tf.reduce_all(tf.math.is_finite(temperature) & (temperature >= 0.0)),
-            ["temperature must be finite and >= 0 (0 = argmax)"],
-        ),
-    ]
-
-
 def pick_tokens(logits, temperature, top_k, seed, position):
     """The next token of each row: argmax at temperature 0, else a seeded top-k draw.
 
@@ -138,11 +135,11 @@ def make_generate_fn(model):
         return tf.cast(logits, tf.float32), states
 
     def generate(prompt, state, steps, temperature, top_k, seed, position):
-        with tf.control_dependencies(_check_arguments(steps, temperature, top_k)):
-            # Every input passes through the checks, so nothing runs on bad arguments.
-            prompt, state, steps, temperature, top_k, seed, position = (
-                tf.identity(t) for t in (prompt, state, steps, temperature, top_k, seed, position)
-            )
+        # Every input passes through the checks, so nothing runs on bad arguments.
+        prompt, state, steps, temperature, top_k, seed, position = passed_through(
+            generation_asserts(steps=steps, temperature=temperature, top_k=top_k),
+            prompt, state, steps, temperature, top_k, seed, position,
+        )
         ids, mask, lengths = _encode_prompts(prompt, code_to_id)
         logits, states = run(ids, mask, model.unpack_states(state))
         last_logits = tf.gather(logits, lengths - 1, batch_dims=1)  # (B, V)
@@ -222,7 +219,19 @@ def stream_from(generate, state_width, prompt, max_tokens, temperature=1.0, top_
 
     `generate` is this module's function (compiled) or a loaded SavedModel's
     `generate` signature; the state and the last character carry over between chunks.
+
+    Raises:
+        ValueError: a negative `max_tokens`, a `chunk_size` < 1, or a
+            `temperature`, `top_k` or `seed` outside `zoo._checks.GENERATION_ARGUMENTS`.
     """
+    check_non_negative_int("max_tokens", max_tokens)
+    check_positive_int("chunk_size", chunk_size)
+    check_generation_arguments(temperature=temperature, top_k=top_k, seed=seed)
+    return _chunks(generate, state_width, prompt, max_tokens, temperature, top_k, seed, chunk_size)
+
+
+def _chunks(generate, state_width, prompt, max_tokens, temperature, top_k, seed, chunk_size):
+    """`stream_from`'s loop, a generator of its own so that the checks run at the call, not at the first chunk."""
     state = np.zeros((1, state_width), np.float32)
     done = 0
     while done < max_tokens:
