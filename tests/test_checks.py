@@ -140,3 +140,23 @@ def test_every_generation_argument_has_a_graph_check_unless_its_dtype_is_the_rul
     ones = {name: tf.constant([1] if integer else [1.0]) for name, (integer, _, _) in GENERATION_ARGUMENTS.items()}
     with_graph_check = {name for name in GENERATION_ARGUMENTS if generation_asserts(**{name: ones[name]})}
     assert with_graph_check == set(GENERATION_ARGUMENTS) - {"seed"}
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        ({"max_tokens": -1}, r"`max_tokens` must be a non-negative integer\. Received: max_tokens=-1"),
+        ({"chunk_size": 0}, r"`chunk_size` must be a positive integer\. Received: chunk_size=0"),
+        ({"temperature": -1.0}, r"`temperature` must be a finite number >= 0 \(0 = greedy\)\. Received: temperature=-1\.0"),
+        ({"top_k": -1}, r"`top_k` must be an integer >= 0 \(0 keeps every token\)\. Received: top_k=-1"),
+        ({"seed": 0.5}, r"`seed` must be an integer\. Received: seed=0\.5"),
+    ],
+)
+def test_in_process_streams_check_their_arguments_at_the_call(arguments, message):
+    from zoo import sampling
+
+    def generate(**inputs):
+        raise AssertionError("a refused stream must not run")
+
+    with pytest.raises(ValueError, match=message):
+        sampling.stream_from(generate, 4, "a", **{"max_tokens": 3, **arguments})
