@@ -3,7 +3,7 @@
     dx/dt = a·x(t−τ) / (1 + x(t−τ)ⁿ) − b·x(t),    a = 0.2, b = 0.1, n = 10, τ = 17
 
 Two discretisations, because the two published anchors use different ones
-(see `/work/shared/specs/tasks-and-anchors.md`):
+(see `docs/tasks-and-anchors.md`):
 
 - `mackey_glass`: reservoirpy's generator (its README benchmark). One sample per
   time step h = 1; each step is a classical RK4 step of the ODE in x with the
