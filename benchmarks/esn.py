@@ -6,7 +6,7 @@
     python -m benchmarks.esn --dense-too       # + the zoo with a dense W (its path before the sparse one)
     python -m benchmarks.esn --validate        # NRMSE84 of esn_mackey_glass_jaeger's neighbours, validation series
 
-reservoirpy's README protocol (see ../shared/specs/tasks-and-anchors.md):
+reservoirpy's README protocol (see docs/tasks-and-anchors.md):
 2,000 steps of its Mackey–Glass series, one-step-ahead pairs, the last 20%
 for test; ESN with spectral radius 1.25, leak 0.3, ridge 1e-5, 100 warm-up
 steps; state carried from fit into forecast. Reported per seed: test RMSE and

@@ -58,7 +58,7 @@ def _parameters(row, card):
     import zoo
 
     model = zoo.get(card["name"], **overrides)
-    model(zoo.example_input(card["name"]))
+    model(zoo.example_input(card["name"], card["defaults"]))
     return model.count_params()
 
 

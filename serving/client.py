@@ -42,6 +42,7 @@ from tensorflow_serving.apis import (
 
 from serving.errors import Code, ServingError, from_grpc_error, from_http_status
 from serving.streaming import TextStream
+from zoo._checks import check_one_of
 
 __all__ = ["Client", "ServingError"]
 
@@ -311,8 +312,7 @@ class Client:
     """
 
     def __init__(self, target, protocol="rest", timeout=30.0, retries=4, backoff=0.1, max_backoff=2.0):
-        if protocol not in ("rest", "grpc"):
-            raise ValueError(f"protocol must be 'rest' or 'grpc'. Received: protocol={protocol!r}")
+        check_one_of("protocol", protocol, ("rest", "grpc"))
         if not (isinstance(retries, int) and retries >= 0) or not backoff >= 0 or not max_backoff >= backoff:
             raise ValueError(
                 "retries must be an int >= 0 and 0 <= backoff <= max_backoff. "

@@ -24,7 +24,7 @@ from google.protobuf import text_format
 from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 
-from serving.errors import Code, ServingError
+from serving.errors import Code, ServingError, invalid_argument
 from serving.limits import Limits
 from serving.servable import DEFAULT_SIGNATURE, dtype_name, shape_string
 
@@ -95,10 +95,6 @@ class RegressResult:
     signature_name: str
 
 
-def _invalid(message):
-    return ServingError(Code.INVALID_ARGUMENT, message)
-
-
 def serialized_examples(examples, context=None):
     """The `inputs` tensor of classify/regress: each serialized example, after the context's bytes.
 
@@ -123,9 +119,9 @@ def _classify_signature_checks(signature):
     """(input alias, output aliases) of a classification SignatureDef (PreProcessClassification)."""
     _check_method(signature, CLASSIFY_METHOD, "classification")
     if len(signature.inputs) != 1:
-        raise _invalid("Expected one input Tensor.")
+        raise invalid_argument("Expected one input Tensor.")
     if len(signature.outputs) not in (1, 2):
-        raise _invalid(f"Expected one or two output Tensors, found {len(signature.outputs)}")
+        raise invalid_argument(f"Expected one or two output Tensors, found {len(signature.outputs)}")
     if "inputs" not in signature.inputs:
         raise ServingError(
             Code.FAILED_PRECONDITION, f"No classification inputs found in SignatureDef: {_debug_string(signature)}"
@@ -144,9 +140,9 @@ def _regress_signature_checks(signature):
     """(input alias, output aliases) of a regression SignatureDef (PreProcessRegression)."""
     _check_method(signature, REGRESS_METHOD, "regression")
     if len(signature.inputs) != 1:
-        raise _invalid("Expected one input Tensor.")
+        raise invalid_argument("Expected one input Tensor.")
     if len(signature.outputs) != 1:
-        raise _invalid("Expected one output Tensor.")
+        raise invalid_argument("Expected one output Tensor.")
     if "inputs" not in signature.inputs:
         raise ServingError(
             Code.FAILED_PRECONDITION, f"No regression inputs found in SignatureDef: {_debug_string(signature)}"
@@ -160,7 +156,7 @@ def _regress_signature_checks(signature):
 
 def _check_method(signature, method, kind):
     if signature.method_name != method:
-        raise _invalid(f"Expected {kind} signature method_name to be {method}. Was: {signature.method_name}")
+        raise invalid_argument(f"Expected {kind} signature method_name to be {method}. Was: {signature.method_name}")
 
 
 def _shape_debug(array):
@@ -174,11 +170,11 @@ def _dtype_enum_name(array):
 
 def _checked_class_tensor(array, name, dtype, num_examples):
     if array.ndim != 2:
-        raise _invalid(f"Expected Tensor shape: [batch_size num_classes] but got {_shape_debug(array)}")
+        raise invalid_argument(f"Expected Tensor shape: [batch_size num_classes] but got {_shape_debug(array)}")
     if _dtype_enum_name(array) != dtype:
-        raise _invalid(f"Expected {name} Tensor of {dtype}. Got: {_dtype_enum_name(array)}")
+        raise invalid_argument(f"Expected {name} Tensor of {dtype}. Got: {_dtype_enum_name(array)}")
     if array.shape[0] != num_examples:
-        raise _invalid(f"Expected {name} output batch size of {num_examples}. Got: {array.shape[0]}")
+        raise invalid_argument(f"Expected {name} output batch size of {num_examples}. Got: {array.shape[0]}")
     return array
 
 
@@ -191,7 +187,7 @@ def _classify_outputs(outputs, num_examples):
     if scores is not None:
         scores = _checked_class_tensor(np.asarray(scores), "scores", "DT_FLOAT", num_examples)
     if labels is not None and scores is not None and labels.shape[1] != scores.shape[1]:
-        raise _invalid(
+        raise invalid_argument(
             f"Tensors class and score should match in dim_size(1). Got {labels.shape[1]} vs. {scores.shape[1]}"
         )
     return labels, scores
@@ -201,13 +197,15 @@ def _regress_outputs(outputs, num_examples):
     """The (B,) values, checked as PostProcessRegressionResult does."""
     values = np.asarray(outputs["outputs"])
     if not (values.ndim == 1 or (values.ndim == 2 and values.shape[1] == 1)):
-        raise _invalid(
+        raise invalid_argument(
             f"Expected output Tensor shape to be either [batch_size] or [batch_size, 1] but got {_shape_debug(values)}"
         )
     if values.shape[0] != num_examples:
-        raise _invalid(f"Input batch size did not match output batch size: {num_examples} vs. {values.shape[0]}")
+        raise invalid_argument(
+            f"Input batch size did not match output batch size: {num_examples} vs. {values.shape[0]}"
+        )
     if _dtype_enum_name(values) != "DT_FLOAT":
-        raise _invalid(f"Expected output Tensor of DT_FLOAT.  Got: {_dtype_enum_name(values)}")
+        raise invalid_argument(f"Expected output Tensor of DT_FLOAT.  Got: {_dtype_enum_name(values)}")
     return values.reshape(-1)
 
 
@@ -220,7 +218,7 @@ _METHODS = {  # method_name -> (signature checks, output post-processing)
 def _check_input_names(signature, inputs):
     expected, sent = set(signature.inputs), set(inputs)
     if len(inputs) != len(signature.inputs):
-        raise _invalid(
+        raise invalid_argument(
             f"input size does not match signature: {len(inputs)}!={len(signature.inputs)} "
             f"len({{{','.join(sorted(sent))}}}) != len({{{','.join(sorted(expected))}}}). "
             f"Sent extra: {{{','.join(sorted(sent - expected))}}}. "
@@ -230,7 +228,7 @@ def _check_input_names(signature, inputs):
 
 def _check_alias(signature, alias):
     if alias not in signature.inputs:
-        raise _invalid(
+        raise invalid_argument(
             f"input tensor alias not found in signature: {alias}. "
             f"Inputs expected to be in the set {{{','.join(sorted(signature.inputs))}}}."
         )
@@ -242,12 +240,12 @@ def _output_aliases(signature, output_filter):
     seen = []
     for alias in output_filter:
         if alias not in signature.outputs:
-            raise _invalid(
+            raise invalid_argument(
                 f"output tensor alias not found in signature: {alias} "
                 f"Outputs expected to be in the set {{{','.join(sorted(signature.outputs))}}}."
             )
         if alias in seen:
-            raise _invalid(f"duplicate output tensor alias: {alias}")
+            raise invalid_argument(f"duplicate output tensor alias: {alias}")
         seen.append(alias)
     return seen
 
@@ -263,14 +261,14 @@ def _check_tensor(index, alias, array, info):
     actual = _dtype_enum_of(array)
     if actual != info.dtype:
         provided = dtype_name(actual) if actual is not None else str(array.dtype)
-        raise _invalid(f"Expects arg[{index}] to be {dtype_name(info.dtype)} but {provided} is provided")
+        raise invalid_argument(f"Expects arg[{index}] to be {dtype_name(info.dtype)} but {provided} is provided")
     shape = info.tensor_shape
     if shape.unknown_rank:
         return
     dims = [d.size for d in shape.dim]
     if len(dims) != array.ndim or any(d >= 0 and d != n for d, n in zip(dims, array.shape, strict=True)):
         received = "[" + ",".join(str(n) for n in array.shape) + "]"
-        raise _invalid(
+        raise invalid_argument(
             f"Input {alias!r} has an incompatible shape: the signature expects {shape_string(shape)}, "
             f"received {received}."
         )
@@ -316,10 +314,10 @@ class DataPlane:
                 asked for; resolution errors as in `resolve`.
         """
         if not fields:
-            raise _invalid("GetModelMetadataRequest must specify at least one metadata_field")
+            raise invalid_argument("GetModelMetadataRequest must specify at least one metadata_field")
         for field in fields:
             if field != SIGNATURE_DEF_FIELD:
-                raise _invalid(f"Metadata field {field} is not supported")
+                raise invalid_argument(f"Metadata field {field} is not supported")
         servable = self.resolve(name, version=version, label=label)
         signature_map = get_model_metadata_pb2.SignatureDefMap()
         for key, signature in servable.signature_defs.items():
@@ -376,7 +374,7 @@ class DataPlane:
         except ServingError:
             raise
         except Exception as error:  # a TensorProto whose content does not match its shape or dtype
-            raise _invalid(f"tensor parsing error: {alias}") from error
+            raise invalid_argument(f"tensor parsing error: {alias}") from error
 
     # ------------------------------------------------ classify, regress, multi
 
@@ -409,7 +407,7 @@ class DataPlane:
         key = signature_name or DEFAULT_SIGNATURE
         signature = servable.signature_defs.get(key)
         if signature is None:
-            raise _invalid(f"No signature was found with the name: {key}")
+            raise invalid_argument(f"No signature was found with the name: {key}")
         checks, post_process = _METHODS[method]
         input_alias, _ = checks(signature)
         outputs = self._run_on_examples(servable, key, input_alias, examples)
@@ -418,7 +416,7 @@ class DataPlane:
     @staticmethod
     def _run_on_examples(servable, key, input_alias, examples):
         if not examples:
-            raise _invalid("Input is empty.")
+            raise invalid_argument("Input is empty.")
         tensor = np.empty(len(examples), dtype=object)
         tensor[:] = list(examples)
         return servable.run(key, {input_alias: tensor})
@@ -447,11 +445,11 @@ class DataPlane:
             alias, _ = _METHODS[method][0](signature)
             tensor_name = signature.inputs[alias].name
             if input_name is not None and tensor_name != input_name:
-                raise _invalid("Input tensor must be the same for all Signatures.")
+                raise invalid_argument("Input tensor must be the same for all Signatures.")
             input_name = tensor_name
             plan.append((key, method, alias))
         if not plan:
-            raise _invalid("MultiInferenceRequest must contain at least one task.")
+            raise invalid_argument("MultiInferenceRequest must contain at least one task.")
         results = []
         for key, method, alias in plan:
             outputs = self._run_on_examples(servable, key, alias, examples)
@@ -465,13 +463,13 @@ class DataPlane:
     @staticmethod
     def _multi_task_signature(servable, plan, model_name, signature_name):
         if not model_name:
-            raise _invalid("Found ModelSpec with an empty model name.")
+            raise invalid_argument("Found ModelSpec with an empty model name.")
         if model_name != servable.name:
-            raise _invalid("All ModelSpecs in a MultiInferenceRequest must access the same model name.")
+            raise invalid_argument("All ModelSpecs in a MultiInferenceRequest must access the same model name.")
         key = signature_name or DEFAULT_SIGNATURE
         if any(key == planned for planned, _, _ in plan):
-            raise _invalid(f"Duplicate evaluation of signature: {key}")
+            raise invalid_argument(f"Duplicate evaluation of signature: {key}")
         signature = servable.signature_defs.get(key)
         if signature is None:
-            raise _invalid(f"Requested signature not found in model graph: {key}")
+            raise invalid_argument(f"Requested signature not found in model graph: {key}")
         return key, signature

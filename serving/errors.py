@@ -4,7 +4,7 @@ Every failure inside the server is a `ServingError(code, message)`. The REST
 adapter answers `{"error": message}` with `HTTP_STATUS[code]`, the gRPC adapter
 aborts with `GRPC_STATUS[code]` and the message truncated as TF Serving does.
 The table is read from TF Serving's `ToHTTPStatusCode` (see
-`shared/specs/tf-serving-protocol.md`); nothing else in the package decides a
+`docs/tf-serving-protocol.md`); nothing else in the package decides a
 status. The client raises the same exception type, rebuilt from what came
 over the wire, so callers handle one exception whichever protocol they use.
 """
@@ -16,6 +16,7 @@ import grpc
 __all__ = [
     "Code",
     "ServingError",
+    "invalid_argument",
     "HTTP_STATUS",
     "GRPC_STATUS",
     "GRPC_MESSAGE_LIMIT",
@@ -122,6 +123,11 @@ class ServingError(Exception):
 
     def __reduce__(self):
         return (type(self), (self.code, self.message, self._http_status))
+
+
+def invalid_argument(message):
+    """The `ServingError` of a bad request: INVALID_ARGUMENT, HTTP 400."""
+    return ServingError(Code.INVALID_ARGUMENT, message)
 
 
 def truncate_for_grpc(message):

@@ -34,7 +34,7 @@ import numpy as np
 from tensorflow.core.example import example_pb2, feature_pb2
 from tensorflow.core.framework import types_pb2
 
-from serving.errors import Code, ServingError
+from serving.errors import Code, ServingError, invalid_argument
 from serving.servable import dtype_name, numpy_dtype
 
 __all__ = [
@@ -58,10 +58,6 @@ _FLOAT64_MAX = float(np.finfo(np.float64).max)
 _INT64_MIN, _UINT64_END = -(2**63), 2**64
 
 
-def _invalid(message):
-    return ServingError(Code.INVALID_ARGUMENT, message)
-
-
 def _bounded_nesting(function):
     """Turns Python's recursion limit, hit by absurdly nested JSON, into a 400."""
 
@@ -70,7 +66,7 @@ def _bounded_nesting(function):
         try:
             return function(*args, **kwargs)
         except RecursionError:
-            raise _invalid("JSON Parse error: the document is nested too deeply") from None
+            raise invalid_argument("JSON Parse error: the document is nested too deeply") from None
 
     return wrapper
 
@@ -147,14 +143,14 @@ def json_value_to_string(val):
 
 
 def _type_error(val, dtype_enum):
-    return _invalid(
+    return invalid_argument(
         f"JSON Value: {json_value_to_string(val)} Type: {_json_type(val)} "
         f"is not of expected type: {dtype_name(dtype_enum)}"
     )
 
 
 def _format_error(doc, message):
-    return _invalid(f"JSON Value: {json_value_to_string(doc)} {message}")
+    return invalid_argument(f"JSON Value: {json_value_to_string(doc)} {message}")
 
 
 # --------------------------------------------------------- request parsing
@@ -199,19 +195,19 @@ def parse_body(body):
             malformed body, `... Is not object` for a non-object document.
     """
     if not body:
-        raise _invalid("JSON Parse error: The document is empty")
+        raise invalid_argument("JSON Parse error: The document is empty")
     try:
         text = body.decode("utf-8") if isinstance(body, (bytes, bytearray)) else str(body)
     except UnicodeDecodeError as error:
-        raise _invalid(f"JSON Parse error: Invalid encoding in string. at offset: {error.start}") from error
+        raise invalid_argument(f"JSON Parse error: Invalid encoding in string. at offset: {error.start}") from error
     if not text.strip(" \t\n\r"):
-        raise _invalid(f"JSON Parse error: The document is empty. at offset: {len(text)}")
+        raise invalid_argument(f"JSON Parse error: The document is empty. at offset: {len(text)}")
     try:
         doc = json.loads(text, object_pairs_hook=_first_key_wins)
     except json.JSONDecodeError as error:
-        raise _invalid(f"JSON Parse error: {_rapidjson_message(error)} at offset: {error.pos}") from error
+        raise invalid_argument(f"JSON Parse error: {_rapidjson_message(error)} at offset: {error.pos}") from error
     except ValueError as error:  # integers past Python's digit limit
-        raise _invalid(f"JSON Parse error: {error}") from error
+        raise invalid_argument(f"JSON Parse error: {error}") from error
     if not isinstance(doc, dict):
         raise _format_error(doc, "Is not object")
     return doc
@@ -233,7 +229,9 @@ def signature_name_of(doc):
 
 
 def _lossy(val, target):
-    return _invalid(f"Cannot convert JSON value: {json_value_to_string(val)} to {target} without loss of precision.")
+    return invalid_argument(
+        f"Cannot convert JSON value: {json_value_to_string(val)} to {target} without loss of precision."
+    )
 
 
 def _float_converter(dtype_enum, digits, max_value, target):
@@ -310,12 +308,12 @@ def _is_b64_object(val):
 
 def _decode_b64(val):
     if not _is_b64_object(val):
-        raise _invalid(f"JSON Value: {json_value_to_string(val)} not formatted correctly for base64 data")
+        raise invalid_argument(f"JSON Value: {json_value_to_string(val)} not formatted correctly for base64 data")
     text = val["b64"]
     try:
         return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
     except (binascii.Error, ValueError):
-        raise _invalid("Unable to base64 decode") from None
+        raise invalid_argument("Unable to base64 decode") from None
 
 
 # ---------------------------------------------------------------- tensors
@@ -337,7 +335,7 @@ def _fill(val, level, shape, dtype_enum, convert, leaves):
     rank = len(shape)
     if not isinstance(val, list):
         if level != rank:
-            raise _invalid(
+            raise invalid_argument(
                 f"JSON Value: {json_value_to_string(val)} found at incorrect level: {level + 1} "
                 f"in the JSON DOM. Expected at level: {rank}"
             )
@@ -349,9 +347,9 @@ def _fill(val, level, shape, dtype_enum, convert, leaves):
             leaves.append(convert(val))
         return
     if level >= rank:
-        raise _invalid(f"Encountered list at unexpected level: {level} expected < {rank}")
+        raise invalid_argument(f"Encountered list at unexpected level: {level} expected < {rank}")
     if len(val) != shape[level]:
-        raise _invalid(
+        raise invalid_argument(
             f"Encountered list at unexpected size: {len(val)} at level: {level} expected size: {shape[level]}"
         )
     if level == rank - 1:  # innermost level: the hot loop stays flat
@@ -463,7 +461,7 @@ def _decode_columnar(val, infos):
     names = sorted(infos)
     if not isinstance(val, dict) or _is_b64_object(val):
         if len(names) > 1:
-            raise _invalid(
+            raise invalid_argument(
                 "inputs is a plain value/list, but expecting an object as multiple input tensors "
                 "required as per tensorinfo_map"
             )
@@ -472,7 +470,7 @@ def _decode_columnar(val, infos):
         values = {}
         for name in names:
             if name not in val:
-                raise _invalid(f"Missing named input: {name} in 'inputs' object.")
+                raise invalid_argument(f"Missing named input: {name} in 'inputs' object.")
             values[name] = val[name]
     return {name: _tensor_array(value, infos[name].dtype) for name, value in values.items()}
 
@@ -490,9 +488,9 @@ class _RowBatch:
         if self.shape is None:
             self.shape = shape
         elif len(leaves) != _size(self.shape):
-            raise _invalid(f"Expecting tensor size: {_size(self.shape)} but got: {len(leaves)}")
+            raise invalid_argument(f"Expecting tensor size: {_size(self.shape)} but got: {len(leaves)}")
         elif shape != self.shape:
-            raise _invalid(f"Expecting shape {_shape_text(self.shape)} but got: {_shape_text(shape)}")
+            raise invalid_argument(f"Expecting shape {_shape_text(self.shape)} but got: {_shape_text(shape)}")
         self.leaves.extend(leaves)
 
 
@@ -512,14 +510,14 @@ def _add_object_element(index, elem, infos, batches):
     for key, value in elem.items():
         try:
             if key not in infos:
-                raise _invalid(f"JSON object: does not have named input: {key}")
+                raise invalid_argument(f"JSON object: does not have named input: {key}")
             batches.setdefault(key, _RowBatch(infos[key].dtype)).add(value)
         except ServingError as error:
-            raise _invalid(
+            raise invalid_argument(
                 f"Failed to process element: {index} key: {key} of 'instances' list. Error: {_error_text(error)}"
             ) from None
     if set(elem) != set(infos):
-        raise _invalid(
+        raise invalid_argument(
             f"Failed to process element: {index} of 'instances' list. JSON object: "
             f"{json_value_to_string(elem)} keys must be equal to: {','.join(sorted(infos))}"
         )
@@ -528,7 +526,7 @@ def _add_object_element(index, elem, infos, batches):
 def _decode_row(instances, infos):
     names = sorted(infos)
     if not isinstance(instances[0], dict) and len(names) > 1:
-        raise _invalid(
+        raise invalid_argument(
             "instances is a plain list, but expecting list of objects as multiple input tensors "
             "required as per tensorinfo_map"
         )
@@ -543,15 +541,15 @@ def _decode_row(instances, infos):
         is_object = isinstance(elem, dict) and not _is_b64_object(elem)
         if objects:
             if not is_object:
-                raise _invalid(f"Expecting object but got list at item {index} of input list")
+                raise invalid_argument(f"Expecting object but got list at item {index} of input list")
             _add_object_element(index, elem, infos, batches)
             continue
         if is_object:
-            raise _invalid(f"Expecting value/list but got object at item {index} of input list")
+            raise invalid_argument(f"Expecting value/list but got object at item {index} of input list")
         try:
             batches.setdefault(names[0], _RowBatch(infos[names[0]].dtype)).add(elem)
         except ServingError as error:
-            raise _invalid(
+            raise invalid_argument(
                 f"Failed to process element: {index} of 'instances' list. Error: {_error_text(error)}"
             ) from None
     return {
@@ -577,7 +575,7 @@ def decode_inputs(doc, infos, signature_name=""):
             malformed request; UNIMPLEMENTED for an input dtype JSON cannot carry.
     """
     if not infos:
-        raise _invalid(f"Failed to get input map for signature: {signature_name or 'DEFAULT'}")
+        raise invalid_argument(f"Failed to get input map for signature: {signature_name or 'DEFAULT'}")
     if "instances" in doc:
         if "inputs" in doc:
             raise _format_error(
@@ -592,7 +590,7 @@ def decode_inputs(doc, infos, signature_name=""):
         return _decode_row(instances, infos), ROW
     if "inputs" in doc:
         return _decode_columnar(doc["inputs"], infos), COLUMNAR
-    raise _invalid("Missing 'inputs' or 'instances' key")
+    raise invalid_argument("Missing 'inputs' or 'instances' key")
 
 
 # ----------------------------------------------- classify / regress input
@@ -602,7 +600,7 @@ _UINT64_START = 2**63
 
 
 def _unexpected_feature_type(name, val):
-    return _invalid(f"Feature: {name} has element with unexpected JSON type: {_json_type(val)}")
+    return invalid_argument(f"Feature: {name} has element with unexpected JSON type: {_json_type(val)}")
 
 
 def _feature_kind_and_value(val, name):
@@ -617,7 +615,7 @@ def _feature_kind_and_value(val, name):
         return "bytes_list", val.encode("utf-8", "surrogatepass")
     if isinstance(val, int) and val < _UINT64_END:  # past 64 bits rapidjson reads a double
         if val >= _UINT64_START:
-            raise _invalid(f"Feature: {name} has uint64 element. Only int64 is supported.")
+            raise invalid_argument(f"Feature: {name} has uint64 element. Only int64 is supported.")
         if val >= _INT64_MIN:
             return "int64_list", val
     try:
@@ -635,7 +633,7 @@ def _feature_of(name, content):
         kind, value = _feature_kind_and_value(val, name)
         current = feature.WhichOneof("kind")
         if current not in (None, kind):
-            raise _invalid(
+            raise invalid_argument(
                 f"Unexpected element type in feature: {name} expecting type: {_FEATURE_KIND_NAMES[current]}"
             )
         getattr(feature, kind).value.append(value)
@@ -644,7 +642,7 @@ def _feature_of(name, content):
 
 def _example_of(val):
     if not isinstance(val, dict):
-        raise _invalid(f"Example must be JSON object but got JSON {_json_type(val)}")
+        raise invalid_argument(f"Example must be JSON object but got JSON {_json_type(val)}")
     example = example_pb2.Example()
     for name, content in val.items():
         example.features.feature[name].CopyFrom(_feature_of(name, content))
@@ -726,7 +724,7 @@ def _tokens(array, name):
     if kind in "OSU":
         as_b64 = name.endswith("_bytes")  # CMLE's convention, kept by TF Serving
         return [_string_token(v, as_b64) for v in flat.tolist()]
-    raise _invalid(f"Failed to write JSON value for tensor type: {_array_dtype_name(array)}")
+    raise invalid_argument(f"Failed to write JSON value for tensor type: {_array_dtype_name(array)}")
 
 
 def _array_dtype_name(array):
@@ -771,7 +769,7 @@ def encode_outputs(outputs, fmt):
             size or have no batch dimension, or a dtype JSON cannot carry.
     """
     if not outputs:
-        raise _invalid("Cannot convert empty tensor map to JSON")
+        raise invalid_argument("Cannot convert empty tensor map to JSON")
     names = sorted(outputs)
     arrays = {name: np.asarray(outputs[name]) for name in names}
     if fmt == COLUMNAR:
@@ -783,9 +781,9 @@ def encode_outputs(outputs, fmt):
     for name in names:
         shape = arrays[name].shape
         if not shape:
-            raise _invalid(f"Tensor name: {name} has no shape information ")
+            raise invalid_argument(f"Tensor name: {name} has no shape information ")
         if batch >= 0 and shape[0] != batch:
-            raise _invalid(f"Tensor name: {name} has inconsistent batch size: {shape[0]} expecting: {batch}")
+            raise invalid_argument(f"Tensor name: {name} has inconsistent batch size: {shape[0]} expecting: {batch}")
         batch = shape[0]
     rows = {name: _nest(_tokens(a, name), list(a.shape), stop=1) for name, a in arrays.items()}
     if len(names) == 1:

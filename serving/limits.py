@@ -21,7 +21,8 @@ import dataclasses
 
 import numpy as np
 
-from serving.errors import Code, ServingError
+from serving.errors import invalid_argument
+from zoo._checks import check_generation_arguments, check_non_negative_int
 
 __all__ = ["Limits", "DEFAULT_MAX_REQUEST_SIZE_BYTES", "DEFAULT_MAX_GENERATION_STEPS", "GRPC_MESSAGE_MAX"]
 
@@ -31,17 +32,6 @@ GRPC_MESSAGE_MAX = 2**31 - 1  # gRPC's own ceiling, and TF Serving's setting
 
 STEPS_INPUT = "steps"
 TEMPERATURE_INPUT = "temperature"
-
-
-def _invalid(message):
-    return ServingError(Code.INVALID_ARGUMENT, message)
-
-
-def _shown(array):
-    """A short rendering of the offending values for the message."""
-    flat = np.asarray(array).reshape(-1)
-    text = np.array2string(flat[:8], separator=",", threshold=8)
-    return text[:-1] + ",...]" if flat.size > 8 else text
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,9 +50,7 @@ class Limits:
 
     def __post_init__(self):
         for name in ("max_request_size_bytes", "max_generation_steps"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be an integer >= 0 (0 = no limit). Received: {name}={value!r}")
+            check_non_negative_int(name, getattr(self, name))
 
     @property
     def grpc_receive_bytes(self):
@@ -74,7 +62,7 @@ class Limits:
     def check_body_size(self, size):
         """Raises INVALID_ARGUMENT when a REST body of `size` bytes is over the limit."""
         if self.max_request_size_bytes and size > self.max_request_size_bytes:
-            raise _invalid(
+            raise invalid_argument(
                 f"Request body of {size} bytes exceeds the server's limit of {self.max_request_size_bytes} "
                 f"bytes (--max_request_size_bytes)."
             )
@@ -86,18 +74,15 @@ class Limits:
             ServingError: INVALID_ARGUMENT for a negative `steps`, one above
                 `max_generation_steps`, or a NaN, infinite or negative `temperature`.
         """
-        steps = feeds.get(STEPS_INPUT)
-        if steps is not None and np.asarray(steps).dtype.kind in "iu" and np.asarray(steps).size:
-            steps = np.asarray(steps)
-            high = self.max_generation_steps or None
-            if steps.min() < 0 or (high is not None and steps.max() > high):
-                bound = f"between 0 and {high} (the server's --max_generation_steps)" if high else ">= 0"
-                raise _invalid(f"Input 'steps' must be {bound}. Received: steps={_shown(steps)}")
-        temperature = feeds.get(TEMPERATURE_INPUT)
-        if temperature is not None and np.asarray(temperature).dtype.kind == "f":
-            temperature = np.asarray(temperature)
-            if not np.all(np.isfinite(temperature) & (temperature >= 0)):
-                raise _invalid(
-                    "Input 'temperature' must be finite and >= 0 (0 = argmax). "
-                    f"Received: temperature={_shown(temperature)}"
-                )
+        # The names and dtypes are the convention; a foreign model's float `steps` is its own business.
+        generation = {
+            name: np.asarray(feeds[name])
+            for name, kinds in ((STEPS_INPUT, "iu"), (TEMPERATURE_INPUT, "f"))
+            if name in feeds and np.asarray(feeds[name]).dtype.kind in kinds
+        }
+        high = self.max_generation_steps
+        limits = {STEPS_INPUT: (high, "the server's --max_generation_steps")} if high else None
+        try:
+            check_generation_arguments(limits, **generation)
+        except ValueError as error:
+            raise invalid_argument(str(error)) from None

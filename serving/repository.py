@@ -296,11 +296,6 @@ class ModelRepository:
 
     # ------------------------------------------------------------- resolution
 
-    def model_names(self):
-        """Names of the configured models."""
-        with self._lock:
-            return sorted(name for name, model in self._models.items() if model.active)
-
     def resolve(self, name, version=None, label=None):
         """The `Servable` answering (name, version | label | latest).
 

@@ -29,7 +29,7 @@ from tensorflow_serving.apis import get_model_metadata_pb2
 
 from serving import json_codec
 from serving.dataplane import SIGNATURE_DEF_FIELD
-from serving.errors import Code, ServingError, from_exception
+from serving.errors import ServingError, from_exception, invalid_argument
 from serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from serving.servable import DEFAULT_SIGNATURE
 
@@ -47,10 +47,6 @@ _STATUS = re.compile(
     r"/v1/models(?:/([^/:]+))?(?:(?:/versions/([0-9]+))|(?:/labels/([^/:]+)))?(?:/(metadata))?", _FLAGS
 )
 _INT64_MAX = 2**63 - 1
-
-
-def _invalid(message):
-    return ServingError(Code.INVALID_ARGUMENT, message)
 
 
 def _parse_route(method, path):
@@ -72,7 +68,7 @@ def _parse_route(method, path):
     if version_text:
         version = int(version_text)
         if version > _INT64_MAX:
-            raise _invalid(f"Failed to convert version: {version_text} to numeric.")
+            raise invalid_argument(f"Failed to convert version: {version_text} to numeric.")
     name = urllib.parse.unquote(name) if name else ""
     label = urllib.parse.unquote(label) if label else None
     return name, version, label, verb or ""
@@ -119,7 +115,7 @@ class RestHandler:
             return failure.http_status, _error_body(failure), JSON_CONTENT_TYPE
 
     def _dispatch(self, method, path, body):
-        malformed = _invalid(f"Malformed request: {method} {path}")
+        malformed = invalid_argument(f"Malformed request: {method} {path}")
         route = _parse_route(method, path)
         if route is None:
             raise malformed
@@ -133,7 +129,7 @@ class RestHandler:
             with self.metrics.track(name, verb, "REST"):
                 return run(name, version, label, body)
         if not name:
-            raise _invalid("Missing model name in request.")
+            raise invalid_argument("Missing model name in request.")
         if verb == "metadata":  # "METADATA" matches the regex but, as in TF Serving, means status
             return self._metadata(name, version, label)
         return json.dumps(_proto_json(self.dataplane.status(name, version, label), preserve_names=False))
@@ -158,7 +154,7 @@ class RestHandler:
         key = signature_name or DEFAULT_SIGNATURE
         signature = servable.signature_defs.get(key)
         if signature is None:
-            raise _invalid(f'Serving signature name: "{key}" not found in signature def')
+            raise invalid_argument(f'Serving signature name: "{key}" not found in signature def')
         inputs, fmt = json_codec.decode_inputs(doc, signature.inputs, signature_name)
         result = self.dataplane.predict(servable, signature_name, inputs)
         return json_codec.encode_outputs(result.outputs, fmt)

@@ -20,6 +20,7 @@ import dataclasses
 import numpy as np
 
 from serving.errors import Code, ServingError
+from zoo._checks import check_non_negative_int, check_positive_int
 
 __all__ = ["StreamCheckpoint", "TextStream", "stream_text", "pin_version", "state_width"]
 
@@ -72,10 +73,8 @@ class StreamCheckpoint:
 
 
 def _check_settings(max_tokens, chunk_size):
-    if max_tokens < 0 or chunk_size <= 0:
-        raise ValueError(
-            f"max_tokens must be >= 0 and chunk_size > 0. Received: max_tokens={max_tokens}, chunk_size={chunk_size}"
-        )
+    check_non_negative_int("max_tokens", max_tokens)
+    check_positive_int("chunk_size", chunk_size)
 
 
 def _as_text(value):

@@ -128,9 +128,9 @@ def test_sample_signature_is_generate_from_a_zero_state(exported, model):
     "override, message",
     [
         ({"prompt": tf.constant(["xyz"])}, "outside the vocabulary of the model"),
-        ({"steps": tf.constant([-1], tf.int32)}, "steps must be >= 0"),
-        ({"temperature": tf.constant([np.nan], tf.float32)}, "temperature must be finite"),
-        ({"top_k": tf.constant([-2], tf.int32)}, "top_k must be >= 0"),
+        ({"steps": tf.constant([-1], tf.int32)}, r"`steps` must be an integer >= 0\. Received: steps=\] \[-1\]"),
+        ({"temperature": tf.constant([np.nan], tf.float32)}, r"`temperature` must be a finite number >= 0 .*\[nan\]"),
+        ({"top_k": tf.constant([-2], tf.int32)}, r"`top_k` must be an integer >= 0 \(0 keeps every token\)"),
     ],
 )
 def test_bad_generate_inputs_raise_invalid_argument(exported, model, override, message):

@@ -174,7 +174,7 @@ def test_unreachable_server_is_unavailable(protocol):
 
 
 def test_argument_errors():
-    with pytest.raises(ValueError, match="protocol must be 'rest' or 'grpc'. Received: protocol='http'"):
+    with pytest.raises(ValueError, match="`protocol` must be one of 'rest' or 'grpc'. Received: protocol='http'"):
         Client("localhost:8501", protocol="http")
     with pytest.raises(ValueError, match="Give a version or a label, not both"):
         Client("localhost:8501").predict("m", {}, version=1, label="x")

@@ -1,6 +1,6 @@
 """TF Serving conformance: one table of cases, each run over REST (plain `requests`) and gRPC (official stubs).
 
-Every row of `shared/specs/tf-serving-protocol.md`'s error table and routing
+Every row of `docs/tf-serving-protocol.md`'s error table and routing
 rules that both protocols share is one `Case` here, with the HTTP status and
 gRPC code TF Serving gives and the message substring each protocol words it
 with (they differ where TF Serving's REST and gRPC paths differ, e.g. an

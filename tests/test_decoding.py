@@ -284,10 +284,11 @@ def test_one_string_instead_of_a_list_is_a_type_error(model):
 @pytest.mark.parametrize(
     "signature, override, message",
     [
-        ("beam_search", {"beam_width": ([0], tf.int32)}, "beam_width must be >= 1"),
-        ("beam_search", {"alpha": ([-1.0], tf.float32)}, "alpha must be finite and >= 0"),
-        ("greedy", {"max_length": ([-1], tf.int32)}, "max_length must be >= 0"),
-        ("sample", {"top_k": ([-1], tf.int32)}, "top_k must be >= 0"),
+        ("beam_search", {"beam_width": ([0], tf.int32)}, r"`beam_width` must be an integer >= 1\. Received: beam_width=\] \[0\]"),
+        ("beam_search", {"alpha": ([-1.0], tf.float32)}, r"`alpha` must be a finite number >= 0 .*alpha=\] \[-1\]"),
+        ("greedy", {"max_length": ([-1], tf.int32)}, r"`max_length` must be an integer >= 0\. Received: max_length=\] \[-1\]"),
+        ("sample", {"top_k": ([-1], tf.int32)}, r"`top_k` must be an integer >= 0 \(0 keeps every token\)"),
+        ("sample", {"temperature": ([np.inf], tf.float32)}, r"`temperature` must be a finite number >= 0 .*\[inf\]"),
         ("greedy", {"source": (["1x"], tf.string)}, "outside the source vocabulary"),
     ],
 )

@@ -58,6 +58,23 @@ def test_register_is_a_decorator_and_get_merges_overrides(scratch_name):
     assert scratch_name in zoo.list("scratch_*")
 
 
+def test_example_input_builds_a_model_and_merges_the_config_over_the_defaults(scratch_name):
+    seen = []
+    register(scratch_name, defaults={"width": 2, "depth": 1}, card=_CARD,
+             example_input=lambda config: seen.append(config) or np.zeros((1, config["width"])))(dict)
+    assert zoo.example_input(scratch_name).shape == (1, 2)
+    assert zoo.example_input(scratch_name, {"width": 5}).shape == (1, 5)
+    assert seen == [{"width": 2, "depth": 1}, {"width": 5, "depth": 1}]
+
+
+def test_example_input_errors_name_the_model(scratch_name):
+    register(scratch_name, defaults={}, card=_CARD)(dict)
+    with pytest.raises(ValueError, match=r"Model 'scratch_model' registers no `example_input`\. Pass `example_input=`"):
+        zoo.example_input(scratch_name)
+    with pytest.raises(ValueError, match=r"Unknown model 'char_lstn'\. Did you mean 'char_lstm'"):
+        zoo.example_input("char_lstn")
+
+
 def test_a_card_without_its_static_fields_is_refused(scratch_name):
     with pytest.raises(ValueError, match=r"The card of 'scratch_model' lacks \['paper', 'recipe'\]"):
         register(scratch_name, defaults={}, card={"task": "t", "data": "d"})
@@ -121,7 +138,7 @@ def test_every_shipped_model_loads_runs_and_its_card_metrics_parse(name):
     assert card["metrics"] and all(isinstance(v, (int, float)) for v in card["metrics"].values())
     assert card["machine"]["cpu_count"] >= 1 and isinstance(card["seed"], int)
     model = zoo.get(name, weights="default")
-    outputs = model(_registry._REGISTRY[name].example_input(card["defaults"]))
+    outputs = model(zoo.example_input(name, card["defaults"]))
     outputs = outputs[0] if isinstance(outputs, tuple) else outputs
     assert np.all(np.isfinite(np.asarray(outputs)))
     assert (_registry.artifact_dir(name) / str(card["served_version"]) / "saved_model.pb").exists()

@@ -11,7 +11,7 @@ import zoo
 from training.data import addition_pairs
 from training.recipes import recipe_for
 from training.loop import Trainer
-from zoo import _registry, decoding
+from zoo import decoding
 from zoo.models.seq2seq import Seq2Seq, end_padded_batch
 
 TINY = {"units": 8, "embedding_dim": 4}
@@ -87,7 +87,7 @@ def test_registered_model_config_round_trips_and_matches_its_recipe():
     assert isinstance(model, Seq2Seq) and model.reverse_source and model.units == 8
     recipe = recipe_for("seq2seq_addition")
     assert (model.source_vocabulary, model.target_vocabulary) == (recipe.SOURCE_VOCABULARY, recipe.TARGET_VOCABULARY)
-    model(_registry._REGISTRY["seq2seq_addition"].example_input(None))
+    model(zoo.example_input("seq2seq_addition"))
     assert Seq2Seq.from_config(model.get_config()).get_config() == model.get_config()
     card = zoo.card("seq2seq_addition")
     assert card["defaults"]["units"] == 128 and "greedy" in card["export"]

@@ -7,7 +7,7 @@ import tensorflow as tf
 from serving import errors
 from serving.errors import Code, ServingError
 
-# The spec's table (shared/specs/tf-serving-protocol.md).
+# TF Serving's table, as docs/tf-serving-protocol.md records it.
 HTTP = {
     Code.OK: 200,
     Code.CANCELLED: 499,

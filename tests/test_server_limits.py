@@ -79,12 +79,12 @@ def test_grpc_request_over_the_limit_is_resource_exhausted(limited):
 # ------------------------------------------------------ generation limits
 
 GENERATION_ERRORS = [
-    ([STEPS_LIMIT + 1], [1.0], f"Input 'steps' must be between 0 and {STEPS_LIMIT}", "steps=[101]"),
-    ([-1], [1.0], "Input 'steps' must be between 0 and", "steps=[-1]"),
+    ([STEPS_LIMIT + 1], [1.0], f"`steps` must be an integer between 0 and {STEPS_LIMIT}", "steps=[101]"),
+    ([-1], [1.0], "`steps` must be an integer between 0 and", "steps=[-1]"),
     ([1, 2**30], [1.0, 1.0], "(the server's --max_generation_steps)", "steps=[         1,1073741824]"),
-    ([1], [float("nan")], "Input 'temperature' must be finite and >= 0", "temperature=[nan]"),
-    ([1], [float("inf")], "Input 'temperature' must be finite and >= 0", "temperature=[inf]"),
-    ([1], [-0.5], "Input 'temperature' must be finite and >= 0", "temperature=[-0.5]"),
+    ([1], [float("nan")], "`temperature` must be a finite number >= 0", "temperature=[nan]"),
+    ([1], [float("inf")], "`temperature` must be a finite number >= 0", "temperature=[inf]"),
+    ([1], [-0.5], "`temperature` must be a finite number >= 0", "temperature=[-0.5]"),
 ]
 
 
@@ -117,7 +117,7 @@ def test_limits_are_checked_before_the_signature_runs(tiny_versions, monkeypatch
     monkeypatch.setattr(servable, "run", lambda *args: calls.append(args) or {"steps_out": 0, "temperature_out": 0})
     dataplane = DataPlane(repository, Limits(max_generation_steps=5))
     feeds = {"steps": np.array([6], np.int32), "temperature": np.array([1.0], np.float32)}
-    with pytest.raises(ServingError, match="must be between 0 and 5"):
+    with pytest.raises(ServingError, match="`steps` must be an integer between 0 and 5"):
         dataplane.predict(servable, "generate", feeds)
     assert calls == []
     dataplane.predict(servable, "generate", {**feeds, "steps": np.array([5], np.int32)})
@@ -126,14 +126,14 @@ def test_limits_are_checked_before_the_signature_runs(tiny_versions, monkeypatch
 
 def test_zero_means_no_step_limit():
     Limits(max_generation_steps=0).check_inputs({"steps": np.array([10**9], np.int64)})
-    with pytest.raises(ServingError, match=r"Input 'steps' must be >= 0. Received: steps=\[-1\]"):
+    with pytest.raises(ServingError, match=r"`steps` must be an integer >= 0\. Received: steps=\[-1\]"):
         Limits(max_generation_steps=0).check_inputs({"steps": np.array([-1], np.int64)})
 
 
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"max_request_size_bytes": -1}, r"max_request_size_bytes must be an integer >= 0 .*Received: max_request_size_bytes=-1"),
+        ({"max_request_size_bytes": -1}, r"`max_request_size_bytes` must be a non-negative integer\. Received: max_request_size_bytes=-1"),
         ({"max_generation_steps": 1.5}, r"Received: max_generation_steps=1.5"),
         ({"max_generation_steps": True}, r"Received: max_generation_steps=True"),
     ],

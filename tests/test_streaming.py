@@ -144,9 +144,9 @@ def test_without_retries_a_dropped_server_fails_fast(exported, tmp_path):
 
 def test_stream_argument_errors(server):
     with _client(server, "rest") as client:
-        with pytest.raises(ValueError, match="chunk_size > 0. Received: max_tokens=5, chunk_size=0"):
+        with pytest.raises(ValueError, match="`chunk_size` must be a positive integer. Received: chunk_size=0"):
             client.stream("chars", "a", 5, chunk_size=0)
-        with pytest.raises(ValueError, match="max_tokens must be >= 0"):
+        with pytest.raises(ValueError, match="`max_tokens` must be a non-negative integer. Received: max_tokens=-1"):
             client.stream("chars", "a", -1)
         assert list(client.stream("chars", "a", 0)) == []
         with pytest.raises(ValueError, match="retries must be an int >= 0"):

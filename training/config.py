@@ -11,8 +11,14 @@ checked by the same rule, read off the field's type and its `knob` metadata.
 
 import dataclasses
 import json
-import math
 from typing import ClassVar
+
+from zoo._checks import (
+    check_non_negative_int,
+    check_number,
+    check_one_of,
+    check_positive_int,
+)
 
 __all__ = ["Recipe", "TrainConfig", "knob"]
 
@@ -20,33 +26,30 @@ LR_DECAYS = ("cosine", "constant")
 
 
 def knob(default, *, minimum=None, choices=None, at_least=None):
-    """A dataclass field with its check: ints must be >= `minimum` (default 1), floats > 0 (or >= `at_least`),
-    strings one of `choices` when given."""
+    """A dataclass field with its rule: ints must be >= `minimum` (1 unless given: 0 or -1), floats > 0 (or >=
+    `at_least`), strings one of `choices` when given."""
     metadata = {key: value for key, value in (("minimum", minimum), ("choices", choices), ("at_least", at_least))
                 if value is not None}
     return dataclasses.field(default=default, metadata=metadata)
 
 
 def _check_field(field, value):
-    """Raises ValueError/TypeError naming `field` when `value` breaks its rule."""
+    """Raises ValueError/TypeError naming `field` when `value` breaks its rule (`zoo._checks` wording)."""
     name, rule = field.name, field.metadata
-    if field.type is bool:
-        if not isinstance(value, bool):
-            raise TypeError(f"`{name}` must be True or False. Received: {name}={value!r}")
-    elif field.type is int:
+    if field.type is bool and not isinstance(value, bool):
+        raise TypeError(f"`{name}` must be True or False. Received: {name}={value!r}")
+    if field.type is int:
         minimum = rule.get("minimum", 1)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-            raise ValueError(f"`{name}` must be {what}. Received: {name}={value!r}")
+        if minimum == 1:
+            check_positive_int(name, value)
+        elif minimum == 0:
+            check_non_negative_int(name, value)
+        elif isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValueError(f"`{name}` must be an integer >= {minimum}. Received: {name}={value!r}")
     elif field.type is float:
-        at_least = rule.get("at_least")
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        ok = ok and (value >= at_least if at_least is not None else value > 0)
-        if not ok:
-            bound = f">= {at_least}" if at_least is not None else "> 0"
-            raise ValueError(f"`{name}` must be a finite number {bound}. Received: {name}={value!r}")
-    elif "choices" in rule and value not in rule["choices"]:
-        raise ValueError(f"`{name}` must be one of {list(rule['choices'])}. Received: {name}={value!r}")
+        check_number(name, value, low=rule.get("at_least", 0), low_open="at_least" not in rule)
+    elif "choices" in rule:
+        check_one_of(name, value, rule["choices"])
     elif field.type is dict and not isinstance(value, dict):
         raise TypeError(f"`{name}` must be a dict. Received: {name}={value!r}")
 
@@ -147,7 +150,9 @@ class TrainConfig(Recipe):
     loss: ClassVar[str] = "mse"
 
     def train(self, verbose=1):
-        from training.loop import Trainer  # TensorFlow loads only once the config is valid
+        from training.loop import (
+            Trainer,  # TensorFlow loads only once the config is valid
+        )
 
         trainer = Trainer(self)
         return trainer.model, trainer.fit(verbose=verbose)

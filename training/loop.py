@@ -22,21 +22,23 @@ import tensorflow as tf
 
 from training import distribute, runs
 from training.runs import LossNotFiniteError
+from zoo._checks import check_one_of
 
-__all__ = ["Trainer", "TaskBatches", "LossNotFiniteError", "task_loss"]
+__all__ = ["Trainer", "TaskBatches", "LossNotFiniteError", "task_loss", "LOSSES"]
+
+LOSSES = ("softmax", "sigmoid", "mse")
 
 
 def task_loss(kind, targets, outputs):
     """Loss of `outputs` (logits or values) against `targets`, per example (or per position)."""
     # float32 even under mixed precision: bfloat16 log-probabilities are too coarse.
+    check_one_of("loss", kind, LOSSES)
     outputs = tf.cast(outputs, tf.float32)
     if kind == "softmax":
         return keras.losses.sparse_categorical_crossentropy(targets, outputs, from_logits=True)
     if kind == "sigmoid":
         return keras.losses.binary_crossentropy(tf.cast(targets, tf.float32), outputs, from_logits=True)
-    if kind == "mse":
-        return tf.reduce_mean(tf.square(outputs - tf.cast(targets, tf.float32)), axis=-1)
-    raise ValueError(f"`loss` must be 'softmax', 'sigmoid' or 'mse'. Received: loss={kind!r}")
+    return tf.reduce_mean(tf.square(outputs - tf.cast(targets, tf.float32)), axis=-1)  # "mse"
 
 
 class TaskBatches:

@@ -17,7 +17,7 @@ import warnings
 
 import keras
 
-__all__ = ["register", "get", "list_models", "card", "models_dir", "artifact_dir"]
+__all__ = ["register", "get", "list_models", "card", "example_input", "models_dir", "artifact_dir"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +80,23 @@ def _entry(name):
     return _REGISTRY[name]
 
 
+def example_input(name, config=None):
+    """A small batch that model `name` accepts: calling the model on it builds its weights.
+
+    Args:
+        name: a name from `list_models()`.
+        config: the model's config, merged over the registered defaults
+            (None = the defaults).
+
+    Raises:
+        ValueError: unknown name, or the architecture registers no `example_input`.
+    """
+    entry = _entry(name)
+    if entry.example_input is None:
+        raise ValueError(f"Model {name!r} registers no `example_input`. Pass `example_input=` to `register`.")
+    return entry.example_input({**entry.defaults, **(config or {})})
+
+
 def _shipped_keras_file(name):
     return artifact_dir(name) / f"{name}.keras"
 
@@ -122,7 +139,7 @@ def get(name, weights=None, **overrides):
     model = entry.factory(**config)
     if entry.example_input is None:
         raise ValueError(f"Model {name!r} cannot take overrides with weights: it registers no `example_input`.")
-    model(entry.example_input(config))  # create the weights before copying into them
+    model(example_input(name, config))  # create the weights before copying into them
     _transfer_weights(trained, model)
     return model
 
@@ -189,6 +206,6 @@ def card(name):
         result.update(json.loads(measured.read_text()))
     if result["parameters"] is None and entry.example_input is not None:
         model = entry.factory(**entry.defaults)
-        model(entry.example_input(entry.defaults))
+        model(example_input(name))
         result["parameters"] = int(model.count_params())
     return result

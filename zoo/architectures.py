@@ -2,7 +2,7 @@
 
 Each factory takes exactly its `defaults` keys, so `zoo.get(name, **overrides)`
 can change any of them. The tasks and their published anchors are in
-`/work/shared/specs/tasks-and-anchors.md`; the recipes that train each model
+`docs/tasks-and-anchors.md`; the recipes that train each model
 are in `training/recipes.py`.
 """
 

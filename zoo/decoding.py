@@ -19,7 +19,8 @@ gets exactly what it would get alone.
 import numpy as np
 import tensorflow as tf
 
-from zoo.sampling import _char_tables, _pick
+from zoo._checks import check_generation_arguments, generation_asserts, passed_through
+from zoo.sampling import char_tables, pick_tokens
 
 __all__ = [
     "beam_search",
@@ -35,30 +36,13 @@ DEFAULT_MAX_LENGTH = 64
 _NEG_INF = float("-inf")
 
 
-# --- argument checks (Python, at the API; the graph re-checks per row) ---
+# --- token ids (the generation arguments have their rules in `zoo._checks`) ---
 
 
 def _check_token(name, value, vocab_size):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < vocab_size:
         raise ValueError(f"`{name}` must be a token id in [0, {vocab_size}). Received: {name}={value!r}")
     return int(value)
-
-
-def _check_number(name, value, minimum, integer, expected):
-    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
-    if isinstance(value, bool) or not isinstance(value, kinds) or not np.isfinite(value) or value < minimum:
-        raise ValueError(f"`{name}` must be {expected}. Received: {name}={value!r}")
-    return value
-
-
-def _checked(checks, *tensors):
-    """`tensors` passed through `checks`, so nothing downstream runs on bad arguments."""
-    with tf.control_dependencies(checks):
-        return [tf.identity(t) for t in tensors]
-
-
-def _assert_finite_at_least(value, minimum, message):
-    return tf.debugging.Assert(tf.reduce_all(tf.math.is_finite(value) & (value >= minimum)), [message])
 
 
 def _put(buffer, t, values):
@@ -76,7 +60,7 @@ def length_penalty(length, alpha):
 
 
 def sample_ids(step, states, *, start_id, end_id, vocab_size, max_length, temperature, top_k, seed):
-    """Decodes one token at a time, each picked like `zoo.sampling` picks.
+    """Decodes one token at a time, each picked by `zoo.sampling.pick_tokens`.
 
     Temperature 0 is greedy (argmax). Otherwise the token at step t of a row
     is a top-k draw from softmax(logits / temperature), seeded by (seed, t)
@@ -104,7 +88,7 @@ def sample_ids(step, states, *, start_id, end_id, vocab_size, max_length, temper
 
     def body(t, tokens, states, ids, log_prob, done):
         logits, new_states = step(tokens, states)
-        token = _pick(logits, temperature, top_k, seed, tf.zeros_like(seed) + tf.cast(t, tf.int64))
+        token = pick_tokens(logits, temperature, top_k, seed, tf.zeros_like(seed) + tf.cast(t, tf.int64))
         active = tf.logical_not(done)
         chosen = tf.gather(tf.nn.log_softmax(logits), token, batch_dims=1)  # (B,)
         log_prob = tf.where(active, log_prob + chosen, log_prob)
@@ -262,7 +246,7 @@ def beam_search_ids(step, states, *, start_id, end_id, vocab_size, max_length, b
 
 def _source_encoder(model):
     """(B,) strings -> encoder states, failing on characters outside the source vocabulary."""
-    code_to_id, _ = _char_tables(model.source_vocabulary)
+    code_to_id, _ = char_tables(model.source_vocabulary)
     size = tf.shape(code_to_id)[0]
 
     def encode(source):
@@ -302,16 +286,15 @@ def _spec(name, dtype):
     return tf.TensorSpec([None], dtype, name=name)
 
 
-def _make_decoder(model, extra_specs, checks, core):
+def _make_decoder(model, extra_specs, core):
     """A signature function `(source, max_length, *extra) -> dict` and its input signature."""
     encode, step = _source_encoder(model), _model_step(model)
     tokens = {"start_id": model.START_ID, "end_id": model.END_ID, "vocab_size": model.target_vocab_size}
 
     def decode(source, max_length, *extra):
-        all_checks = [tf.debugging.assert_non_negative(max_length, message="max_length must be >= 0")]
-        all_checks += checks(*extra)
-        source, max_length, *extra = _checked(all_checks, source, max_length, *extra)
         names = [spec.name for spec in extra_specs]
+        asserts = generation_asserts(max_length=max_length, **dict(zip(names, extra)))
+        source, max_length, *extra = passed_through(asserts, source, max_length, *extra)
         out = core(step, encode(source), max_length=max_length, **tokens, **dict(zip(names, extra)))
         return {"text": _texts(model, out["token_ids"]), **out}
 
@@ -335,24 +318,12 @@ def endpoints(model):
             step, states, temperature=tf.cast(zeros, tf.float32), top_k=zeros, seed=tf.cast(zeros, tf.int64), **kwargs
         )
 
-    def sample_checks(temperature, top_k, seed):
-        return [
-            _assert_finite_at_least(temperature, 0.0, "temperature must be finite and >= 0 (0 = argmax)"),
-            tf.debugging.assert_non_negative(top_k, message="top_k must be >= 0 (0 keeps every token)"),
-        ]
-
-    def beam_checks(beam_width, alpha):
-        return [
-            tf.debugging.assert_positive(beam_width, message="beam_width must be >= 1"),
-            _assert_finite_at_least(alpha, 0.0, "alpha must be finite and >= 0"),
-        ]
-
     sample_specs = [_spec("temperature", tf.float32), _spec("top_k", tf.int32), _spec("seed", tf.int64)]
     beam_specs = [_spec("beam_width", tf.int32), _spec("alpha", tf.float32)]
     return {
-        "greedy": _make_decoder(model, [], lambda: [], greedy_core),
-        "sample": _make_decoder(model, sample_specs, sample_checks, sample_ids),
-        "beam_search": _make_decoder(model, beam_specs, beam_checks, beam_search_ids),
+        "greedy": _make_decoder(model, [], greedy_core),
+        "sample": _make_decoder(model, sample_specs, sample_ids),
+        "beam_search": _make_decoder(model, beam_specs, beam_search_ids),
     }
 
 
@@ -373,7 +344,7 @@ def _compiled(model, name):
 def _run(model, name, sources, max_length, **per_row):
     if isinstance(sources, str):
         raise TypeError(f"`sources` must be a list of strings, not one string. Received: sources={sources!r}")
-    max_length = _check_number("max_length", max_length, 0, True, "an integer >= 0")
+    check_generation_arguments(max_length=max_length, **{arg: value for arg, (value, _) in per_row.items()})
     batch = len(sources)
     inputs = [tf.constant(list(sources), tf.string), tf.fill([batch], tf.constant(max_length, tf.int32))]
     inputs += [tf.fill([batch], tf.constant(value, dtype)) for value, dtype in per_row.values()]
@@ -389,15 +360,10 @@ def greedy(model, sources, max_length=DEFAULT_MAX_LENGTH):
 
 def sample(model, sources, temperature=1.0, top_k=0, seed=0, max_length=DEFAULT_MAX_LENGTH):
     """Temperature / top-k sampling, deterministic for a seed; the `sample` signature's outputs."""
-    temperature = _check_number("temperature", temperature, 0, False, "a finite number >= 0 (0 = greedy)")
-    top_k = _check_number("top_k", top_k, 0, True, "an integer >= 0 (0 keeps every token)")
-    seed = _check_number("seed", seed, -(2**63), True, "an integer")
     per_row = {"temperature": (temperature, tf.float32), "top_k": (top_k, tf.int32), "seed": (seed, tf.int64)}
     return _run(model, "sample", sources, max_length, **per_row)
 
 
 def beam_search(model, sources, beam_width=4, alpha=0.6, max_length=DEFAULT_MAX_LENGTH):
     """Beam search with length penalty α; the `beam_search` signature's outputs as NumPy."""
-    beam_width = _check_number("beam_width", beam_width, 1, True, "an integer >= 1")
-    alpha = _check_number("alpha", alpha, 0, False, "a finite number >= 0 (0 turns the length penalty off)")
     return _run(model, "beam_search", sources, max_length, beam_width=(beam_width, tf.int32), alpha=(alpha, tf.float32))

@@ -13,7 +13,25 @@ loop would have run, so splitting a stream into chunks changes nothing.
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["GENERATE_SIGNATURE", "make_generate_fn", "make_sample_fn", "sample_signature", "sample", "stream", "stream_from"]
+from zoo._checks import (
+    check_generation_arguments,
+    check_non_negative_int,
+    check_positive_int,
+    generation_asserts,
+    passed_through,
+)
+
+__all__ = [
+    "GENERATE_SIGNATURE",
+    "char_tables",
+    "make_generate_fn",
+    "make_sample_fn",
+    "pick_tokens",
+    "sample_signature",
+    "sample",
+    "stream",
+    "stream_from",
+]
 
 
 def generate_signature(state_width):
@@ -32,8 +50,20 @@ def generate_signature(state_width):
 GENERATE_SIGNATURE = generate_signature  # public alias documented in README
 
 
-def _char_tables(vocabulary):
-    """Dense code point -> id table (-1 = not in vocabulary) and id -> UTF-8 char."""
+def char_tables(vocabulary):
+    """Lookup tables between characters and token ids, as graph constants.
+
+    Shared by every model that reads or writes characters (`CharLM` here, the
+    encoder-decoder's source side in `zoo.decoding`).
+
+    Args:
+        vocabulary: a string of distinct characters; character i has id i.
+
+    Returns:
+        `(code_to_id, id_to_char)`: a dense int32 table from Unicode code
+        point to id (-1 = not in the vocabulary), and a (V,) string tensor of
+        each id's UTF-8 character.
+    """
     codes = [ord(ch) for ch in vocabulary]
     to_id = np.full(max(codes) + 1, -1, dtype=np.int32)
     to_id[codes] = np.arange(len(codes), dtype=np.int32)
@@ -56,19 +86,24 @@ def _encode_prompts(prompt, code_to_id):
     return dense, tf.sequence_mask(lengths, tf.shape(dense)[1]), lengths
 
 
-def _check_arguments(steps, temperature, top_k):
-    return [
-        tf.debugging.assert_non_negative(steps, message="steps must be >= 0"),
-        tf.debugging.assert_non_negative(top_k, message="top_k must be >= 0 (0 keeps every character)"),
-        tf.debugging.Assert(
-            tf.reduce_all(tf.math.is_finite(temperature) & (temperature >= 0.0)),
-            ["temperature must be finite and >= 0 (0 = argmax)"],
-        ),
-    ]
+def pick_tokens(logits, temperature, top_k, seed, position):
+    """The next token of each row: argmax at temperature 0, else a seeded top-k draw.
 
+    The one sampling rule of the zoo: `CharLM`'s `generate` and the
+    encoder-decoder's `sample` (`zoo.decoding`) both pick with it, so a seed
+    means the same thing everywhere. A row's draw depends only on its own
+    (seed, position), never on the rest of the batch.
 
-def _pick(logits, temperature, top_k, seed, position):
-    """Next token per row: argmax at temperature 0, else a top-k draw seeded by (seed, position)."""
+    Args:
+        logits: (B, V) float.
+        temperature: (B,) float32; 0 picks the argmax.
+        top_k: (B,) int32; 0 keeps every token.
+        seed: (B,) int64.
+        position: (B,) int64, the stream position of the token being drawn.
+
+    Returns:
+        (B,) int32 token ids.
+    """
     vocab = tf.shape(logits)[-1]
     k = tf.where(top_k > 0, tf.minimum(top_k, vocab), vocab)
     kth_best = tf.gather(tf.math.top_k(logits, k=vocab).values, k - 1, batch_dims=1)  # (B,)
@@ -93,18 +128,18 @@ def make_generate_fn(model):
     (B, max(steps)) padded with -1, `state` (B, S) after every token but the
     last generated one (the next call's prompt), ready to continue the stream.
     """
-    code_to_id, id_to_char = _char_tables(model.vocabulary)
+    code_to_id, id_to_char = char_tables(model.vocabulary)
 
     def run(ids, mask, states):
         logits, states = model(ids, states=states, step_mask=mask)
         return tf.cast(logits, tf.float32), states
 
     def generate(prompt, state, steps, temperature, top_k, seed, position):
-        with tf.control_dependencies(_check_arguments(steps, temperature, top_k)):
-            # Every input passes through the checks, so nothing runs on bad arguments.
-            prompt, state, steps, temperature, top_k, seed, position = (
-                tf.identity(t) for t in (prompt, state, steps, temperature, top_k, seed, position)
-            )
+        # Every input passes through the checks, so nothing runs on bad arguments.
+        prompt, state, steps, temperature, top_k, seed, position = passed_through(
+            generation_asserts(steps=steps, temperature=temperature, top_k=top_k),
+            prompt, state, steps, temperature, top_k, seed, position,
+        )
         ids, mask, lengths = _encode_prompts(prompt, code_to_id)
         logits, states = run(ids, mask, model.unpack_states(state))
         last_logits = tf.gather(logits, lengths - 1, batch_dims=1)  # (B, V)
@@ -113,7 +148,7 @@ def make_generate_fn(model):
 
         def body(t, last_logits, states, tokens):
             active = t < steps
-            token = _pick(last_logits, temperature, top_k, seed, position + tf.cast(t, tf.int64))
+            token = pick_tokens(last_logits, temperature, top_k, seed, position + tf.cast(t, tf.int64))
             tokens = tokens.write(t, tf.where(active, token, -1))
 
             def feed():  # only rows that will draw again consume their token
@@ -184,7 +219,19 @@ def stream_from(generate, state_width, prompt, max_tokens, temperature=1.0, top_
 
     `generate` is this module's function (compiled) or a loaded SavedModel's
     `generate` signature; the state and the last character carry over between chunks.
+
+    Raises:
+        ValueError: a negative `max_tokens`, a `chunk_size` < 1, or a
+            `temperature`, `top_k` or `seed` outside `zoo._checks.GENERATION_ARGUMENTS`.
     """
+    check_non_negative_int("max_tokens", max_tokens)
+    check_positive_int("chunk_size", chunk_size)
+    check_generation_arguments(temperature=temperature, top_k=top_k, seed=seed)
+    return _chunks(generate, state_width, prompt, max_tokens, temperature, top_k, seed, chunk_size)
+
+
+def _chunks(generate, state_width, prompt, max_tokens, temperature, top_k, seed, chunk_size):
+    """`stream_from`'s loop, a generator of its own so that the checks run at the call, not at the first chunk."""
     state = np.zeros((1, state_width), np.float32)
     done = 0
     while done < max_tokens:

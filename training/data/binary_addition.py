@@ -9,6 +9,8 @@ and the targets zero during the first `delay` steps.
 
 import numpy as np
 
+from zoo._checks import check_non_negative_int
+
 __all__ = ["addition_batch", "exact_match", "bits_to_int"]
 
 
@@ -19,8 +21,7 @@ def addition_batch(rng, batch_size, n_bits, delay=2):
         `(inputs (B, T, 2) float32, targets (B, T, 1) float32)` with
         T = n_bits + 1 + delay.
     """
-    if delay < 0:
-        raise ValueError(f"`delay` must be >= 0. Received: delay={delay!r}")
+    check_non_negative_int("delay", delay)
     steps = n_bits + 1 + delay
     operands = np.zeros((batch_size, steps, 2), np.float32)
     operands[:, :n_bits] = rng.integers(0, 2, size=(batch_size, n_bits, 2))

@@ -19,6 +19,8 @@ while a bidirectional tagger can reach 100%.
 
 import numpy as np
 
+from zoo._checks import check_number
+
 __all__ = ["tagging_batch", "causal_accuracy_ceiling", "vocabulary_size"]
 
 
@@ -28,8 +30,7 @@ def vocabulary_size(num_tags=4, words_per_tag=5, ambiguous_words=5):
 
 def tagging_batch(rng, batch_size, length=20, p_ambiguous=0.5, num_tags=4, words_per_tag=5, ambiguous_words=5):
     """Returns `(words (B, L) int32, tags (B, L) int32)`."""
-    if not 0.0 <= p_ambiguous < 1.0:
-        raise ValueError(f"`p_ambiguous` must be in [0, 1). Received: p_ambiguous={p_ambiguous!r}")
+    check_number("p_ambiguous", p_ambiguous, 0, 1, high_open=True)
     plain = rng.integers(0, num_tags * words_per_tag, size=(batch_size, length))
     ambiguous = rng.random((batch_size, length)) < p_ambiguous
     ambiguous[:, -1] = False

@@ -3,7 +3,7 @@
     dx/dt = a·x(t−τ) / (1 + x(t−τ)ⁿ) − b·x(t),    a = 0.2, b = 0.1, n = 10, τ = 17
 
 Two discretisations, because the two published anchors use different ones
-(see `/work/shared/specs/tasks-and-anchors.md`):
+(see `docs/tasks-and-anchors.md`):
 
 - `mackey_glass`: reservoirpy's generator (its README benchmark). One sample per
   time step h = 1; each step is a classical RK4 step of the ODE in x with the
@@ -21,6 +21,8 @@ import math
 
 import numpy as np
 
+from zoo._checks import check_non_negative_int, check_number, check_positive_int
+
 __all__ = ["mackey_glass", "mackey_glass_jaeger", "jaeger_squash", "mackey_glass_rhs"]
 
 RESERVOIRPY_SEED = 5555  # reservoirpy.datasets' default seed for the random history
@@ -29,11 +31,6 @@ RESERVOIRPY_SEED = 5555  # reservoirpy.datasets' default seed for the random his
 def mackey_glass_rhs(x, x_tau, a=0.2, b=0.1, n=10):
     """dx/dt at x(t) = `x` and x(t−τ) = `x_tau` (scalars or arrays)."""
     return a * x_tau / (1.0 + x_tau**n) - b * x
-
-
-def _check_positive(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or not math.isfinite(value):
-        raise ValueError(f"`{name}` must be a positive number. Received: {name}={value!r}")
 
 
 def _history(length, x0, seed, history, name_of_length):
@@ -71,9 +68,9 @@ def mackey_glass(n_timesteps, tau=17, a=0.2, b=0.1, n=10, x0=1.2, h=1.0, seed=RE
         ValueError: if `n_timesteps` is not a positive integer, `tau` or `h`
             is not positive, ⌊τ/h⌋ < 1 or `history` is too short.
     """
-    _check_count("n_timesteps", n_timesteps)
-    _check_positive("tau", tau)
-    _check_positive("h", h)
+    check_positive_int("n_timesteps", n_timesteps)
+    check_number("tau", tau, 0, low_open=True)
+    check_number("h", h, 0, low_open=True)
     delay = int(math.floor(tau / h))
     if delay < 1:
         raise ValueError(f"`tau / h` must be at least 1. Received: tau={tau!r}, h={h!r}")
@@ -125,12 +122,11 @@ def mackey_glass_jaeger(
     Raises:
         ValueError: on a non-positive count, `tau`, `dt`, or a short `history`.
     """
-    _check_count("n_timesteps", n_timesteps)
-    _check_count("subsample", subsample)
-    if isinstance(washout, bool) or not isinstance(washout, int) or washout < 0:
-        raise ValueError(f"`washout` must be a non-negative integer. Received: washout={washout!r}")
-    _check_positive("tau", tau)
-    _check_positive("dt", dt)
+    check_positive_int("n_timesteps", n_timesteps)
+    check_positive_int("subsample", subsample)
+    check_non_negative_int("washout", washout)
+    check_number("tau", tau, 0, low_open=True)
+    check_number("dt", dt, 0, low_open=True)
     delay = int(round(tau / dt))
     if delay < 1:
         raise ValueError(f"`tau / dt` must be at least 1. Received: tau={tau!r}, dt={dt!r}")
@@ -156,8 +152,3 @@ def mackey_glass_jaeger(
 def jaeger_squash(x):
     """tanh(x − 1): Jaeger 2001's transform of the series before training."""
     return np.tanh(np.asarray(x, dtype=np.float64) - 1.0)
-
-
-def _check_count(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")

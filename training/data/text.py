@@ -6,6 +6,7 @@ import pathlib
 import numpy as np
 
 from training.data import shakespeare
+from zoo._checks import check_number
 
 __all__ = ["Corpus", "load_corpus", "text_file_corpus", "shakespeare_corpus"]
 
@@ -42,8 +43,7 @@ def shakespeare_corpus(validation_plays=shakespeare.VALIDATION_PLAYS, directory=
 
 def text_file_corpus(path, validation_fraction=0.1):
     """Any UTF-8 text file; the last `validation_fraction` of it is held out."""
-    if not 0.0 < validation_fraction < 1.0:
-        raise ValueError(f"`validation_fraction` must be in (0, 1). Received: validation_fraction={validation_fraction}")
+    check_number("validation_fraction", validation_fraction, 0, 1, low_open=True, high_open=True)
     text = pathlib.Path(path).read_text(encoding="utf-8")
     cut = int(len(text) * (1.0 - validation_fraction))
     if cut < 2 or len(text) - cut < 2:

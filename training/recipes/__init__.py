@@ -9,7 +9,12 @@ state networks fit their readout in closed form.
 
 from training.recipes.adding import AddingElmanRecipe, AddingGRURecipe, AddingRecipe
 from training.recipes.binary_adder import BinaryAdderRecipe
-from training.recipes.char import CharElmanRecipe, CharGRURecipe, CharLSTMRecipe, CharRecipe
+from training.recipes.char import (
+    CharElmanRecipe,
+    CharGRURecipe,
+    CharLSTMRecipe,
+    CharRecipe,
+)
 from training.recipes.elman_grammar import ElmanGrammarRecipe
 from training.recipes.esn import ESNJaegerRecipe, ESNReadmeRecipe, fit_esn
 from training.recipes.seq2seq_addition import Seq2SeqAdditionRecipe

@@ -14,7 +14,6 @@ import math
 import weakref
 from typing import ClassVar
 
-
 from training import bptt
 from training.config import LR_DECAYS, TrainConfig, knob
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from training.config import Recipe, knob
 from training.data.mackey_glass import jaeger_squash, mackey_glass, mackey_glass_jaeger
+from zoo._checks import check_number
 
 __all__ = ["ESNRecipe", "ESNReadmeRecipe", "ESNJaegerRecipe", "fit_esn"]
 
@@ -57,8 +58,7 @@ class ESNReadmeRecipe(ESNRecipe):
 
     def __post_init__(self):
         super().__post_init__()
-        if not self.test_fraction < 1:
-            raise ValueError(f"`test_fraction` must be in (0, 1). Received: test_fraction={self.test_fraction!r}")
+        check_number("test_fraction", self.test_fraction, low=0, high=1, low_open=True, high_open=True)
 
     def split(self):
         series = mackey_glass(self.series_length)

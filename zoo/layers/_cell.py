@@ -4,14 +4,9 @@ the hoisted input projection and zero initial states."""
 import keras
 from keras import activations, initializers, ops
 
-__all__ = ["GatedCell", "check_positive_int", "get_activation", "project", "derivative_from_output"]
+from zoo._checks import check_positive_int
 
-
-def check_positive_int(name, value):
-    """Raises a ValueError naming `name` unless `value` is a positive int."""
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
-    return value
+__all__ = ["GatedCell", "get_activation", "project", "derivative_from_output"]
 
 
 def get_activation(name, identifier):

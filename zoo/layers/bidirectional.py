@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from zoo._checks import check_one_of
 from zoo.layers._loop import RecurrentLayer
 
 __all__ = ["Bidirectional"]
@@ -96,11 +97,7 @@ class Bidirectional(keras.layers.Layer):
     """
 
     def __init__(self, layer, merge_mode="concat", backward_layer=None, **kwargs):
-        if merge_mode not in MERGE_MODES:
-            raise ValueError(
-                "`merge_mode` must be one of 'concat', 'sum', 'mul', 'ave' or None. "
-                f"Received: merge_mode={merge_mode!r}"
-            )
+        check_one_of("merge_mode", merge_mode, MERGE_MODES)
         for name, value in (("layer", layer), ("backward_layer", backward_layer)):
             if name == "backward_layer" and value is None:
                 continue

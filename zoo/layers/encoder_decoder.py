@@ -18,7 +18,7 @@ import keras
 from keras import ops
 
 from zoo.layers import RECURRENT_LAYERS, recurrent_layer
-from zoo.layers._cell import check_positive_int
+from zoo._checks import check_one_of, check_positive_int
 from zoo.layers.bidirectional import Bidirectional
 
 __all__ = ["BRIDGES", "RecurrentDecoder", "RecurrentEncoder", "check_cell"]
@@ -28,9 +28,7 @@ BRIDGES = ("dense", "sum")
 
 def check_cell(cell):
     """Raises a ValueError naming `cell` unless it names a zoo recurrent layer."""
-    if cell not in RECURRENT_LAYERS:
-        raise ValueError(f"`cell` must be one of {sorted(RECURRENT_LAYERS)}. Received: cell={cell!r}")
-    return cell
+    return check_one_of("cell", cell, sorted(RECURRENT_LAYERS))
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -78,8 +76,7 @@ class RecurrentEncoder(keras.layers.Layer):
         super().__init__(**kwargs)
         self.cell = check_cell(cell)
         self.units = check_positive_int("units", units)
-        if bridge not in BRIDGES:
-            raise ValueError(f"`bridge` must be one of {BRIDGES}. Received: bridge={bridge!r}")
+        check_one_of("bridge", bridge, BRIDGES)
         self.bidirectional = bool(bidirectional)
         self.bridge = bridge
         self.return_sequences = bool(return_sequences)

@@ -2,13 +2,13 @@
 and closed-loop forecasting with a fitted readout."""
 
 import contextlib
-import math
 
 import keras
 import numpy as np
 from keras import activations, ops
 
-from zoo.layers._cell import check_positive_int, get_activation, project
+from zoo._checks import check_non_negative_int, check_number, check_positive_int
+from zoo.layers._cell import get_activation, project
 from zoo.layers._loop import RecurrentLayer, run_time_loop
 
 __all__ = ["EchoStateCell", "EchoState", "forecast", "draw_reservoir_weights"]
@@ -21,16 +21,6 @@ __all__ = ["EchoStateCell", "EchoState", "forecast", "draw_reservoir_weights"]
 # vs 0.18–0.21 s at 400, but 0.49 vs 0.35–0.44 s at 1,000 and 0.035–0.041 vs
 # 0.026–0.027 s at 100 (benchmarks/results/esn.json, esn_sizes.json).
 SPARSE_MAX_CONNECTIVITY = 0.1
-
-
-def _check_number(name, value, low, high, low_open=True, allowed=None):
-    """ValueError naming `name` unless `value` is a finite real number in the interval."""
-    ok = isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool)
-    ok = ok and math.isfinite(value) and (value > low if low_open else value >= low) and value <= high
-    if not ok:
-        allowed = allowed or f"{'(' if low_open else '['}{low}, {high}]"
-        raise ValueError(f"`{name}` must be a number in {allowed}. Received: {name}={value!r}")
-    return float(value)
 
 
 def _sparse(rng, shape, connectivity, draw):
@@ -155,22 +145,18 @@ class EchoStateCell(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         self.units = check_positive_int("units", units)
-        self.spectral_radius = _check_number("spectral_radius", spectral_radius, 0, math.inf, allowed="(0, inf)")
-        self.leak_rate = _check_number("leak_rate", leak_rate, 0, 1)
-        self.input_scaling = _check_number("input_scaling", input_scaling, 0, math.inf, allowed="(0, inf)")
-        self.bias_scaling = _check_number("bias_scaling", bias_scaling, 0, math.inf, False, "[0, inf)")
-        self.rc_connectivity = _check_number("rc_connectivity", rc_connectivity, 0, 1)
-        self.input_connectivity = _check_number("input_connectivity", input_connectivity, 0, 1)
-        self.feedback_scaling = _check_number("feedback_scaling", feedback_scaling, 0, math.inf, allowed="(0, inf)")
-        self.feedback_connectivity = _check_number("feedback_connectivity", feedback_connectivity, 0, 1)
-        if isinstance(feedback_dim, bool) or not isinstance(feedback_dim, int) or feedback_dim < 0:
-            raise ValueError(f"`feedback_dim` must be a non-negative integer. Received: feedback_dim={feedback_dim!r}")
-        self.feedback_dim = feedback_dim
+        self.spectral_radius = check_number("spectral_radius", spectral_radius, 0, low_open=True)
+        self.leak_rate = check_number("leak_rate", leak_rate, 0, 1, low_open=True)
+        self.input_scaling = check_number("input_scaling", input_scaling, 0, low_open=True)
+        self.bias_scaling = check_number("bias_scaling", bias_scaling, 0)
+        self.rc_connectivity = check_number("rc_connectivity", rc_connectivity, 0, 1, low_open=True)
+        self.input_connectivity = check_number("input_connectivity", input_connectivity, 0, 1, low_open=True)
+        self.feedback_scaling = check_number("feedback_scaling", feedback_scaling, 0, low_open=True)
+        self.feedback_connectivity = check_number("feedback_connectivity", feedback_connectivity, 0, 1, low_open=True)
+        self.feedback_dim = check_non_negative_int("feedback_dim", feedback_dim)
         if seed is None:
             seed = int(np.random.SeedSequence().generate_state(1)[0] >> 1)  # recorded, so the config rebuilds W
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"`seed` must be a non-negative integer or None. Received: seed={seed!r}")
-        self.seed = int(seed)
+        self.seed = check_non_negative_int("seed", seed, allow_none=True)
         self.activation = get_activation("activation", activation)
         self._sparse_recurrent_kernel = None  # set only within `recurrence()`
 

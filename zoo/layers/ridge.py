@@ -1,10 +1,10 @@
 """Ridge-regression readout for reservoirs: closed-form fit from streamed sufficient statistics."""
 
-import math
-
 import keras
 import numpy as np
 from keras import ops
+
+from zoo._checks import check_non_negative_int, check_number, check_positive_int
 
 __all__ = ["RidgeReadout"]
 
@@ -43,15 +43,9 @@ class RidgeReadout(keras.layers.Layer):
         if kwargs.get("dtype") is None:
             kwargs["dtype"] = "float64"
         super().__init__(**kwargs)
-        if units is not None and (isinstance(units, bool) or not isinstance(units, int) or units <= 0):
-            raise ValueError(f"`units` must be a positive integer or None. Received: units={units!r}")
-        if isinstance(ridge, bool) or not isinstance(ridge, (int, float)) or not (ridge >= 0 and math.isfinite(ridge)):
-            raise ValueError(f"`ridge` must be a non-negative number. Received: ridge={ridge!r}")
-        if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-            raise ValueError(f"`warmup` must be a non-negative integer. Received: warmup={warmup!r}")
-        self.units = units
-        self.ridge = float(ridge)
-        self.warmup = warmup
+        self.units = check_positive_int("units", units, allow_none=True)
+        self.ridge = check_number("ridge", ridge, 0)
+        self.warmup = check_non_negative_int("warmup", warmup)
         self.reset_statistics()
 
     def build(self, input_shape):

@@ -9,6 +9,7 @@ every step or the last one, and the recurrent state they start from.
 import keras
 from keras import ops
 
+from zoo._checks import check_non_negative_int
 from zoo.layers import Bidirectional, recurrent_layer
 
 __all__ = ["SequenceModel"]
@@ -81,8 +82,7 @@ class SequenceModel(keras.Model):
         self.bidirectional = bidirectional
         self.return_sequences = return_sequences
         self.initial_state_value = initial_state_value
-        if isinstance(output_delay, bool) or not isinstance(output_delay, int) or output_delay < 0:
-            raise ValueError(f"`output_delay` must be a non-negative integer. Received: output_delay={output_delay!r}")
+        check_non_negative_int("output_delay", output_delay)
         if output_delay and not return_sequences:
             raise ValueError(f"`output_delay` needs return_sequences=True. Received: output_delay={output_delay}")
         self.output_delay = output_delay

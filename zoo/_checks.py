@@ -1,0 +1,199 @@
+"""The argument checks of the library, written once and worded the Keras way.
+
+Every message says what was wrong, what was expected and what came in:
+"`units` must be a positive integer. Received: units=2.5". Layers, models,
+data generators, the samplers and the server all raise through these
+functions, so one argument is described the same way wherever it is passed.
+
+The generation arguments (`steps`, `temperature`, `top_k`, `seed`,
+`max_length`, `beam_width`, `alpha`) have one rule each, in
+`GENERATION_ARGUMENTS`. `check_generation_arguments` applies it to Python
+values and NumPy arrays (in-process samplers, the server's limits);
+`generation_asserts` applies it to tensors inside an exported signature,
+where no Python runs.
+"""
+
+import math
+import numbers
+
+import numpy as np
+
+__all__ = [
+    "GENERATION_ARGUMENTS",
+    "check_generation_arguments",
+    "check_non_negative_int",
+    "check_number",
+    "check_one_of",
+    "check_positive_int",
+    "generation_asserts",
+    "passed_through",
+]
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _reject(name, expected, value):
+    raise ValueError(f"`{name}` must be {expected}. Received: {name}={_shown(value)}")
+
+
+def _shown(value):
+    """`repr` of a scalar; the first 8 values of an array (a request may send millions)."""
+    if not isinstance(value, np.ndarray):
+        return repr(value)
+    flat = value.reshape(-1)
+    text = np.array2string(flat[:8], separator=",", threshold=8)
+    return text[:-1] + ",...]" if flat.size > 8 else text
+
+
+def check_positive_int(name, value, allow_none=False):
+    """Returns `int(value)` (None allowed if `allow_none`) unless it is not an integer > 0.
+
+    Raises:
+        ValueError: naming `name`, e.g. "`units` must be a positive integer. Received: units=0".
+    """
+    if allow_none and value is None:
+        return None
+    if not _is_int(value) or value <= 0:
+        _reject(name, "a positive integer" + (" or None" if allow_none else ""), value)
+    return int(value)
+
+
+def check_non_negative_int(name, value, allow_none=False):
+    """Returns `int(value)` (None allowed if `allow_none`) unless it is not an integer >= 0.
+
+    Raises:
+        ValueError: naming `name`, e.g. "`warmup` must be a non-negative integer. Received: warmup=-2".
+    """
+    if allow_none and value is None:
+        return None
+    if not _is_int(value) or value < 0:
+        _reject(name, "a non-negative integer" + (" or None" if allow_none else ""), value)
+    return int(value)
+
+
+def _interval(low, high, low_open, high_open):
+    if low == 0 and high is None:
+        return "a positive number" if low_open else "a non-negative number"
+    left = "-inf" if low is None else low
+    right = "inf" if high is None else high
+    return f"a number in {'(' if low_open or low is None else '['}{left}, {right}{')' if high_open or high is None else ']'}"
+
+
+def check_number(name, value, low=None, high=None, low_open=False, high_open=False):
+    """Returns `float(value)` unless it is not a finite real number in the interval.
+
+    Args:
+        name: the argument's name, for the message.
+        value: what was passed.
+        low, high: the bounds; None leaves that side unbounded.
+        low_open, high_open: whether the bound itself is excluded.
+
+    Raises:
+        ValueError: e.g. "`leak_rate` must be a number in (0, 1]. Received: leak_rate=0";
+            (0, inf) reads "a positive number" and [0, inf) "a non-negative number".
+    """
+    ok = _is_number(value) and math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        _reject(name, _interval(low, high, low_open, high_open), value)
+    return float(value)
+
+
+def check_one_of(name, value, options):
+    """Returns `value` unless it is not among `options`.
+
+    Raises:
+        ValueError: e.g. "`bridge` must be one of 'dense' or 'sum'. Received: bridge='mean'".
+    """
+    if value not in options:
+        shown = [repr(option) for option in options]
+        listed = shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} or {shown[-1]}"
+        _reject(name, f"one of {listed}", value)
+    return value
+
+
+# name -> (integer?, smallest allowed value or None, what the message says it must be)
+GENERATION_ARGUMENTS = {
+    "steps": (True, 0, "an integer >= 0"),
+    "max_length": (True, 0, "an integer >= 0"),
+    "temperature": (False, 0, "a finite number >= 0 (0 = greedy)"),
+    "top_k": (True, 0, "an integer >= 0 (0 keeps every token)"),
+    "seed": (True, None, "an integer"),
+    "beam_width": (True, 1, "an integer >= 1"),
+    "alpha": (False, 0, "a finite number >= 0 (0 turns the length penalty off)"),
+}
+
+
+def _obeys(value, integer, minimum, maximum):
+    """Whether a scalar or every element of an array obeys the rule."""
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in ("iu" if integer else "iuf"):
+            return False
+        finite = value.dtype.kind in "iu" or bool(np.all(np.isfinite(value)))
+        low_ok = minimum is None or value.size == 0 or value.min() >= minimum
+        high_ok = maximum is None or value.size == 0 or value.max() <= maximum
+        return finite and bool(low_ok) and bool(high_ok)
+    if not (_is_int(value) if integer else _is_number(value) and math.isfinite(value)):
+        return False
+    return (minimum is None or value >= minimum) and (maximum is None or value <= maximum)
+
+
+def check_generation_arguments(limits=None, **arguments):
+    """Checks generation arguments against `GENERATION_ARGUMENTS`; returns them unchanged.
+
+    Args:
+        limits: optional `{name: (maximum, where the maximum comes from)}`,
+            an upper bound the caller adds (the server's `--max_generation_steps`).
+        **arguments: Python scalars or NumPy arrays (every element is checked),
+            by their names in `GENERATION_ARGUMENTS`.
+
+    Raises:
+        ValueError: e.g. "`top_k` must be an integer >= 0 (0 keeps every token). Received: top_k=-2".
+    """
+    for name, value in arguments.items():
+        integer, minimum, expected = GENERATION_ARGUMENTS[name]
+        maximum, why = (limits or {}).get(name, (None, None))
+        if maximum is not None:
+            kind = "an integer" if integer else "a finite number"
+            expected = f"{kind} between {minimum} and {maximum} ({why})"
+        if not _obeys(value, integer, minimum, maximum):
+            _reject(name, expected, value)
+    return arguments
+
+
+def generation_asserts(**tensors):
+    """The graph twin of `check_generation_arguments`: one assert op per tensor.
+
+    For signatures that run without Python (a SavedModel on TF Serving); run
+    the ops before anything reads the tensors (see `passed_through`).
+    """
+    import tensorflow as tf
+
+    asserts = []
+    for name, tensor in tensors.items():
+        integer, minimum, expected = GENERATION_ARGUMENTS[name]
+        conditions = [] if integer else [tf.math.is_finite(tensor)]  # the dtype already makes an int an int
+        if minimum is not None:
+            conditions.append(tensor >= tf.cast(minimum, tensor.dtype))
+        if conditions:
+            ok = tf.reduce_all(tf.stack([tf.reduce_all(c) for c in conditions]))
+            message = f"`{name}` must be {expected}. Received: {name}="
+            asserts.append(tf.debugging.Assert(ok, [message, tensor], summarize=8))
+    return asserts
+
+
+def passed_through(asserts, *tensors):
+    """`tensors` behind `asserts`, so nothing downstream runs on bad arguments."""
+    import tensorflow as tf
+
+    with tf.control_dependencies(asserts):
+        return [tf.identity(t) for t in tensors]
