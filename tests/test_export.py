@@ -157,6 +157,33 @@ def test_every_registered_model_exports_a_warmup_request_per_signature(name, tmp
     assert sorted({signature for signature, _ in requests}) == read_zoo_metadata(version_dir)["signatures"]
 
 
+# -- the shipped versions ----------------------------------------------------------------------------------------------
+
+
+def test_every_shipped_model_is_served_by_its_only_version():
+    for name in zoo.list(pretrained=True):
+        base = _registry.artifact_dir(name)
+        served = json.loads((base / "card.json").read_text())["served_version"]
+        assert [p.name for p in base.iterdir() if p.name.isdigit()] == [str(served)], name
+
+
+@pytest.mark.parametrize("version_dir", SHIPPED_VERSIONS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_shipped_version_describes_itself_in_plain_json(version_dir):
+    text = (version_dir / METADATA_FILE).read_text()
+    assert not REPR.search(text)
+    metadata = json.loads(text)
+    assert json.loads(json.dumps(metadata, allow_nan=False)) == metadata
+    assert metadata["version"] == int(version_dir.name) and metadata["card"]["recipe"]
+    assert stale_reasons(version_dir) == []
+
+
+@pytest.mark.parametrize("version_dir", SHIPPED_VERSIONS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_shipped_version_warms_up_every_signature(version_dir):
+    assert (version_dir / WARMUP_FILE).stat().st_size > 0
+    requests = _run_every_warmup_request(version_dir)
+    assert sorted({signature for signature, _ in requests}) == read_zoo_metadata(version_dir)["signatures"]
+
+
 # -- re-exporting a stale version ---------------------------------------------------------------------------------------
 
 
