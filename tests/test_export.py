@@ -1,7 +1,6 @@
 """`zoo.export`: the Exportable protocol, self-describing metadata, warmup for every model, re-exporting."""
 
 import json
-import pathlib
 import re
 import shutil
 
@@ -182,6 +181,20 @@ def test_every_shipped_version_warms_up_every_signature(version_dir):
     assert (version_dir / WARMUP_FILE).stat().st_size > 0
     requests = _run_every_warmup_request(version_dir)
     assert sorted({signature for signature, _ in requests}) == read_zoo_metadata(version_dir)["signatures"]
+
+
+@pytest.mark.slow
+def test_the_embedded_server_serves_every_shipped_model_after_replaying_its_warmup():
+    from serving.repository import ModelConfig
+    from serving.server import ModelServer
+
+    names = zoo.list(pretrained=True)
+    config = [ModelConfig(name, str(_registry.artifact_dir(name))) for name in names]
+    with ModelServer(model_config=config, file_system_poll_wait_seconds=0) as server:
+        states = {name: [(s.version, s.state, s.error_message) for s in server.repository.status(name)] for name in names}
+    for name in names:
+        served = json.loads((_registry.artifact_dir(name) / "card.json").read_text())["served_version"]
+        assert states[name] == [(served, "AVAILABLE", "")], name
 
 
 # -- re-exporting a stale version ---------------------------------------------------------------------------------------
