@@ -8,9 +8,9 @@ import pytest
 import tensorflow as tf
 
 import zoo
-from serving.export import export_saved_model, next_version, read_zoo_metadata
 from tests.reference import randomize_weights
 from zoo import sampling
+from zoo.export import export_saved_model, next_version, read_zoo_metadata
 
 VOCAB = "\n abcdefghij"
 

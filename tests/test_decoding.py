@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from serving.export import export_saved_model
 from tests.reference import randomize_weights
 from zoo import decoding
+from zoo.export import export_saved_model
 from zoo.models.seq2seq import Seq2Seq
 
 END, A, B_, START = 0, 1, 2, 3  # the hand-built decoders' tokens

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from serving.client import Client
-from serving.export import export_saved_model
 from serving.repository import ModelConfig, VersionPolicy
 from serving.server import ModelServer
 from serving.streaming import pin_version, stream_text
+from zoo.export import export_saved_model
 
 CLIENTS, TOKENS, CHUNK = 8, 12, 4
 

@@ -12,11 +12,11 @@ import zoo
 from serving.client import Client
 from serving.errors import Code, ServingError
 from serving.demo import main as demo_main
-from serving.export import export_saved_model
 from serving.server import ModelServer
 from serving.streaming import StreamCheckpoint
 from tests.reference import randomize_weights
 from zoo import sampling
+from zoo.export import export_saved_model
 
 VOCAB = "\n abcdefghij"
 PROTOCOLS = ["rest", "grpc"]

@@ -5,7 +5,8 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
-from serving.warmup import MAX_WARMUP_RECORDS, WARMUP_FILE, read_warmup_requests, warm_up, write_warmup_requests
+from serving.warmup import MAX_WARMUP_RECORDS, WARMUP_FILE, read_warmup_requests, warm_up
+from zoo.export import write_warmup_requests
 
 REQUESTS = [
     ("serving_default", {"x": np.array([[1.0], [2.0]], np.float32)}),
@@ -62,7 +63,7 @@ def test_too_many_requests_are_refused_as_tf_serving_does(tmp_path):
 
 def _export_tiny_char_model(base, version=1):
     import zoo
-    from serving.export import export_saved_model
+    from zoo.export import export_saved_model
 
     model = zoo.get("char_lstm", vocabulary="\n ab", units=4, embedding_dim=2, num_layers=1)
     model(np.zeros((1, 1), np.int32))

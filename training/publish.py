@@ -11,8 +11,8 @@ import platform
 import keras
 import tensorflow as tf
 
-from serving.export import export_saved_model
 from zoo._registry import artifact_dir
+from zoo.export import export_saved_model
 
 __all__ = ["publish", "machine_description"]
 

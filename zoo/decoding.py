@@ -4,7 +4,7 @@ Each decoder is one function that is both a SavedModel signature (string in,
 string out; see `endpoints`) and, through the same `tf.function`, the
 in-process decoder (`greedy`, `sample`, `beam_search`), so the two cannot
 drift. The loops are `tf.while_loop`s built with autograph off, the way
-`ExportArchive` and `serving.export` trace: no `py_function`, no XLA, nothing
+`ExportArchive` and `zoo.export` trace: no `py_function`, no XLA, nothing
 stock TF Serving on a CPU cannot run.
 
 The cores (`sample_ids`, `beam_search_ids`) know nothing about models: they

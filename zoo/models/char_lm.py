@@ -6,6 +6,7 @@ explicitly and nothing exported holds per-client state.
 """
 
 import keras
+import numpy as np
 from keras import ops
 
 from zoo.layers import recurrent_layer
@@ -73,9 +74,6 @@ class CharLM(keras.Model):
         """Widths of every state tensor, layer by layer, in `pack_states` order."""
         return [size for layer in self.recurrent for size in layer.cell.state_size]
 
-    def initial_states(self, batch_size):
-        return [layer.get_initial_state(batch_size) for layer in self.recurrent]
-
     def pack_states(self, states):
         """Nested per-layer states -> one (B, sum(state_sizes)) tensor, for serving."""
         return ops.concatenate([s for layer_states in states for s in layer_states], axis=-1)
@@ -108,6 +106,43 @@ class CharLM(keras.Model):
 
     def decode(self, ids):
         return "".join(self.vocabulary[int(i)] for i in ids)
+
+    def serving_endpoints(self):
+        """`zoo.export.Exportable`: `serving_default` (token_ids -> logits), `generate` and `sample`.
+
+        `generate` and `sample` are `zoo.sampling`'s graphs; `generate`
+        carries the packed state (`pack_states`) in and out.
+        """
+        import tensorflow as tf
+
+        from zoo import sampling
+
+        def logits(token_ids):
+            logits, _ = self(token_ids, training=False)
+            return {"logits": tf.cast(logits, tf.float32)}
+
+        token_ids = [tf.TensorSpec([None, None], tf.int32, name="token_ids")]
+        return {
+            "serving_default": (logits, token_ids),
+            "generate": (sampling.make_generate_fn(self), sampling.generate_signature(sum(self.state_sizes))),
+            "sample": (sampling.make_sample_fn(self), sampling.sample_signature()),
+        }
+
+    def warmup_requests(self):
+        """`zoo.export.Exportable`: one small request per signature (TensorFlow optimises a graph on its first run)."""
+        one = {
+            "prompt": np.array([self.vocabulary[-1].encode("utf-8")], dtype=object),
+            "steps": np.array([2], np.int32),
+            "temperature": np.array([1.0], np.float32),
+            "top_k": np.array([0], np.int32),
+            "seed": np.array([0], np.int64),
+        }
+        state = {"state": np.zeros((1, sum(self.state_sizes)), np.float32), "position": np.array([0], np.int64)}
+        return [
+            ("serving_default", {"token_ids": np.zeros((1, 2), np.int32)}),
+            ("generate", {**one, **state}),
+            ("sample", one),
+        ]
 
     def get_config(self):
         return {

@@ -69,7 +69,7 @@ class ESNForecaster(keras.Model):
         return forecast(self.reservoir, self.readout, warmup_inputs, steps, initial_state)
 
     def serving_endpoints(self):
-        """Signatures for `serving.export`: float64 series in, one-step predictions out."""
+        """`zoo.export.Exportable`: float64 series (B, T, I) in, one-step predictions (B, T, O) out."""
         import tensorflow as tf
 
         def outputs(inputs):
@@ -77,6 +77,10 @@ class ESNForecaster(keras.Model):
 
         spec = tf.TensorSpec([None, None, self.reservoir.cell.input_dim], tf.float64, name="inputs")
         return {"serving_default": (outputs, [spec])}
+
+    def warmup_requests(self):
+        """`zoo.export.Exportable`: one series of two zero steps (TensorFlow optimises a graph on its first run)."""
+        return [("serving_default", {"inputs": np.zeros((1, 2, self.reservoir.cell.input_dim), np.float64)})]
 
     def get_config(self):
         return {**super().get_config(), **self.reservoir_config, "output_dim": self.output_dim,

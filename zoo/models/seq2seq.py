@@ -208,7 +208,7 @@ class Seq2Seq(keras.Model):
         return "".join(chars)
 
     def serving_endpoints(self):
-        """Signatures for `serving.export`: name -> (function, input signature)."""
+        """`zoo.export.Exportable`: `serving_default` (teacher-forced logits) and `zoo.decoding`'s decoders."""
         import tensorflow as tf
 
         from zoo import decoding
@@ -220,7 +220,7 @@ class Seq2Seq(keras.Model):
         return {"serving_default": (logits, ids), **decoding.endpoints(self)}
 
     def warmup_requests(self):
-        """One small request per signature, shipped as TF Serving's warmup file by `serving.export`."""
+        """`zoo.export.Exportable`: one small request per signature, shipped as TF Serving's warmup file."""
         source = np.array([self.source_vocabulary[0].encode("utf-8")], dtype=object)
         decode = {"source": source, "max_length": np.array([2], np.int32)}
         return [

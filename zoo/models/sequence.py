@@ -7,6 +7,7 @@ every step or the last one, and the recurrent state they start from.
 """
 
 import keras
+import numpy as np
 from keras import ops
 
 from zoo._checks import check_non_negative_int
@@ -110,20 +111,28 @@ class SequenceModel(keras.Model):
             x = ops.pad(x[:, : -self.output_delay], [[0, 0], [self.output_delay, 0], [0, 0]])  # (B, T, H)
         return self.head(x)
 
-    def serving_endpoints(self):
-        """Signatures for `serving.export`: name -> (function, input signature)."""
+    def _serving_input_spec(self):
         import tensorflow as tf
 
         if self.vocabulary_size:
-            spec = tf.TensorSpec([None, None], tf.int32, name="inputs")
-        else:
-            first = self.recurrent[0].forward_layer if self.bidirectional else self.recurrent[0]
-            spec = tf.TensorSpec([None, None, first.cell.kernel.shape[0]], tf.float32, name="inputs")
+            return tf.TensorSpec([None, None], tf.int32, name="inputs")
+        first = self.recurrent[0].forward_layer if self.bidirectional else self.recurrent[0]
+        return tf.TensorSpec([None, None, first.cell.kernel.shape[0]], tf.float32, name="inputs")
+
+    def serving_endpoints(self):
+        """`zoo.export.Exportable`: `serving_default`, inputs -> outputs."""
+        import tensorflow as tf
 
         def outputs(inputs):
             return {"outputs": tf.cast(self(inputs, training=False), tf.float32)}
 
-        return {"serving_default": (outputs, [spec])}
+        return {"serving_default": (outputs, [self._serving_input_spec()])}
+
+    def warmup_requests(self):
+        """`zoo.export.Exportable`: one batch of two zero steps (TensorFlow optimises a graph on its first run)."""
+        spec = self._serving_input_spec()
+        shape = [1, 2, *spec.shape[2:]]
+        return [("serving_default", {"inputs": np.zeros(shape, spec.dtype.as_numpy_dtype)})]
 
     def get_config(self):
         return {

@@ -1,0 +1,105 @@
+"""Re-exporting a shipped model from its `.keras` weights, without retraining.
+
+A shipped version goes stale when the exporter improves after it was written
+(a warmup file that was empty, a `zoo.json` holding a Python repr). Versions
+are immutable, since a polling server may have loaded one, so the fix is a
+new version written from `saved_models/<name>/<name>.keras`, carrying the
+same card, served in place of the old one.
+"""
+
+import json
+import pathlib
+import re
+import shutil
+
+import keras
+
+from zoo._registry import artifact_dir, list_models
+from zoo.export._saved_model import METADATA_FILE, export_saved_model, read_zoo_metadata
+from zoo.export._warmup import WARMUP_FILE
+
+__all__ = ["stale_reasons", "stale_models", "reexport"]
+
+_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>")
+# Added to card.json after the export wrote zoo.json (see training.publish): not part of the exported card.
+_CARD_ONLY_KEYS = ("served_version", "figures", "figures_missing")
+
+
+def stale_reasons(version_dir):
+    """Why the version in `version_dir` should be re-exported; an empty list when it is current."""
+    version_dir = pathlib.Path(version_dir)
+    reasons = []
+    metadata = version_dir / METADATA_FILE
+    if not metadata.exists():
+        reasons.append("no zoo.json")
+    elif _REPR.search(metadata.read_text()):
+        reasons.append("zoo.json holds a Python repr")
+    warmup = version_dir / WARMUP_FILE
+    if not warmup.exists():
+        reasons.append("no warmup file")
+    elif warmup.stat().st_size == 0:
+        reasons.append("an empty warmup file")
+    return reasons
+
+
+def _base(name, models_dir):
+    return pathlib.Path(models_dir) / name if models_dir else artifact_dir(name)
+
+
+def _served_dir(base, card):
+    version = card.get("served_version")
+    return None if version is None else base / str(version)
+
+
+def stale_models(models_dir=None):
+    """`{name: reasons}` for every shipped model whose served version is stale or missing."""
+    stale = {}
+    for name in list_models():
+        base = _base(name, models_dir)
+        if not (base / f"{name}.keras").exists():
+            continue
+        card_file = base / "card.json"
+        served = _served_dir(base, json.loads(card_file.read_text())) if card_file.exists() else None
+        if served is None or not served.exists():
+            stale[name] = ["no served version"]
+        elif stale_reasons(served):
+            stale[name] = stale_reasons(served)
+    return stale
+
+
+def reexport(name, models_dir=None, keep_old=False):
+    """Writes a new version of shipped model `name` from its `.keras` file and serves it.
+
+    The new version's `zoo.json` carries the card of the version it replaces
+    (or, without one, `card.json` less the keys publishing adds later);
+    `card.json`'s `served_version` then names the new version and, unless
+    `keep_old`, the replaced version's folder is removed.
+
+    Args:
+        name: a model shipped under `models_dir` (default: `saved_models/`).
+        models_dir: the folder holding `<name>/`.
+        keep_old: keep the replaced version folder (e.g. while a server still streams from it).
+
+    Returns:
+        The new version folder.
+
+    Raises:
+        ValueError: `name` has no `.keras` file or no `card.json`.
+    """
+    base = _base(name, models_dir)
+    keras_file, card_file = base / f"{name}.keras", base / "card.json"
+    if not keras_file.exists() or not card_file.exists():
+        raise ValueError(f"Model {name!r} must ship {keras_file.name} and card.json to be re-exported. Received: {base}")
+    card = json.loads(card_file.read_text())
+    old = _served_dir(base, card)
+    if old is not None and (old / METADATA_FILE).exists():
+        exported_card = read_zoo_metadata(old)["card"]
+    else:
+        exported_card = {key: value for key, value in card.items() if key not in _CARD_ONLY_KEYS}
+    model = keras.saving.load_model(keras_file)
+    new = export_saved_model(model, base, metadata={"card": exported_card})
+    card["served_version"] = int(new.name)
+    card_file.write_text(json.dumps(card, indent=2, sort_keys=True))
+    if old is not None and old.exists() and not keep_old:
+        shutil.rmtree(old)
+    return new
