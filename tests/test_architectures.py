@@ -90,6 +90,7 @@ def test_the_echo_state_network_fit_lowers_the_loss():
     assert np.isfinite(before) and metrics["rmse"] ** 2 < before / 100
 
 
+@pytest.mark.slow
 def test_the_jaeger_recipe_fits_and_its_free_run_tracks_the_series():
     recipe = recipe_for("esn_mackey_glass_jaeger", train_steps=400, runs=3, teacher_steps=100, horizon=10)
     model, metrics = fit_esn(recipe, zoo.get("esn_mackey_glass_jaeger", **TINY["esn_mackey_glass_jaeger"]))
@@ -97,6 +98,7 @@ def test_the_jaeger_recipe_fits_and_its_free_run_tracks_the_series():
     assert metrics["nrmse1"] < 0.05 and metrics["nrmse10"] < 0.5  # predicting the mean scores 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", zoo.list())
 def test_keras_file_round_trip(name, tmp_path):
     model = zoo.get(name, **TINY[name])

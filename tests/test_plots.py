@@ -138,6 +138,7 @@ def test_a_run_folder_holding_another_or_unfinished_run_is_not_drawn(tmp_path):
 # -- task figures ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_adding_figure_holds_every_shipped_adding_model_on_one_batch(tmp_path, monkeypatch):
     import zoo
 
@@ -173,6 +174,7 @@ def test_elman_dendrogram_has_one_leaf_per_word(tmp_path, monkeypatch):
     _check_png(tmp_path / "dendrogram.png", (900, 400))
 
 
+@pytest.mark.slow
 def test_esn_forecast_is_the_measured_test_prediction(tmp_path, monkeypatch):
     from training.recipes import fit_esn, recipe_for
 
@@ -207,6 +209,7 @@ def _published_adder(tmp_path):
     return tmp_path / "models" / "binary_adder"
 
 
+@pytest.mark.slow
 def test_publish_draws_the_figures_and_the_command_redraws_them(tmp_path, capsys):
     folder = _published_adder(tmp_path)
     card = json.loads((folder / "card.json").read_text())

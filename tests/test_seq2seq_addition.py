@@ -93,6 +93,7 @@ def test_registered_model_config_round_trips_and_matches_its_recipe():
     assert card["defaults"]["units"] == 128 and "greedy" in card["export"]
 
 
+@pytest.mark.slow
 def test_a_short_training_run_lowers_the_loss(tmp_path):
     recipe = recipe_for("seq2seq_addition", steps=60, batch_size=32, learning_rate=1e-2, eval_every=60,
                         checkpoint_every=60, train_pairs=400, test_pairs=40, overrides={"units": 16},
@@ -126,6 +127,7 @@ def shipped():
     return zoo.get("seq2seq_addition", weights="default")
 
 
+@pytest.mark.slow
 def test_the_shipped_model_adds_held_out_pairs(shipped):
     recipe = recipe_for("seq2seq_addition", **zoo.card("seq2seq_addition")["recipe"]["config"])
     questions, answers = (column[:24] for column in recipe.pairs[1])

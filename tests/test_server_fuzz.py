@@ -9,6 +9,7 @@ in `test_server_json_codec.py`.
 import json
 import string
 
+import pytest
 import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -47,6 +48,7 @@ paths = st.one_of(
 methods = st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH"])
 
 
+@pytest.mark.slow
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(method=methods, path=paths, body=bodies)
 def test_fuzz_http_path_never_answers_500_or_hangs(rest_url, method, path, body):

