@@ -1,11 +1,18 @@
-# Two entry points on a fresh clone: `make demo` and `make test`. Both create the
-# project-local virtual environment on first use.
+# Entry points on a fresh clone; each creates the project-local virtual environment on first use.
+#   make demo        stream text from the shipped char_lstm through the embedded server
+#   make test        lint, then the whole test suite: what CI runs (.ci/run)
+#   make test-fast   the suite without the tests marked slow, a pre-commit check (under 90 s on 2 cores)
+#   make lint        ruff, configured in pyproject.toml
+#   make benchmark   re-measure BENCHMARKS.md's figures (an hour or more on 2 cores), then regenerate the tables
+#   make quality     retrain and re-score every row of README's model table (hours), then regenerate the tables
+#   make tables      regenerate README.md's and BENCHMARKS.md's tables from benchmarks/results/
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: demo test benchmark train clean
+.PHONY: demo test test-fast lint benchmark quality tables clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -13,14 +20,43 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# The bench extra (reservoirpy) on top of dev; redone whenever the dev install is.
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
 demo: $(STAMP)
 	$(PY) -m serving.demo
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+test: lint
 	$(PY) -m pytest
 
-benchmark: $(STAMP)
-	$(PY) -m pytest -m benchmark
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow"
+
+# Each command is the one BENCHMARKS.md quotes for its results file, with the settings that file records.
+# The GPU figures (layers_jax_gpu.json, check_backend_jax_gpu.json) need a GPU and JAX: see BENCHMARKS.md.
+benchmark: $(BENCH_STAMP)
+	$(PY) -m benchmarks.layers --rounds 7
+	$(PY) -m benchmarks.loop_ab --shape lstm 128 128 --shape elman 128 128 --shape lstm 32 128 \
+		--shape lstm 128 512 --shape gru 128 128 --shape gru 32 128
+	$(PY) -m benchmarks.serving
+	$(PY) -m benchmarks.streaming --repeats 7
+	$(PY) -m benchmarks.esn --check-radius --dense-too
+	$(PY) -m benchmarks.esn --units 400 1000 --dense-too --skip-nrmse84 --out benchmarks/results/esn_sizes.json
+	$(PY) -m benchmarks.esn --validate
+	$(PY) -m benchmarks.seq2seq
+	$(PY) -m benchmarks.tables --write
+
+quality: $(BENCH_STAMP)
+	$(PY) -m benchmarks.quality
+	$(PY) -m benchmarks.tables --write
+
+tables: $(STAMP)
+	$(PY) -m benchmarks.tables --write
 
 clean:
 	rm -rf $(VENV) build *.egg-info

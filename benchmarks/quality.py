@@ -92,7 +92,8 @@ def main(argv=None):
         row["train_seconds"] = time.time() - began
         row["seed"] = recipe.seed
         row["recipe"] = json.loads(recipe.to_json())
-        print(json.dumps({name: {k: row[k] for k in ("metric", "value", "bar", "passed", "train_seconds")}}), flush=True)
+        summary = {k: row[k] for k in ("metric", "value", "bar", "passed", "train_seconds")}
+        print(json.dumps({name: summary}), flush=True)
         row["machine"] = describe_machine()
         _record(name, model, recipe, row, args.publish)
         _merge_row(name, row)

@@ -36,7 +36,9 @@ def _schedule(text):
             raise ValueError(kind)
         return {"lr_decay": kind, "learning_rate": float(rate), "steps": int(steps)}
     except ValueError:
-        raise argparse.ArgumentTypeError(f"A schedule is cosine:LR:STEPS or constant:LR:STEPS. Received: {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"A schedule is cosine:LR:STEPS or constant:LR:STEPS. Received: {text!r}"
+        ) from None
 
 
 def _curve(name, fields, args):
@@ -64,7 +66,7 @@ def _decode_times(recipe, rounds=5):
     model, questions = zoo.get("seq2seq_addition", weights="default"), recipe.pairs[1][0]
     widths = {"greedy": 1, "beam4": 4}
     seconds = {name: [] for name in widths}
-    for name, width in widths.items():
+    for width in widths.values():
         recipe.decode(model, questions[:10], width)  # traces the decoder
     for _ in range(rounds):
         for name, width in widths.items():

@@ -11,8 +11,8 @@ rejects any field it would reject. Only the fields both files have carried
 since TF Serving 1.x are declared (BatchingParameters fields 1-7).
 """
 
+import google.protobuf.wrappers_pb2  # noqa: F401  (registers wrappers.proto in the default pool)
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
-from google.protobuf import wrappers_pb2  # noqa: F401  (registers wrappers.proto in the default pool)
 
 __all__ = ["BatchingParameters", "MonitoringConfig", "PrometheusConfig", "parse_text"]
 
@@ -53,8 +53,11 @@ def _build():
                 ("pad_variable_length_inputs", _F.TYPE_BOOL, None, None),
             ],
         )
-        _message(file_proto, "PrometheusConfig", [("enable", _F.TYPE_BOOL, None, None), ("path", _F.TYPE_STRING, None, None)])
-        _message(file_proto, "MonitoringConfig", [("prometheus_config", _F.TYPE_MESSAGE, f".{_PACKAGE}.PrometheusConfig", None)])
+        _message(
+            file_proto, "PrometheusConfig", [("enable", _F.TYPE_BOOL, None, None), ("path", _F.TYPE_STRING, None, None)]
+        )
+        prometheus = f".{_PACKAGE}.PrometheusConfig"
+        _message(file_proto, "MonitoringConfig", [("prometheus_config", _F.TYPE_MESSAGE, prometheus, None)])
         pool.Add(file_proto)
     classes = {}
     for message_name in ("BatchingParameters", "PrometheusConfig", "MonitoringConfig"):

@@ -677,7 +677,9 @@ def encode_classify(labels, scores):
     """
     shape = (labels if labels is not None else scores).shape
     label_texts = (
-        [_string_token(v, False) for v in labels.reshape(-1).tolist()] if labels is not None else ['""'] * (shape[0] * shape[1])
+        [_string_token(v, False) for v in labels.reshape(-1).tolist()]
+        if labels is not None
+        else ['""'] * (shape[0] * shape[1])
     )
     score_texts = _float_tokens(scores.reshape(-1), np.float32) if scores is not None else ["0.0"] * len(label_texts)
     pairs = [f"[{label},{score}]" for label, score in zip(label_texts, score_texts, strict=True)]

@@ -12,7 +12,7 @@ SavedModel", not only the zoo's exports:
 | scalar_out | x float32 (B, 1) | total (scalar), y |
 | short_batch | x float32 (B, 1) | first = x[:1], y |
 | reshape3 | x float32 (B,) | x reshaped to (-1, 3): fails at run time unless B % 3 == 0 |
-| classify (method classify) | inputs: serialized tf.Example (B,), float feature x | classes ["low", "high"] (B, 2), scores [y, 1 - y] |
+| classify (method classify) | inputs: tf.Example (B,), float feature x | classes ["low", "high"], scores [y, 1 - y] |
 | regress (method regress) | inputs: serialized tf.Example (B,), float feature x | outputs = y (B, 1) |
 | spin | n int32 (B,) | count: n[0] iterations of a graph loop (busy work for deadlines and drains) |
 | generate | steps int32 (B,), temperature float32 (B,) | the same values back: the server's generation limits apply |

@@ -8,8 +8,8 @@ import pytest
 import tensorflow as tf
 
 import zoo
-from training.recipes import RECIPES, fit_esn, recipe_for
 from training.loop import task_loss
+from training.recipes import RECIPES, fit_esn, recipe_for
 
 # Small enough that the whole file runs in seconds; the task batch of each model
 # comes from its own recipe, shortened.
@@ -90,6 +90,7 @@ def test_the_echo_state_network_fit_lowers_the_loss():
     assert np.isfinite(before) and metrics["rmse"] ** 2 < before / 100
 
 
+@pytest.mark.slow
 def test_the_jaeger_recipe_fits_and_its_free_run_tracks_the_series():
     recipe = recipe_for("esn_mackey_glass_jaeger", train_steps=400, runs=3, teacher_steps=100, horizon=10)
     model, metrics = fit_esn(recipe, zoo.get("esn_mackey_glass_jaeger", **TINY["esn_mackey_glass_jaeger"]))
@@ -97,6 +98,7 @@ def test_the_jaeger_recipe_fits_and_its_free_run_tracks_the_series():
     assert metrics["nrmse1"] < 0.05 and metrics["nrmse10"] < 0.5  # predicting the mean scores 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", zoo.list())
 def test_keras_file_round_trip(name, tmp_path):
     model = zoo.get(name, **TINY[name])
@@ -114,7 +116,8 @@ def test_elman_grammar_context_starts_at_one_half():
     x = np.eye(31, dtype=np.float32)[[3, 7]][None]  # (1, 2, 31)
     logits = np.asarray(model(x))[0, 0]
     cell = model.recurrent[0].cell
-    h = 1 / (1 + np.exp(-(x[0, 0] @ cell.kernel.numpy() + np.full(5, 0.5) @ cell.recurrent_kernel.numpy() + cell.bias.numpy())))
+    pre = x[0, 0] @ cell.kernel.numpy() + np.full(5, 0.5) @ cell.recurrent_kernel.numpy() + cell.bias.numpy()
+    h = 1 / (1 + np.exp(-pre))
     np.testing.assert_allclose(logits, h @ model.head.kernel.numpy() + model.head.bias.numpy(), rtol=1e-5, atol=1e-6)
 
 

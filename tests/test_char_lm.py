@@ -1,6 +1,5 @@
 """CharLM, in-process sampling and the SavedModel export: one path, same numbers."""
 
-import json
 import pathlib
 
 import numpy as np
@@ -89,6 +88,7 @@ def test_top_k_one_is_argmax_whatever_the_temperature(model):
     )
 
 
+@pytest.mark.slow
 def test_zero_steps_returns_the_prompt_state_and_no_text(exported, model):
     loaded, _ = exported
     out = loaded.signatures["generate"](**_generate_inputs(model, ["abc", "b"], 0))
@@ -97,6 +97,7 @@ def test_zero_steps_returns_the_prompt_state_and_no_text(exported, model):
     np.testing.assert_allclose(out["state"].numpy()[0], model.pack_states(states)[0], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_batch_rows_are_independent_of_each_other(exported, model):
     loaded, _ = exported
     generate = loaded.signatures["generate"]
@@ -107,6 +108,7 @@ def test_batch_rows_are_independent_of_each_other(exported, model):
     np.testing.assert_allclose(together["state"].numpy()[1], alone["state"].numpy()[0], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_exported_signatures_match_the_keras_model(exported, model):
     loaded, _ = exported
     ids = np.array([[1, 2, 3, 4], [5, 6, 7, 8]], np.int32)
@@ -116,6 +118,7 @@ def test_exported_signatures_match_the_keras_model(exported, model):
     assert out["text"].numpy()[0].decode() == sampling.sample(model, "abc", 40, seed=9, top_k=3)
 
 
+@pytest.mark.slow
 def test_sample_signature_is_generate_from_a_zero_state(exported, model):
     loaded, _ = exported
     inputs = _generate_inputs(model, ["abc", ""], [40, 7], temperature=0.9, top_k=3, seed=9)
@@ -124,6 +127,7 @@ def test_sample_signature_is_generate_from_a_zero_state(exported, model):
     assert text == [sampling.sample(model, "abc", 40, 0.9, 3, seed=9), sampling.sample(model, "", 7, 0.9, 3, seed=9)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "override, message",
     [
@@ -140,6 +144,7 @@ def test_bad_generate_inputs_raise_invalid_argument(exported, model, override, m
         loaded.signatures["generate"](**inputs)
 
 
+@pytest.mark.slow
 def test_export_is_self_describing_and_versions_increase(exported, model):
     _, base = exported
     assert next_version(base) == 2
@@ -151,6 +156,7 @@ def test_export_is_self_describing_and_versions_increase(exported, model):
         export_saved_model(model, base, version=2)
 
 
+@pytest.mark.slow
 def test_failed_export_leaves_no_version_visible(model, tmp_path, monkeypatch):
     def half_write(obj, export_dir, **kwargs):
         pathlib.Path(export_dir, "saved_model.pb").write_bytes(b"half a model")
@@ -162,6 +168,7 @@ def test_failed_export_leaves_no_version_visible(model, tmp_path, monkeypatch):
     assert list((tmp_path / "m").iterdir()) == []
 
 
+@pytest.mark.slow
 def test_exported_graph_has_only_ops_tf_serving_runs(exported):
     _, base = exported
     from tensorflow.core.protobuf import saved_model_pb2
@@ -174,6 +181,7 @@ def test_exported_graph_has_only_ops_tf_serving_runs(exported):
     assert "serve" in saved.meta_graphs[0].meta_info_def.tags
 
 
+@pytest.mark.slow
 def test_variables_are_stored_once(exported, model):
     _, base = exported
     stored = [name for name, _ in tf.train.list_variables(str(base / "1" / "variables" / "variables"))]

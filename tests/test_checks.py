@@ -43,7 +43,8 @@ def test_accepted_values_come_back_as_plain_python():
         (lambda: check_positive_int("units", None), r"`units` must be a positive integer\. Received: units=None"),
         (lambda: check_positive_int("units", 0, allow_none=True),
          r"`units` must be a positive integer or None\. Received: units=0"),
-        (lambda: check_non_negative_int("warmup", -2), r"`warmup` must be a non-negative integer\. Received: warmup=-2"),
+        (lambda: check_non_negative_int("warmup", -2), r"`warmup` must be a non-negative integer\. "
+            r"Received: warmup=-2"),
         (lambda: check_non_negative_int("warmup", 1.0),
          r"`warmup` must be a non-negative integer\. Received: warmup=1\.0"),
         (lambda: check_non_negative_int("seed", "a", allow_none=True),
@@ -58,8 +59,10 @@ def test_accepted_values_come_back_as_plain_python():
         (lambda: check_number("f", 1, 0, 1, low_open=True, high_open=True),
          r"`f` must be a number in \(0, 1\)\. Received: f=1"),
         (lambda: check_number("x", 2, high=1), r"`x` must be a number in \(-inf, 1\]\. Received: x=2"),
-        (lambda: check_number("tau", math.nan, 0, low_open=True), r"`tau` must be a positive number\. Received: tau=nan"),
-        (lambda: check_number("tau", math.inf, 0, low_open=True), r"`tau` must be a positive number\. Received: tau=inf"),
+        (lambda: check_number("tau", math.nan, 0, low_open=True), r"`tau` must be a positive number\. "
+            r"Received: tau=nan"),
+        (lambda: check_number("tau", math.inf, 0, low_open=True), r"`tau` must be a positive number\. "
+            r"Received: tau=inf"),
         (lambda: check_number("tau", True, 0, low_open=True), r"`tau` must be a positive number\. Received: tau=True"),
         (lambda: check_number("tau", "1", 0, low_open=True), r"`tau` must be a positive number\. Received: tau='1'"),
         (lambda: check_one_of("bridge", "mean", ("dense", "sum")),
@@ -85,10 +88,12 @@ GENERATION_ERRORS = [
     ({"top_k": True}, r"`top_k` must be an integer >= 0 .*Received: top_k=True"),
     ({"seed": 1.5}, r"`seed` must be an integer\. Received: seed=1\.5"),
     ({"beam_width": 0}, r"`beam_width` must be an integer >= 1\. Received: beam_width=0"),
-    ({"alpha": -0.1}, r"`alpha` must be a finite number >= 0 \(0 turns the length penalty off\)\. Received: alpha=-0\.1"),
+    ({"alpha": -0.1}, r"`alpha` must be a finite number >= 0 \(0 turns the length penalty off\)\. "
+        r"Received: alpha=-0\.1"),
     ({"steps": np.array([3, -1], np.int32)}, r"`steps` must be an integer >= 0\. Received: steps=\[ 3,-1\]"),
     ({"steps": np.array([1.0], np.float32)}, r"`steps` must be an integer >= 0\. Received: steps=\[1\.\]"),
-    ({"temperature": np.array([0.5, np.inf], np.float32)}, r"`temperature` must be .*Received: temperature=\[0\.5,inf\]"),
+    ({"temperature": np.array([0.5, np.inf], np.float32)}, r"`temperature` must be .*"
+        r"Received: temperature=\[0\.5,inf\]"),
     ({"steps": np.arange(-1, 20)}, r"Received: steps=\[-1, 0, 1, 2, 3, 4, 5, 6,\.\.\.\]"),  # long arrays are cut
 ]
 
@@ -116,9 +121,11 @@ def test_an_unknown_generation_argument_is_a_programming_error():
 GRAPH_ERRORS = [
     ("steps", tf.constant([-1]), r"`steps` must be an integer >= 0\. Received: steps=\] \[-1\]"),
     ("max_length", tf.constant([2, -3]), r"`max_length` must be an integer >= 0\. Received: max_length=\] \[2 -3\]"),
-    ("temperature", tf.constant([np.nan]), r"`temperature` must be a finite number >= 0 \(0 = greedy\)\. Received: temperature=\] \[nan\]"),
+    ("temperature", tf.constant([np.nan]), r"`temperature` must be a finite number >= 0 \(0 = greedy\)\. "
+        r"Received: temperature=\] \[nan\]"),
     ("temperature", tf.constant([-0.5]), r"`temperature` must be a finite number >= 0 .*\[-0\.5\]"),
-    ("top_k", tf.constant([-2]), r"`top_k` must be an integer >= 0 \(0 keeps every token\)\. Received: top_k=\] \[-2\]"),
+    ("top_k", tf.constant([-2]), r"`top_k` must be an integer >= 0 \(0 keeps every token\)\. "
+        r"Received: top_k=\] \[-2\]"),
     ("beam_width", tf.constant([0]), r"`beam_width` must be an integer >= 1\. Received: beam_width=\] \[0\]"),
     ("alpha", tf.constant([np.inf]), r"`alpha` must be a finite number >= 0 .*Received: alpha=\] \[inf\]"),
 ]
@@ -147,7 +154,8 @@ def test_every_generation_argument_has_a_graph_check_unless_its_dtype_is_the_rul
     [
         ({"max_tokens": -1}, r"`max_tokens` must be a non-negative integer\. Received: max_tokens=-1"),
         ({"chunk_size": 0}, r"`chunk_size` must be a positive integer\. Received: chunk_size=0"),
-        ({"temperature": -1.0}, r"`temperature` must be a finite number >= 0 \(0 = greedy\)\. Received: temperature=-1\.0"),
+        ({"temperature": -1.0}, r"`temperature` must be a finite number >= 0 \(0 = greedy\)\. "
+            r"Received: temperature=-1\.0"),
         ({"top_k": -1}, r"`top_k` must be an integer >= 0 \(0 keeps every token\)\. Received: top_k=-1"),
         ({"seed": 0.5}, r"`seed` must be an integer\. Received: seed=0\.5"),
     ],

@@ -397,7 +397,9 @@ def test_error_over_grpc(grpc_stubs, case):
     assert (case.grpc_message or case.message) in details
 
 
-@pytest.mark.parametrize("rpc, request_, code, message", [c[1:] for c in GRPC_ONLY_CASES], ids=[c[0] for c in GRPC_ONLY_CASES])
+@pytest.mark.parametrize(
+    "rpc, request_, code, message", [c[1:] for c in GRPC_ONLY_CASES], ids=[c[0] for c in GRPC_ONLY_CASES]
+)
 def test_grpc_only_errors(grpc_stubs, rpc, request_, code, message):
     got, details, _ = grpc_call(grpc_stubs, rpc, request_)
     assert got == code and message in details, details
@@ -433,7 +435,8 @@ def test_predict_routing(rest_url, grpc_stubs, path, model_spec, version, expect
 
 
 def test_non_finite_floats(rest_url, grpc_stubs):
-    status, _, text = rest_call(rest_url, "POST", "/v1/models/tiny:predict", '{"instances": [[NaN], [Infinity], [-Infinity]]}')
+    body = '{"instances": [[NaN], [Infinity], [-Infinity]]}'
+    status, _, text = rest_call(rest_url, "POST", "/v1/models/tiny:predict", body)
     assert (status, text) == (200, '{"predictions":[[NaN],[Infinity],[-Infinity]]}')
     x = np.array([[np.nan], [np.inf], [-np.inf]], np.float32)
     _, _, response = grpc_call(grpc_stubs, "Predict", predict_request({"x": x}))
@@ -451,11 +454,15 @@ def test_strings_and_b64(rest_url, grpc_stubs):
     assert list(response.outputs["upper"].string_val) == [b"HI"]
 
 
-@pytest.mark.parametrize("prefix, model_spec, a, b", [("/v1/models/tiny", {}, 2.0, 1.0), ("/v1/models/tiny/labels/stable", {"label": "stable"}, 0.5, 2.0)])
+@pytest.mark.parametrize(
+    "prefix, model_spec, a, b",
+    [("/v1/models/tiny", {}, 2.0, 1.0), ("/v1/models/tiny/labels/stable", {"label": "stable"}, 0.5, 2.0)],
+)
 def test_classify(rest_url, grpc_stubs, prefix, model_spec, a, b):
     xs = [1.0, 0.1]
     ys = [np.float32(a) * np.float32(x) + np.float32(b) for x in xs]
-    status, doc, _ = rest_call(rest_url, "POST", prefix + ":classify", {**CLASSIFY_BODY, "examples": [{"x": x} for x in xs]})
+    body = {**CLASSIFY_BODY, "examples": [{"x": x} for x in xs]}
+    status, doc, _ = rest_call(rest_url, "POST", prefix + ":classify", body)
     assert status == 200
     # Scores are float32 written in their own precision: read back as float32 they are exact.
     got = [[(label, np.float32(score)) for label, score in item] for item in doc["results"]]
@@ -481,7 +488,8 @@ def test_regress_with_context(rest_url, grpc_stubs):
 
 
 def test_multi_inference(grpc_stubs):
-    _, details, response = grpc_call(grpc_stubs, "MultiInference", multi_request([("regress", REGRESS_METHOD)], xs=[1.0, 2.0]))
+    request = multi_request([("regress", REGRESS_METHOD)], xs=[1.0, 2.0])
+    _, details, response = grpc_call(grpc_stubs, "MultiInference", request)
     (result,) = response.results
     assert [r.value for r in result.regression_result.regressions] == [3.0, 5.0], details
     assert (result.model_spec.name, result.model_spec.version.value) == ("tiny", 2)
@@ -493,10 +501,22 @@ def test_multi_inference(grpc_stubs):
         ({"signature_name": "classify"}, "When method is classify, key 'examples' is expected and was not found"),
         ({"signature_name": "classify", "examples": {}}, "Expecting 'examples' value to be an list/array"),
         ({"signature_name": "classify", "examples": [1]}, "Example must be JSON object but got JSON Number"),
-        ({"signature_name": "classify", "examples": [{"x": [1.0, "a"]}]}, "Unexpected element type in feature: x expecting type: float"),
-        ({"signature_name": "classify", "examples": [{"x": None}]}, "Feature: x has element with unexpected JSON type: Null"),
-        ({"signature_name": "classify", "examples": [{"x": [[1.0]]}]}, "Feature: x has element with unexpected JSON type: Array"),
-        ({"signature_name": "classify", "examples": [{"x": 2**63}]}, "Feature: x has uint64 element. Only int64 is supported."),
+        (
+            {"signature_name": "classify", "examples": [{"x": [1.0, "a"]}]},
+            "Unexpected element type in feature: x expecting type: float",
+        ),
+        (
+            {"signature_name": "classify", "examples": [{"x": None}]},
+            "Feature: x has element with unexpected JSON type: Null",
+        ),
+        (
+            {"signature_name": "classify", "examples": [{"x": [[1.0]]}]},
+            "Feature: x has element with unexpected JSON type: Array",
+        ),
+        (
+            {"signature_name": "classify", "examples": [{"x": 2**63}]},
+            "Feature: x has uint64 element. Only int64 is supported.",
+        ),
         ({"signature_name": "classify", "examples": [{"x": 1e300}]}, "without loss of precision"),
         ({"signature_name": "classify", "examples": [{"x": {"b64": "!!"}}]}, "Unable to base64 decode"),
         ({"signature_name": 3, "examples": [{"x": 1.0}]}, "'signature_name' key must be a string value."),

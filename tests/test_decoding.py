@@ -193,6 +193,7 @@ def _assert_same(exported, in_process):
             np.testing.assert_array_equal(exported[key].numpy(), in_process[key])
 
 
+@pytest.mark.slow
 def test_beam_width_one_is_greedy_on_the_model(model):
     greedy = decoding.greedy(model, SOURCES, max_length=8)
     beam = decoding.beam_search(model, SOURCES, beam_width=1, alpha=0.0, max_length=8)
@@ -213,6 +214,7 @@ def test_decoding_stops_at_the_end_token_or_max_length(model):
             assert int(np.argmax(logits)) == model.END_ID
 
 
+@pytest.mark.slow
 def test_exported_signatures_match_in_process_decoding_exactly(model, loaded):
     assert set(loaded.signatures) == {"serving_default", "greedy", "sample", "beam_search"}
     _assert_same(
@@ -234,6 +236,7 @@ def test_exported_signatures_match_in_process_decoding_exactly(model, loaded):
     np.testing.assert_allclose(logits["logits"], model((sources, target_in)), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_each_row_decodes_as_if_alone(loaded):
     beam = loaded.signatures["beam_search"]
     widths, alphas, lengths = [1, 4, 2, 3], [0.0, 0.6, 1.0, 0.2], [5, 9, 3, 7]
@@ -262,11 +265,20 @@ def test_temperature_zero_and_top_k_one_are_greedy(model):
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda m: decoding.beam_search(m, ["1"], beam_width=0), "`beam_width` must be an integer >= 1. Received: beam_width=0"),
+        (
+            lambda m: decoding.beam_search(m, ["1"], beam_width=0),
+            "`beam_width` must be an integer >= 1. Received: beam_width=0",
+        ),
         (lambda m: decoding.beam_search(m, ["1"], beam_width=2.5), "Received: beam_width=2.5"),
-        (lambda m: decoding.beam_search(m, ["1"], alpha=-0.1), "`alpha` must be a finite number >= 0.*Received: alpha=-0.1"),
+        (
+            lambda m: decoding.beam_search(m, ["1"], alpha=-0.1),
+            "`alpha` must be a finite number >= 0.*Received: alpha=-0.1",
+        ),
         (lambda m: decoding.beam_search(m, ["1"], alpha=float("nan")), "Received: alpha=nan"),
-        (lambda m: decoding.greedy(m, ["1"], max_length=-1), "`max_length` must be an integer >= 0. Received: max_length=-1"),
+        (
+            lambda m: decoding.greedy(m, ["1"], max_length=-1),
+            "`max_length` must be an integer >= 0. Received: max_length=-1",
+        ),
         (lambda m: decoding.sample(m, ["1"], temperature=-1.0), "`temperature` must be .*Received: temperature=-1.0"),
         (lambda m: decoding.sample(m, ["1"], top_k=-2), "`top_k` must be an integer >= 0.*Received: top_k=-2"),
     ],
@@ -281,12 +293,15 @@ def test_one_string_instead_of_a_list_is_a_type_error(model):
         decoding.greedy(model, "12+3")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "signature, override, message",
     [
-        ("beam_search", {"beam_width": ([0], tf.int32)}, r"`beam_width` must be an integer >= 1\. Received: beam_width=\] \[0\]"),
+        ("beam_search", {"beam_width": ([0], tf.int32)}, r"`beam_width` must be an integer >= 1\. "
+            r"Received: beam_width=\] \[0\]"),
         ("beam_search", {"alpha": ([-1.0], tf.float32)}, r"`alpha` must be a finite number >= 0 .*alpha=\] \[-1\]"),
-        ("greedy", {"max_length": ([-1], tf.int32)}, r"`max_length` must be an integer >= 0\. Received: max_length=\] \[-1\]"),
+        ("greedy", {"max_length": ([-1], tf.int32)}, r"`max_length` must be an integer >= 0\. "
+            r"Received: max_length=\] \[-1\]"),
         ("sample", {"top_k": ([-1], tf.int32)}, r"`top_k` must be an integer >= 0 \(0 keeps every token\)"),
         ("sample", {"temperature": ([np.inf], tf.float32)}, r"`temperature` must be a finite number >= 0 .*\[inf\]"),
         ("greedy", {"source": (["1x"], tf.string)}, "outside the source vocabulary"),
@@ -305,6 +320,7 @@ def test_bad_signature_inputs_raise_invalid_argument(loaded, signature, override
         function(**inputs)
 
 
+@pytest.mark.slow
 def test_every_signature_has_a_warmup_request_that_runs(loaded, version_dir):
     from serving.warmup import read_warmup_requests
 
@@ -314,6 +330,7 @@ def test_every_signature_has_a_warmup_request_that_runs(loaded, version_dir):
         loaded.signatures[name](**{key: tf.constant(value) for key, value in inputs.items()})
 
 
+@pytest.mark.slow
 def test_exported_graph_holds_only_ops_stock_tf_serving_runs_on_a_cpu(version_dir):
     from tensorflow.core.protobuf import saved_model_pb2
 
@@ -326,6 +343,7 @@ def test_exported_graph_holds_only_ops_stock_tf_serving_runs_on_a_cpu(version_di
     assert not [node.name for node in nodes if node.attr["_XlaMustCompile"].b]
 
 
+@pytest.mark.slow
 def test_the_model_server_serves_beam_search_text_in_text_out(model, version_dir):
     import requests
 

@@ -43,7 +43,11 @@ def test_dockerfile_pins_a_tf_serving_release_and_copies_what_the_configs_name()
     assert re.search(r"^FROM tensorflow/serving:\d+\.\d+\.\d+$", text, re.MULTILINE), "pin an exact version"
     assert "COPY saved_models/ /models/" in text
     copied = re.search(r"^COPY (serving/deploy/\S+ .*) /models/config/$", text, re.MULTILINE).group(1).split()
-    assert sorted(pathlib.Path(p).name for p in copied) == ["batching_parameters.txt", "models.config", "monitoring.config"]
+    assert sorted(pathlib.Path(p).name for p in copied) == [
+        "batching_parameters.txt",
+        "models.config",
+        "monitoring.config",
+    ]
     assert all((ROOT / p).is_file() for p in copied)
 
 
@@ -56,11 +60,13 @@ def test_command_line_flags_point_at_the_copied_configs_and_our_server_takes_the
     # The same command line starts the embedded server (unknown TF Serving flags are ignored).
     args, ignored = build_parser().parse_known_args(_dockerfile_cmd())
     assert args.model_config_file.endswith("models.config") and args.rest_api_timeout_in_ms == 30000
-    assert set(ignored) == {f for f in _dockerfile_cmd() if f.split("=")[0] in ("--enable_batching", "--batching_parameters_file", "--monitoring_config_file")}
+    tf_serving_only = ("--enable_batching", "--batching_parameters_file", "--monitoring_config_file")
+    assert set(ignored) == {f for f in _dockerfile_cmd() if f.split("=")[0] in tf_serving_only}
 
 
 def test_batching_parameters_parse_with_tf_servings_message():
-    params = config_protos.parse_text((DEPLOY / "batching_parameters.txt").read_text(), config_protos.BatchingParameters)
+    text = (DEPLOY / "batching_parameters.txt").read_text()
+    params = config_protos.parse_text(text, config_protos.BatchingParameters)
     sizes = list(params.allowed_batch_sizes)
     # TF Serving's rules: increasing, the last one equal to max_batch_size.
     assert sizes == sorted(sizes) and sizes[-1] == params.max_batch_size.value
@@ -105,7 +111,8 @@ def test_compose_health_check_needs_no_curl_and_mounts_the_configs():
     assert not any("curl" in part or "wget" in part for part in test)
     mounted = {volume.split(":")[0]: volume.split(":")[1] for volume in service["volumes"]}
     assert all((DEPLOY / source).is_file() for source in mounted)
-    assert set(mounted.values()) == {IMAGE_CONFIG + p for p in ("models.config", "batching_parameters.txt", "monitoring.config")}
+    configs = ("models.config", "batching_parameters.txt", "monitoring.config")
+    assert set(mounted.values()) == {IMAGE_CONFIG + p for p in configs}
 
 
 def test_kubernetes_deployment_is_ready_on_model_status_and_has_a_service():

@@ -5,8 +5,8 @@ import pytest
 
 pytest.importorskip("scipy")
 
-from training.recipes.elman_grammar import FIGURE7_SPLITS, dendrogram_flags  # noqa: E402
-from training.data import elman_grammar as g  # noqa: E402
+from training.data import elman_grammar as g
+from training.recipes.elman_grammar import FIGURE7_SPLITS, dendrogram_flags
 
 
 def _means(verbs, animates, inanimates):

@@ -159,6 +159,7 @@ def test_seq2seq_round_trips_through_a_keras_file(tmp_path, rng):
     np.testing.assert_allclose(restored((sources, target_in)), model((sources, target_in)), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_a_short_teacher_forced_run_lowers_the_loss():
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
@@ -196,6 +197,7 @@ def test_text_outside_the_vocabulary_is_refused(rng):
         model.prepare_batch(["1x"], ["1"])
 
 
+@pytest.mark.slow
 def test_finite_difference_gradients_through_encoder_bridge_and_decoder(rng):
     model = Seq2Seq("0123", "01", units=3, embedding_dim=2, cell="peephole_lstm", bidirectional_encoder=True,
                     dtype="float64")

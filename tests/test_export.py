@@ -191,13 +191,14 @@ def test_the_embedded_server_serves_every_shipped_model_after_replaying_its_warm
     names = zoo.list(pretrained=True)
     config = [ModelConfig(name, str(_registry.artifact_dir(name))) for name in names]
     with ModelServer(model_config=config, file_system_poll_wait_seconds=0) as server:
-        states = {name: [(s.version, s.state, s.error_message) for s in server.repository.status(name)] for name in names}
+        states = {name: [(s.version, s.state, s.error_message) for s in server.repository.status(name)]
+                  for name in names}
     for name in names:
         served = json.loads((_registry.artifact_dir(name) / "card.json").read_text())["served_version"]
         assert states[name] == [(served, "AVAILABLE", "")], name
 
 
-# -- re-exporting a stale version ---------------------------------------------------------------------------------------
+# -- re-exporting a stale version ----------------------------------------------------------------------------
 
 
 def _stale_copy(models_dir, name="binary_adder"):

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from tests.reference import randomize_weights
-
 from zoo.layers import GRU, Bidirectional, Elman, PeepholeLSTM
 from zoo.layers.esn import EchoState
 

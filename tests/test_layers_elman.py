@@ -8,8 +8,8 @@ import tensorflow as tf
 
 from tests import reference
 from tests.reference import randomize_weights
-from zoo.layers._loop import TF_CHUNKS
 from zoo.layers import RECURRENT_LAYERS, Elman, ElmanCell, recurrent_layer
+from zoo.layers._loop import TF_CHUNKS
 
 B, T, I, H = 3, 7, 5, 4
 

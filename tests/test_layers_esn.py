@@ -8,8 +8,8 @@ import pytest
 import tensorflow as tf
 
 from tests import reference
-from zoo.layers._loop import TF_CHUNKS
 from training.data.mackey_glass import mackey_glass
+from zoo.layers._loop import TF_CHUNKS
 from zoo.layers.esn import SPARSE_MAX_CONNECTIVITY, EchoState, EchoStateCell, forecast
 from zoo.layers.ridge import RidgeReadout
 
@@ -281,6 +281,7 @@ def _fitted_readme_esn(seed, u_train, y_train):
     return reservoir, readout, x
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_mackey_glass_one_step_rmse_within_reservoirpys_published_range(seed):
     u_train, y_train, u_test, y_test = _mackey_glass_split()
@@ -290,6 +291,7 @@ def test_mackey_glass_one_step_rmse_within_reservoirpys_published_range(seed):
     assert rmse <= 0.0030, rmse  # reservoirpy: 0.0020, 0.0019–0.0030 across seeds
 
 
+@pytest.mark.slow
 def test_forecast_matches_a_numpy_closed_loop_and_continues(rng):
     u_train, y_train, _, _ = _mackey_glass_split()
     reservoir, readout, x = _fitted_readme_esn(0, u_train, y_train)

@@ -8,8 +8,8 @@ import tensorflow as tf
 
 from tests import reference
 from tests.reference import randomize_weights
-from zoo.layers._loop import TF_CHUNKS
 from zoo.layers import GRU, RECURRENT_LAYERS, GRUCell, recurrent_layer
+from zoo.layers._loop import TF_CHUNKS
 
 B, T, I, H = 3, 7, 5, 4
 
@@ -104,7 +104,10 @@ def test_update_gate_is_a_keep_gate(rng):
 
 @pytest.mark.parametrize("reset_after, matmuls", [(True, 1), (False, 2)])
 def test_input_projection_is_outside_the_loop(reset_after, matmuls):
-    """Every loop body (one per chunk) holds only the recurrent matmuls: one with reset_after, two (U_zr, then U_h) without."""
+    """Every loop body (one per chunk) holds only the recurrent matmuls.
+
+    One with reset_after, two (U_zr, then U_h) without.
+    """
     layer = GRU(H, reset_after=reset_after)
     layer.build((None, None, I))
     assert reference.matmuls_per_loop_body(layer, tf.TensorSpec([None, None, I])) == [matmuls] * TF_CHUNKS

@@ -7,8 +7,8 @@ import tensorflow as tf
 
 from tests import reference
 from tests.reference import randomize_weights
-from zoo.layers._loop import TF_CHUNKS
 from zoo.layers import PeepholeLSTM, PeepholeLSTMCell
+from zoo.layers._loop import TF_CHUNKS
 
 B, T, I, H = 3, 7, 5, 4
 
@@ -136,7 +136,10 @@ def test_go_backwards_reads_the_sequence_reversed(rng):
         ({"units": 0}, "`units` must be a positive integer. Received: units=0"),
         ({"units": -3}, "`units` must be a positive integer. Received: units=-3"),
         ({"units": 2.5}, "`units` must be a positive integer. Received: units=2.5"),
-        ({"units": 4, "activation": "tanhh"}, "`activation` must be a Keras activation .* Received: activation='tanhh'"),
+        (
+            {"units": 4, "activation": "tanhh"},
+            "`activation` must be a Keras activation .* Received: activation='tanhh'",
+        ),
         (
             {"units": 4, "recurrent_activation": "sigmoidd"},
             "`recurrent_activation` must be a Keras activation .* Received: recurrent_activation='sigmoidd'",

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 pytest.importorskip("matplotlib")
-from PIL import Image  # noqa: E402  (matplotlib's dependency)
+from PIL import Image  # matplotlib's dependency
 
-from training import plots  # noqa: E402
-from training.recipes import recipe_for  # noqa: E402
+from training import plots
+from training.recipes import recipe_for
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -115,7 +115,8 @@ def test_a_missing_run_folder_is_said_in_the_card_and_nothing_is_drawn(tmp_path)
     with pytest.raises(FileNotFoundError, match=r"No training log at .*gone.metrics\.jsonl: the run folder was not"):
         plots.read_metrics(tmp_path / "gone")
     config = {"model": "binary_adder", "steps": 40, "out_dir": str(tmp_path / "gone")}
-    figures, missing = plots.draw_card_figures(recipe_for("binary_adder", **config), tmp_path / "models" / "binary_adder", None)
+    folder = tmp_path / "models" / "binary_adder"
+    figures, missing = plots.draw_card_figures(recipe_for("binary_adder", **config), folder, None)
     assert figures == {}
     assert missing == {"training_curve": f"not drawn: the run folder {tmp_path / 'gone'} does not exist: "
                                          "it was deleted, or the model was trained elsewhere"}
@@ -139,6 +140,7 @@ def test_a_run_folder_holding_another_or_unfinished_run_is_not_drawn(tmp_path):
 # -- task figures ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_adding_figure_holds_every_shipped_adding_model_on_one_batch(tmp_path, monkeypatch):
     import zoo
 
@@ -169,11 +171,13 @@ def test_elman_dendrogram_has_one_leaf_per_word(tmp_path, monkeypatch):
     monkeypatch.setattr(plots, "dendrogram", lambda vectors, labels, path, title: drawn.update(
         shape=vectors.shape, labels=labels) or real(vectors, labels, path, title))
     config = {"model": "elman_grammar", "test_sentences": 300, "out_dir": ""}  # enough to use all 29 words
-    figures, _ = plots.draw_card_figures(recipe_for("elman_grammar", **config), tmp_path, zoo.get("elman_grammar", units=5))
+    model = zoo.get("elman_grammar", units=5)
+    figures, _ = plots.draw_card_figures(recipe_for("elman_grammar", **config), tmp_path, model)
     assert figures == {"dendrogram": "dendrogram.png"} and drawn == {"shape": (29, 5), "labels": WORDS}
     _check_png(tmp_path / "dendrogram.png", (900, 400))
 
 
+@pytest.mark.slow
 def test_esn_forecast_is_the_measured_test_prediction(tmp_path, monkeypatch):
     from training.recipes import fit_esn
 
@@ -206,6 +210,7 @@ def _published_adder(tmp_path):
     return tmp_path / "models" / "binary_adder"
 
 
+@pytest.mark.slow
 def test_publish_draws_the_figures_and_the_command_redraws_them(tmp_path, capsys):
     folder = _published_adder(tmp_path)
     card = json.loads((folder / "card.json").read_text())

@@ -98,7 +98,8 @@ def test_weights_from_a_path_load_and_a_changed_head_is_reinitialised_with_a_war
 
     same = zoo.get("char_lstm", weights=path)
     np.testing.assert_array_equal(same.head.kernel.numpy(), trained.head.kernel.numpy())
-    with pytest.warns(UserWarning, match=r"re-initialised, not loaded: 'embedding/embeddings' .*'logits/kernel' \(8, 3\) -> \(8, 4\)"):
+    message = r"re-initialised, not loaded: 'embedding/embeddings' .*'logits/kernel' \(8, 3\) -> \(8, 4\)"
+    with pytest.warns(UserWarning, match=message):
         bigger = zoo.get("char_lstm", weights=path, vocabulary="abcd")
     recurrent = bigger.recurrent[1].cell.recurrent_kernel.numpy()
     np.testing.assert_array_equal(recurrent, trained.recurrent[1].cell.recurrent_kernel.numpy())

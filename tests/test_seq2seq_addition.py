@@ -9,8 +9,8 @@ import pytest
 
 import zoo
 from training.data import addition_pairs
-from training.recipes import recipe_for
 from training.loop import Trainer
+from training.recipes import recipe_for
 from zoo import decoding
 from zoo.models.seq2seq import Seq2Seq, end_padded_batch
 
@@ -93,6 +93,7 @@ def test_registered_model_config_round_trips_and_matches_its_recipe():
     assert card["defaults"]["units"] == 128 and "greedy" in card["export"]
 
 
+@pytest.mark.slow
 def test_a_short_training_run_lowers_the_loss(tmp_path):
     recipe = recipe_for("seq2seq_addition", steps=60, batch_size=32, learning_rate=1e-2, eval_every=60,
                         checkpoint_every=60, train_pairs=400, test_pairs=40, overrides={"units": 16},
@@ -120,10 +121,13 @@ def test_recipe_figures_score_whole_answers():
 @pytest.fixture(scope="module")
 def shipped():
     if "seq2seq_addition" not in zoo.list(pretrained=True):
-        pytest.fail("seq2seq_addition is not shipped: run python -m benchmarks.quality --only seq2seq_addition --publish")
+        pytest.fail(
+            "seq2seq_addition is not shipped: run python -m benchmarks.quality --only seq2seq_addition --publish"
+        )
     return zoo.get("seq2seq_addition", weights="default")
 
 
+@pytest.mark.slow
 def test_the_shipped_model_adds_held_out_pairs(shipped):
     recipe = recipe_for("seq2seq_addition", **zoo.card("seq2seq_addition")["recipe"]["config"])
     questions, answers = (column[:24] for column in recipe.pairs[1])

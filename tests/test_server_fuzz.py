@@ -9,6 +9,7 @@ in `test_server_json_codec.py`.
 import json
 import string
 
+import pytest
 import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -23,14 +24,19 @@ ANSWER_SECONDS = 20  # a hang shows as a requests timeout, which fails the examp
 example_docs = st.fixed_dictionaries(
     {},
     optional={
-        "examples": st.one_of(st.lists(st.dictionaries(st.sampled_from(["x", "y"]), json_values, max_size=2), max_size=3), json_values),
+        "examples": st.one_of(
+            st.lists(st.dictionaries(st.sampled_from(["x", "y"]), json_values, max_size=2), max_size=3), json_values
+        ),
         "context": json_values,
         "signature_name": st.sampled_from(["", "classify", "regress", "multi", "nope"]),
     },
 )
 bodies = st.one_of(predict_bodies, example_docs.map(lambda doc: json.dumps(doc).encode()))
 
-versions = st.sampled_from(["", "/versions/1", "/versions/2", "/versions/99999999999999999999", "/labels/stable", "/labels/nope", "/labels/%ZZ"])
+versions = st.sampled_from(
+    ["", "/versions/1", "/versions/2", "/versions/99999999999999999999", "/labels/stable", "/labels/nope",
+     "/labels/%ZZ"]
+)
 verbs = st.sampled_from([":predict", ":classify", ":regress", ":PREDICT", ":", "/metadata", ""])
 models = st.sampled_from(["tiny", "newest", "broken", "nope", "t%20iny", "%FF"])
 url_text = st.text(alphabet=string.ascii_letters + string.digits + "-._~:/%", max_size=24)
@@ -42,6 +48,7 @@ paths = st.one_of(
 methods = st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH"])
 
 
+@pytest.mark.slow
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(method=methods, path=paths, body=bodies)
 def test_fuzz_http_path_never_answers_500_or_hangs(rest_url, method, path, body):

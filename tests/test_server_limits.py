@@ -96,7 +96,8 @@ def test_generation_limits_over_rest_and_grpc(limited, steps, temperature, messa
         str(temperature).replace("nan", "NaN").replace("inf", "Infinity"),
     )
     reply = _rest(server, body)
-    assert reply.status_code == 400 and message in reply.json()["error"] and f"Received: {received}" in reply.json()["error"]
+    error = reply.json()["error"]
+    assert reply.status_code == 400 and message in error and f"Received: {received}" in error
     request = _grpc_request("generate", steps=np.array(steps, np.int32), temperature=np.array(temperature, np.float32))
     with pytest.raises(grpc.RpcError) as raised:
         stub.Predict(request, timeout=30)
@@ -133,7 +134,8 @@ def test_zero_means_no_step_limit():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"max_request_size_bytes": -1}, r"`max_request_size_bytes` must be a non-negative integer\. Received: max_request_size_bytes=-1"),
+        ({"max_request_size_bytes": -1}, r"`max_request_size_bytes` must be a non-negative integer\. "
+            r"Received: max_request_size_bytes=-1"),
         ({"max_generation_steps": 1.5}, r"Received: max_generation_steps=1.5"),
         ({"max_generation_steps": True}, r"Received: max_generation_steps=True"),
     ],

@@ -136,6 +136,7 @@ def test_a_version_that_fails_to_load_is_reported_and_the_old_one_keeps_serving(
     assert repository.status("m", 3)[0].state == "END"
 
 
+@pytest.mark.slow
 def test_removed_versions_are_unloaded(make_base):
     base = make_base(1, 2)
     repository = ModelRepository([ModelConfig("m", str(base), VersionPolicy("all"))])

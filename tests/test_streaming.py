@@ -10,8 +10,8 @@ import pytest
 
 import zoo
 from serving.client import Client
-from serving.errors import Code, ServingError
 from serving.demo import main as demo_main
+from serving.errors import Code, ServingError
 from serving.server import ModelServer
 from serving.streaming import StreamCheckpoint
 from tests.reference import randomize_weights
@@ -63,6 +63,7 @@ def _client(server, protocol, **kwargs):
     return Client(target, protocol=protocol, **kwargs)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 @pytest.mark.parametrize("chunk_size", [1, 7, 32])
 def test_served_stream_equals_in_process_sampling(server, models, protocol, chunk_size):
@@ -73,6 +74,7 @@ def test_served_stream_equals_in_process_sampling(server, models, protocol, chun
     assert [len(p) for p in pieces] == [min(chunk_size, 40 - i) for i in range(0, 40, chunk_size)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_argmax_and_empty_prompt(server, models, protocol):
     with _client(server, protocol) as client:
@@ -80,6 +82,7 @@ def test_argmax_and_empty_prompt(server, models, protocol):
     assert greedy == sampling.sample(models[1], "", 25, temperature=0.0)
 
 
+@pytest.mark.slow
 def test_a_stream_stays_on_its_version_through_a_hot_swap(exported, models, tmp_path):
     running, base = _serve(exported, tmp_path)
     with running, _client(running, "grpc") as client:
@@ -98,6 +101,7 @@ def test_a_stream_stays_on_its_version_through_a_hot_swap(exported, models, tmp_
     assert fresh == sampling.sample(models[2], "ab", 30, seed=9)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_resuming_from_a_checkpoint_gives_the_uninterrupted_text(server, models, protocol):
     with _client(server, protocol) as client:
@@ -110,6 +114,7 @@ def test_resuming_from_a_checkpoint_gives_the_uninterrupted_text(server, models,
     assert head + tail == sampling.sample(models[1], "j", 45, temperature=1.2, seed=21)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_a_stream_survives_a_server_restart(exported, models, tmp_path, protocol):
     running, base = _serve(exported, tmp_path)
@@ -131,6 +136,7 @@ def test_a_stream_survives_a_server_restart(exported, models, tmp_path, protocol
     assert "".join(pieces) == sampling.sample(models[1], "ha", 36, seed=4)
 
 
+@pytest.mark.slow
 def test_without_retries_a_dropped_server_fails_fast(exported, tmp_path):
     running, _ = _serve(exported, tmp_path)
     running.start()
@@ -142,6 +148,7 @@ def test_without_retries_a_dropped_server_fails_fast(exported, tmp_path):
             next(stream)
 
 
+@pytest.mark.slow
 def test_stream_argument_errors(server):
     with _client(server, "rest") as client:
         with pytest.raises(ValueError, match="`chunk_size` must be a positive integer. Received: chunk_size=0"):

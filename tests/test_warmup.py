@@ -70,6 +70,7 @@ def _export_tiny_char_model(base, version=1):
     return model, export_saved_model(model, base, version=version)
 
 
+@pytest.mark.slow
 def test_a_char_model_export_ships_a_request_for_every_signature(tmp_path):
     _, version_dir = _export_tiny_char_model(tmp_path / "chars")
     names = sorted(name for name, _ in read_warmup_requests(version_dir))
@@ -79,6 +80,7 @@ def test_a_char_model_export_ships_a_request_for_every_signature(tmp_path):
         loaded.signatures[name](**{k: tf.constant(v) for k, v in feeds.items()})
 
 
+@pytest.mark.slow
 def test_the_server_replays_warmup_and_a_failing_warmup_fails_the_load(tmp_path):
     from serving.repository import ModelConfig, VersionPolicy
     from serving.server import ModelServer

@@ -13,8 +13,8 @@ import warnings
 import keras
 import tensorflow as tf
 
-__all__ = ["LossNotFiniteError", "prepare", "limit_cpu_threads", "run_cost", "make_optimizer", "checkpoint_manager", "check_finite", "MetricsLog",
-           "device_line"]
+__all__ = ["LossNotFiniteError", "prepare", "limit_cpu_threads", "run_cost", "make_optimizer", "checkpoint_manager",
+           "check_finite", "MetricsLog", "device_line"]
 
 
 class LossNotFiniteError(FloatingPointError):

@@ -9,6 +9,6 @@
 from zoo import architectures as _architectures  # noqa: F401  (registers the models)
 from zoo import layers
 from zoo._registry import card, example_input, get, register
-from zoo._registry import list_models as list  # noqa: A001  (the registry's public name, as in timm)
+from zoo._registry import list_models as list
 
 __all__ = ["get", "list", "card", "register", "example_input", "layers"]

@@ -82,7 +82,8 @@ def _interval(low, high, low_open, high_open):
         return "a positive number" if low_open else "a non-negative number"
     left = "-inf" if low is None else low
     right = "inf" if high is None else high
-    return f"a number in {'(' if low_open or low is None else '['}{left}, {right}{')' if high_open or high is None else ']'}"
+    opening, closing = "(" if low_open or low is None else "[", ")" if high_open or high is None else "]"
+    return f"a number in {opening}{left}, {right}{closing}"
 
 
 def check_number(name, value, low=None, high=None, low_open=False, high_open=False):

@@ -174,7 +174,8 @@ def _transfer_weights(source, target):
         else:
             changed.append(f"{path!r} {tuple(variable.shape)} -> {tuple(twin.shape)}")
     if changed:
-        warnings.warn(f"Weights that changed shape were re-initialised, not loaded: {', '.join(changed)}.")
+        message = f"Weights that changed shape were re-initialised, not loaded: {', '.join(changed)}."
+        warnings.warn(message, stacklevel=3)  # at the caller of zoo.get
 
 
 def list_models(pattern=None, task=None, pretrained=None):

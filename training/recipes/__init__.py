@@ -49,4 +49,5 @@ def recipe_for(name, **fields):
 
 def quality_rows():
     """Every row of `benchmarks.quality`: row name -> (model name, fields of its recipe)."""
-    return {row: (name, fields) for name, cls in RECIPES.items() for row, fields in (cls.quality_rows or {name: {}}).items()}
+    return {row: (name, fields) for name, cls in RECIPES.items()
+            for row, fields in (cls.quality_rows or {name: {}}).items()}

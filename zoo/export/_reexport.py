@@ -89,7 +89,8 @@ def reexport(name, models_dir=None, keep_old=False):
     base = _base(name, models_dir)
     keras_file, card_file = base / f"{name}.keras", base / "card.json"
     if not keras_file.exists() or not card_file.exists():
-        raise ValueError(f"Model {name!r} must ship {keras_file.name} and card.json to be re-exported. Received: {base}")
+        raise ValueError(
+            f"Model {name!r} must ship {keras_file.name} and card.json to be re-exported. Received: {base}")
     card = json.loads(card_file.read_text())
     old = _served_dir(base, card)
     if old is not None and (old / METADATA_FILE).exists():

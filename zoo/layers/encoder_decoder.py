@@ -17,8 +17,8 @@ with the same weights, so they agree to float rounding.
 import keras
 from keras import ops
 
-from zoo.layers import RECURRENT_LAYERS, recurrent_layer
 from zoo._checks import check_one_of, check_positive_int
+from zoo.layers import RECURRENT_LAYERS, recurrent_layer
 from zoo.layers.bidirectional import Bidirectional
 
 __all__ = ["BRIDGES", "RecurrentDecoder", "RecurrentEncoder", "check_cell"]

@@ -216,7 +216,10 @@ class Seq2Seq(keras.Model):
         def logits(source_ids, target_ids):
             return {"logits": tf.cast(self((source_ids, target_ids), training=False), tf.float32)}
 
-        ids = [tf.TensorSpec([None, None], tf.int32, name="source_ids"), tf.TensorSpec([None, None], tf.int32, name="target_ids")]
+        ids = [
+            tf.TensorSpec([None, None], tf.int32, name="source_ids"),
+            tf.TensorSpec([None, None], tf.int32, name="target_ids"),
+        ]
         return {"serving_default": (logits, ids), **decoding.endpoints(self)}
 
     def warmup_requests(self):

@@ -87,14 +87,20 @@ class SequenceModel(keras.Model):
         if output_delay and not return_sequences:
             raise ValueError(f"`output_delay` needs return_sequences=True. Received: output_delay={output_delay}")
         self.output_delay = output_delay
-        self.embedding = keras.layers.Embedding(vocabulary_size, embedding_dim, name="embedding") if vocabulary_size else None
+        self.embedding = (
+            keras.layers.Embedding(vocabulary_size, embedding_dim, name="embedding") if vocabulary_size else None
+        )
         self.recurrent = [self._layer(i) for i in range(num_layers)]
         self.head = keras.layers.Dense(output_dim, name="head", dtype="float32")
 
     def _layer(self, i):
         last = i == self.num_layers - 1
         layer = recurrent_layer(
-            self.cell, self.units, return_sequences=self.return_sequences or not last, name=f"rnn_{i}", **self.cell_options
+            self.cell,
+            self.units,
+            return_sequences=self.return_sequences or not last,
+            name=f"rnn_{i}",
+            **self.cell_options,
         )
         return Bidirectional(layer, name=f"birnn_{i}") if self.bidirectional else layer
 

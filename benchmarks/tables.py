@@ -1,0 +1,241 @@
+"""Renders the tables of README.md and BENCHMARKS.md from `benchmarks/results/*.json`.
+
+    python -m benchmarks.tables              # print every table
+    python -m benchmarks.tables --write      # rewrite them in README.md and BENCHMARKS.md
+    python -m benchmarks.tables --check      # exit 1 where a file disagrees with the results
+
+A generated table sits between two markers, invisible once rendered:
+
+    <!-- table: serving_latency -->
+    ...
+    <!-- end table -->
+
+where the name is a key of `TABLES`. Only the tables are generated; the prose
+around them quotes figures too, so re-read it when a results file changes.
+`tests/test_docs_tables.py` runs the check, so a results file committed
+without its tables fails the suite.
+"""
+
+import argparse
+import json
+import pathlib
+import re
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+DOCS = ("README.md", "BENCHMARKS.md")
+BEGIN = re.compile(r"^<!-- table: (?P<name>[^ ]*) -->$", re.MULTILINE)
+END = "<!-- end table -->"
+FAMILIES = {"elman": "Elman", "lstm": "LSTM", "gru": "GRU"}
+
+
+def _load(results, name):
+    return json.loads((pathlib.Path(results) / f"{name}.json").read_text())
+
+
+def _table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def _short(x):
+    """Two significant digits: 0.68, 9.2e-3 (NRMSE spans several decades)."""
+    if abs(x) >= 0.01:
+        return f"{x:.2g}"
+    mantissa, exponent = f"{x:.1e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def _g(x):
+    """`{:g}` without the exponent's padding: 1e-8, not 1e-08."""
+    return re.sub(r"e([+-])0*(\d)", lambda m: "e" + m[1].replace("+", "") + m[2], f"{x:g}")
+
+
+def quality(results):
+    """README's model zoo table, as `python -m benchmarks.quality --table` prints it."""
+    from benchmarks.quality import markdown_table
+
+    return markdown_table(_load(results, "quality"))
+
+
+def layers(results):
+    """Training throughput against Keras: the CPU run with the GPU run's ratios beside each shape."""
+    cpu = _load(results, "layers_tensorflow_cpu")
+    gpu = {(r["family"], r["batch"], r["units"]): r for r in _load(results, "layers_jax_gpu")["rows"]}
+    header = ["layer", "B", "H", "CPU zoo tok/s", "CPU Keras tok/s", "**CPU ratio**", "CPU ratio, min–max over rounds",
+              "CPU % of matmul peak", "**GPU ratio**", "GPU ratio vs Keras default (cuDNN)", "GPU % of matmul peak"]
+    rows = []
+    for r in cpu["rows"]:
+        g = gpu.get((r["family"], r["batch"], r["units"]))
+        low, high = r["ratio_min_max_over_rounds"]
+        rows.append([
+            FAMILIES[r["family"]], str(r["batch"]), str(r["units"]),
+            f"{r['zoo_tokens_per_s']:,.0f}", f"{r['keras_tokens_per_s']:,.0f}", f"**{r['ratio']:.2f}**",
+            f"{low:.2f}–{high:.2f}", f"{r['fraction_of_matmul_peak']:.0%}",
+            f"**{g['ratio']:.2f}**" if g else "—",
+            f"{g['ratio_vs_cudnn']:.2f}" if g and "ratio_vs_cudnn" in g else "—",
+            f"{g['fraction_of_matmul_peak']:.1%}" if g else "—",
+        ])
+    return _table(header, rows)
+
+
+def loop_ab(results):
+    """The fused loop against the autodiff loop: Keras time / zoo time, CPU and wall."""
+    rows = sorted(_load(results, "loop_ab")["rows"], key=lambda r: (FAMILIES[r["family"]], r["batch"], r["units"]))
+    return _table(
+        ["shape (B×H)", "CPU-time ratio, autodiff → fused", "wall ratio, autodiff → fused"],
+        [[f"{FAMILIES[r['family']]} {r['batch']}×{r['units']}",
+          f"{r['cpu_ratio']['autodiff']:.2f} → {r['cpu_ratio']['fused']:.2f}",
+          f"{r['wall_ratio']['autodiff']:.2f} → {r['wall_ratio']['fused']:.2f}"] for r in rows],
+    )
+
+
+def esn(results):
+    """reservoirpy's README protocol, zoo (sparse and dense W) against reservoirpy, per size and seed."""
+    header = ["units", "seed", "zoo RMSE", "zoo R²", "reservoirpy RMSE", "reservoirpy R²", "zoo cold s (build)",
+              "zoo dense cold s", "reservoirpy cold s", "cold ratio", "zoo warm s", "zoo dense warm s",
+              "reservoirpy warm s", "warm ratio", "ρ(W) rp"]
+    rows = []
+    for r in _load(results, "esn")["readme"]:
+        zoo, dense, rp = r["zoo"], r["zoo_dense"], r["reservoirpy"]
+        rows.append([
+            str(r["units"]), str(r["seed"]), f"{zoo['rmse']:.5f}", f"{zoo['r2']:.5f}", f"{rp['rmse']:.5f}",
+            f"{rp['r2']:.5f}", f"{zoo['cold_s']:.2f} ({zoo['build_s']:.2f})", f"{dense['cold_s']:.2f}",
+            f"{rp['cold_s']:.2f}", f"{r['cold_time_ratio_reservoirpy_over_zoo']:.2f}", f"{zoo['warm_s']:.3f}",
+            f"{dense['warm_s']:.3f}", f"{rp['warm_s']:.3f}", f"{r['warm_time_ratio_reservoirpy_over_zoo']:.2f}",
+            f"{rp['exact_spectral_radius']:.4f}",
+        ])
+    return _table(header, rows)
+
+
+def _reservoir(config):
+    """One configuration in words, as BENCHMARKS.md describes it."""
+    inputs = "every unit" if config["input_connectivity"] == 1 else f"{config['input_connectivity']:.0%} of units"
+    return (f"spectral radius {config['spectral_radius']:g}, leak {config['leak_rate']:g}, input scaling "
+            f"{config['input_scaling']:g}, input (the fed-back prediction) and bias on {inputs}, W "
+            f"{config['rc_connectivity']:.0%} connected, ridge {_g(config['ridge'])}, {config['warmup']} "
+            "warm-up steps")
+
+
+def esn_nrmse84(results):
+    """Jaeger 2001's NRMSE84: the untuned defaults and the tuned reservoir, test and validation series."""
+    measured = _load(results, "esn")["nrmse84"]
+    validation = _load(results, "esn_validation")["validation"]
+    chosen = next(row for row in validation["rows"] if not row["change"])
+    bar = _load(results, "quality")["rows"]["esn_mackey_glass_jaeger"]["bar"].replace("<=", "≤")
+    untuned, tuned = measured["untuned_config"], validation["chosen"]
+
+    def spread(name):
+        values = measured[name].values()
+        return f"{_short(min(values))} – {_short(max(values))}"
+
+    defaults = (f"`EchoState` defaults: spectral radius {untuned['spectral_radius']:g}, leak {untuned['leak_rate']:g}, "
+                f"input on {untuned['input_connectivity']:.0%} of units, ridge {_g(untuned['ridge'])}")
+    return _table(
+        [f"reservoir ({tuned['units']} units)", f"NRMSE84 test, median of seeds 0–{len(measured['untuned']) - 1}",
+         "range", "validation, geometric mean", "bar"],
+        [[defaults, _short(measured["median_untuned"]), spread("untuned"), "—", bar],
+         [f"tuned: {_reservoir(tuned)}", f"**{_short(measured['median_tuned'])}**", spread("esn_mackey_glass_jaeger"),
+          _short(chosen["geometric_mean"]), bar]],
+    )
+
+
+def serving_latency(results):
+    """Per-request latency of the embedded server against the same signature in-process."""
+    latency = _load(results, "serving")["latency"]
+    reference = latency["in_process"]
+    rows = [["in-process (reference)", f"{reference['median_ms']:.3f} ms", f"{reference['p99_ms']:.2f} ms",
+             "—", "—", "—"]]
+    for key, label in (("grpc", "gRPC (official stub)"), ("rest", "REST (`requests`, keep-alive)")):
+        r = latency[key]
+        verdict = "met" if r["meets_bar"] else "missed"
+        rows.append([label, f"{r['median_ms']:.3f} ms", f"{r['p99_ms']:.2f} ms",
+                     f"**{r['overhead_median_ms']:.2f} ms**", f"{r['overhead_p99_ms']:.2f} ms",
+                     f"≤ {r['bar_overhead_median_ms']:g} ms: {verdict}"])
+    return _table(["contender", "median", "p99", "overhead, median", "overhead, p99", "bar (median overhead)"], rows)
+
+
+def serving_load(results):
+    """Requests per second under 1, 4 and 16 concurrent clients, and every error counted."""
+    load = _load(results, "serving")["load"]
+    protocols = ("in_process", "grpc", "rest")
+    rows = [[clients] + [f"{load[p][clients]['requests_per_s']:,.0f}" for p in protocols]
+            + [str(sum(load[p][clients]["errors"] for p in protocols))]
+            for clients in load["in_process"]]
+    return _table(["clients", "in-process req/s", "gRPC req/s", "REST req/s", "errors"], rows)
+
+
+def streaming(results):
+    """Streaming through the server against the same `generate` calls in-process."""
+    rows = [[r["protocol"], str(r["chunk_size"]), f"{r['first_piece_ms']:.1f}", f"{r['in_process_first_piece_ms']:.1f}",
+             f"{r['chars_per_s']:.0f}", f"{r['in_process_chars_per_s']:.0f}", f"{r['throughput_ratio']:.0%}",
+             "yes" if r["same_text_as_in_process"] else "no"] for r in _load(results, "streaming")["rows"]]
+    return _table(["protocol", "chunk", "first piece (ms)", "in-process (ms)", "chars/s", "in-process chars/s", "ratio",
+                   "same text"], rows)
+
+
+TABLES = {
+    "quality": quality,
+    "layers": layers,
+    "loop_ab": loop_ab,
+    "esn": esn,
+    "esn_nrmse84": esn_nrmse84,
+    "serving_latency": serving_latency,
+    "serving_load": serving_load,
+    "streaming": streaming,
+}
+
+
+def render(name, results=RESULTS):
+    """The markdown of table `name` from the results files in the folder `results`."""
+    if name not in TABLES:
+        raise ValueError(f"`name` must be one of {sorted(TABLES)}. Received: name={name!r}")
+    return TABLES[name](results)
+
+
+def update(text, results=RESULTS):
+    """`text` with every marked table rendered anew from the results files in the folder `results`."""
+    pieces, position = [], 0
+    for begin in BEGIN.finditer(text):
+        end = text.find(END, begin.end())
+        following = BEGIN.search(text, begin.end())
+        if end < 0 or (following and following.start() < end):
+            raise ValueError(f"`<!-- table: {begin['name']} -->` has no `{END}` after it.")
+        pieces += [text[position:begin.end()], "\n\n", render(begin["name"], results), "\n\n"]
+        position = end
+    return "".join(pieces) + text[position:]
+
+
+def stale(root=ROOT, results=RESULTS):
+    """The files of `DOCS` under `root` whose tables differ from the results files."""
+    return [doc for doc in DOCS if update((root / doc).read_text(), results) != (root / doc).read_text()]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument("--write", action="store_true", help="rewrite the tables in place")
+    action.add_argument("--check", action="store_true", help="exit 1 when a file's tables are out of date")
+    args = parser.parse_args(argv)
+    if not (args.write or args.check):
+        for name in TABLES:
+            print(f"<!-- table: {name} -->\n\n{render(name)}\n")
+        return 0
+    if args.check:
+        outdated = stale()
+        for doc in outdated:
+            print(f"{doc}: tables differ from benchmarks/results/; run python -m benchmarks.tables --write",
+                  file=sys.stderr)
+        return 1 if outdated else 0
+    for doc in DOCS:
+        path = ROOT / doc
+        text = update(path.read_text())
+        if text != path.read_text():
+            path.write_text(text)
+            print(f"wrote {doc}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
