@@ -8,7 +8,7 @@ the start token and learns to emit it followed by the end token.
 Two ways to batch targets of unequal lengths: `Seq2Seq.prepare_batch` pads
 with 0 and returns loss weights; `end_padded_batch` pads with the end token,
 which then absorbs (after END the decoder emits END), so every position is a
-real target and a plain unweighted loss trains it (as `training.task_loop` does).
+real target and a plain unweighted loss trains it (as `training.loop` does).
 """
 
 import keras
@@ -177,25 +177,6 @@ class Seq2Seq(keras.Model):
         target_in = _pad([[self.START_ID, *t] for t in encoded])
         target_out = _pad([[*t, self.END_ID] for t in encoded])
         return source_ids, target_in, target_out, (target_out != self.PAD_ID).astype(np.float32)
-
-    def make_train_step(self, optimizer):
-        """A `tf.function` `step(source_ids, target_in, target_out, weights) -> loss`.
-
-        One teacher-forced update: mean cross-entropy of the logits against
-        `target_out`, weighted by `weights` (as `prepare_batch` returns them).
-        """
-        import tensorflow as tf
-
-        loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-        @tf.function
-        def step(source_ids, target_in, target_out, weights):
-            with tf.GradientTape() as tape:
-                loss = loss_fn(target_out, self((source_ids, target_in), training=True), sample_weight=weights)
-            optimizer.apply(tape.gradient(loss, self.trainable_variables), self.trainable_variables)
-            return loss
-
-        return step
 
     def decode_ids(self, ids):
         """Target ids -> text; stops at the end token, skips padding and start."""
