@@ -379,3 +379,16 @@ def test_the_esn_fits_and_publishes_through_the_same_cli(tmp_path, monkeypatch, 
     import zoo
 
     assert zoo.get("esn_mackey_glass", weights="default").get_config()["units"] == 20
+
+
+def test_every_shipped_card_holds_the_config_of_its_recipe():
+    """A card's recipe config rebuilds the recipe that trained it (what `python -m training.plots` redraws from),
+    field for field: the card was written through the same one config type."""
+    import zoo
+    from zoo._registry import artifact_dir
+
+    shipped = zoo.list(pretrained=True)
+    assert len(shipped) >= 13
+    for name in shipped:
+        config = json.loads((artifact_dir(name) / "card.json").read_text())["recipe"]["config"]
+        assert json.loads(recipe_for(name, **config).to_json()) == config, name
