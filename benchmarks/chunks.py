@@ -1,15 +1,17 @@
-"""One time loop against the same loop cut into chunks, in one process.
+"""The time loop run as one `tf.while_loop` against the same loop cut into chunks, in one process.
 
-    python -m benchmarks.chunks                     # the shapes below, 4 chunks
-    python -m benchmarks.chunks --family lstm --batch 128 --units 128 --rounds 5
+    python -m benchmarks.chunks --rounds 13         # -> benchmarks/results/chunks.json
+    python -m benchmarks.chunks --family lstm --batch 128 --units 128 --rounds 5 --out /tmp/chunks.json
 
 TensorFlow backend only. The question: does running the sequence as several
 consecutive `tf.while_loop`s, each chunk's projection (and, in the gradient,
 its kernel gradients) free to overlap the previous chunk's recurrence on an
-idle core, pay for the extra loops? Until this measurement `zoo/layers/_loop.py`
-always ran 4 chunks (`TF_CHUNKS`); `_chunked` below rebuilds that design by
-running the layer's own loop (`_loop._choose_loop`) on each chunk in turn,
-the final states and output of one chunk the initial ones of the next.
+idle core, pay for the extra loops? `zoo/layers/_loop.py` runs `TF_CHUNKS`
+chunks; here it is set to 1 and `_chunked` cuts the sequence instead, running
+the layer's own loop (`_loop._choose_loop`) on each chunk in turn, the final
+states and output of one chunk the initial ones of the next: the same loops
+as `TF_CHUNKS` but for one concat of the chunks' outputs, so that both
+contenders come from one code path.
 
 Per family and shape, the same layer (T = 100, I = H, `return_sequences`) is
 traced four times, at 1 chunk and at `--chunks`: a training step as
@@ -20,12 +22,15 @@ tape: the loop a SavedModel exports). Rounds interleave the contenders, the
 order reversed every other round, each timing a block of steps in wall time and
 in process CPU time (work on all cores; it moves less than wall time when
 other processes share the machine). Reported: time at 1 chunk / time at
-`--chunks` (> 1: the chunks pay), median and min–max over rounds.
+`--chunks` (> 1: the chunks pay), median and min–max over rounds, and the
+load average before and after.
 Results: `benchmarks/results/chunks.json`.
 """
 
 import argparse
+import contextlib
 import json
+import os
 import pathlib
 import subprocess
 import time
@@ -66,20 +71,22 @@ def _chunked(loop, chunks):
     return run
 
 
+@contextlib.contextmanager
+def cut_into(chunks):
+    """Within it, zoo layers trace their time loop cut into `chunks` (and `_loop.TF_CHUNKS` set to 1)."""
+    choose, own_chunks = _loop._choose_loop, _loop.TF_CHUNKS
+    _loop._choose_loop = lambda step, mask: _chunked(choose(step, mask), chunks)
+    _loop.TF_CHUNKS = 1
+    try:
+        yield
+    finally:
+        _loop._choose_loop, _loop.TF_CHUNKS = choose, own_chunks
+
+
 def _traced(function, chunks, *args):
     """`function` (a `tf.function`) traced now with the loop cut into `chunks`; the trace keeps them."""
-    choose = _loop._choose_loop
-    single = {"TF_CHUNKS": 1} if hasattr(_loop, "TF_CHUNKS") else {}  # the loop's own chunks, while it had them
-    saved = {name: getattr(_loop, name) for name in single}
-    _loop._choose_loop = lambda step, mask: _chunked(choose(step, mask), chunks)
-    for name, value in single.items():
-        setattr(_loop, name, value)
-    try:
+    with cut_into(chunks):
         function(*args)
-    finally:
-        _loop._choose_loop = choose
-        for name, value in saved.items():
-            setattr(_loop, name, value)
     function(*args)
     return lambda: np.asarray(function(*args))  # back on the host: the step has finished
 
@@ -169,7 +176,7 @@ def main(argv=None):
         parser.error(f"the chunks were TensorFlow's; this backend is {keras.backend.backend()!r}")
     if args.chunks < 2:
         parser.error(f"`--chunks` must be at least 2. Received: --chunks={args.chunks}")
-    started = time.perf_counter()
+    started, load_before = time.perf_counter(), os.getloadavg()[0]
     rows = []
     for family in args.family:
         for batch in args.batch:
@@ -180,6 +187,7 @@ def main(argv=None):
     method = " ".join(__doc__.split("Per family and shape, ", 1)[1].split("Results:", 1)[0].split())
     result = {
         "machine": describe_machine(),
+        "load_average_1min": {"before": load_before, "after": os.getloadavg()[0]},
         "commit": _commit(),
         "chunks": args.chunks,
         "method": "Per family and shape, " + method,
