@@ -1,6 +1,7 @@
 """The time loop run as one `tf.while_loop` against the same loop cut into chunks, in one process.
 
     python -m benchmarks.chunks --rounds 13         # -> benchmarks/results/chunks.json
+    python -m benchmarks.chunks --threads 1 --out benchmarks/results/chunks_one_thread.json
     python -m benchmarks.chunks --family lstm --batch 128 --units 128 --rounds 5 --out /tmp/chunks.json
 
 TensorFlow backend only. The question: does running the sequence as several
@@ -170,12 +171,19 @@ def main(argv=None):
     parser.add_argument("--units", type=int, nargs="+", default=[128, 512])
     parser.add_argument("--chunks", type=int, default=4, help="the chunk count set against 1 (default 4)")
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=0,
+                        help="TensorFlow's intra- and inter-op threads, as TrainConfig.threads (0: its default)")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
     if keras.backend.backend() != "tensorflow":
-        parser.error(f"the chunks were TensorFlow's; this backend is {keras.backend.backend()!r}")
+        parser.error(f"the chunks are TensorFlow's; this backend is {keras.backend.backend()!r}")
     if args.chunks < 2:
         parser.error(f"`--chunks` must be at least 2. Received: --chunks={args.chunks}")
+    if args.threads:  # before TensorFlow's first op, which makes its thread pools
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     started, load_before = time.perf_counter(), os.getloadavg()[0]
     rows = []
     for family in args.family:
@@ -190,6 +198,7 @@ def main(argv=None):
         "load_average_1min": {"before": load_before, "after": os.getloadavg()[0]},
         "commit": _commit(),
         "chunks": args.chunks,
+        "threads": args.threads or "TensorFlow's default",
         "method": "Per family and shape, " + method,
         "minutes": (time.perf_counter() - started) / 60,
         "rows": rows,

@@ -59,11 +59,11 @@ class GatedCell(keras.layers.Layer):
     `kernel` (I, G·H), `recurrent_kernel` (H, G·H), `bias` (G·H,) (see `bias_shape`).
 
     Subclasses set `gates` and write their equations once, in
-    `forward(projected_t, states, weights) -> (new_states, residuals)`, with
-    `weights = step_weights()`, the weights a step reads (the recurrent kernel
-    first). `call` runs it with the layer's weights; the hand-written BPTT
-    (`zoo.layers._fused`) runs it with the weights as inputs of its gradient
-    and stores the residuals, the intermediates its `backward` reads. They may
+    `step_forward(projected_t, states, weights) -> (new_states, residuals)`,
+    with `weights = step_weights()`, the weights a step reads (the recurrent
+    kernel first). `call` runs it with the layer's weights; the hand-written
+    BPTT (`zoo.layers._fused`) runs it with the weights as inputs of its
+    gradient and keeps the residuals, what its `step_backward` reads. They may
     override `bias_initial_value` (e.g. the LSTM's forget-gate bias of 1).
     """
 
@@ -121,12 +121,9 @@ class GatedCell(keras.layers.Layer):
     def step_weights(self):
         return [self.recurrent_kernel]
 
-    def forward(self, projected, states, weights):
-        raise NotImplementedError(f"{type(self).__name__} must implement `forward`.")
-
     def call(self, projected, states):
         """One step, (B, G·H) projected inputs -> `(output, new_states)`; the output is the first state."""
-        new_states, _ = self.forward(projected, states, self.step_weights())
+        new_states, _ = self.step_forward(projected, states, self.step_weights())
         return new_states[0], new_states
 
     def get_initial_state(self, batch_size):

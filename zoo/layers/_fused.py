@@ -5,11 +5,11 @@ of every step and, in the gradient loop, add each step's share of the
 recurrent kernel's gradient into an accumulator: one small (H, K) matmul and
 one add per step. A cell that knows its own derivatives does better:
 
-    forward:   new_states, residuals = cell.forward(p_t, states, weights)
-    backward:  dP_t, dR_t, d_prev_states, d_extras = cell.backward(d_states, residuals, weights)
+    forward:   new_states, residuals = cell.step_forward(p_t, states, weights)
+    backward:  dP_t, dR_t, d_prev_states, d_extras = cell.step_backward(d_states, residuals, weights)
 
 (plus `supports_fused()`, `fused_residual_count` and
-`fused_shares_preactivation`, True when dR_t is dP_t), where `forward` is
+`fused_shares_preactivation`, True when dR_t is dP_t), where `step_forward` is
 the cell's one statement of its equations, the step its `call` runs too (see
 `zoo.layers._cell.GatedCell`), here given `weights = cell.step_weights()`
 = [U, *extras] as inputs of the custom gradient; the residuals the backward
@@ -86,7 +86,7 @@ def _forward(cell, projected, states, weights):
     residuals = [tf.TensorArray(projected.dtype, size=steps) for _ in range(cell.fused_residual_count)]
 
     def body(t, states, outputs, residuals):
-        new_states, step_residuals = cell.forward(projected[t], states, weights)
+        new_states, step_residuals = cell.step_forward(projected[t], states, weights)
         residuals = [ta.write(t, value) for ta, value in zip(residuals, step_residuals)]
         return t + 1, list(new_states), outputs.write(t, new_states[0]), residuals
 
@@ -111,7 +111,7 @@ def _backward(cell, d_outputs, d_final_states, outputs, residuals, weights, proj
     def body(t, d_states, d_projected, d_recurrent, d_extras):
         d_states = [d_states[0] + d_outputs[t], *d_states[1:]]
         step_residuals = [outputs[t]] + [ta.read(t) for ta in residuals]
-        d_p, d_r, d_prev, step_extras = cell.backward(d_states, step_residuals, weights)
+        d_p, d_r, d_prev, step_extras = cell.step_backward(d_states, step_residuals, weights)
         if not cell.fused_shares_preactivation:
             d_recurrent = d_recurrent.write(t, d_r)
         d_extras = [total + part for total, part in zip(d_extras, step_extras)]

@@ -53,10 +53,10 @@ class ElmanCell(GatedCell):
         # Broadcast by addition: works for a symbolic batch size on every backend.
         return [zeros + ops.cast(self.initial_state, self.compute_dtype)]
 
-    def forward(self, projected, states, weights):
+    def step_forward(self, projected, states, weights):
         (recurrent_kernel,) = weights
         h = self.activation(projected + ops.matmul(states[0], recurrent_kernel))  # (B, H)
-        return [h], []  # `backward` reads h(t), the output, which is kept anyway
+        return [h], []  # `step_backward` reads h(t), the output, which is kept anyway
 
     # -- hand-written derivatives for the TensorFlow loop (see zoo.layers._fused) --
     fused_residual_count = 0
@@ -65,7 +65,7 @@ class ElmanCell(GatedCell):
     def supports_fused(self):
         return derivative_from_output(self.activation) is not None
 
-    def backward(self, d_states, residuals, weights):
+    def step_backward(self, d_states, residuals, weights):
         from zoo.layers._fused import output_grad, times_transposed  # TensorFlow only, like the caller
 
         (h,) = residuals

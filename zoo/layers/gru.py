@@ -65,7 +65,7 @@ class GRUCell(GatedCell):
             return [self.recurrent_kernel, self.bias[1]]  # U and the recurrent bias b'
         return [self.recurrent_kernel]
 
-    def forward(self, projected, states, weights):
+    def step_forward(self, projected, states, weights):
         h_prev, recurrent_kernel = states[0], weights[0]
         x_z, x_r, x_h = ops.split(projected, 3, axis=-1)  # (B, H) each
         if self.reset_after:
@@ -85,7 +85,7 @@ class GRUCell(GatedCell):
             candidate = self.activation(x_h + ops.matmul(r * h_prev, recurrent_kernel[:, split:]))
             u_h = None  # this form has no hand-written backward (see `supports_fused`)
         h = z * h_prev + (1.0 - z) * candidate
-        return [h], [z, r, candidate, u_h, h_prev]  # what `backward` reads besides h(t)
+        return [h], [z, r, candidate, u_h, h_prev]  # what `step_backward` reads besides h(t)
 
     # -- hand-written derivatives for the TensorFlow loop (see zoo.layers._fused) --
     fused_residual_count = 5
@@ -96,7 +96,7 @@ class GRUCell(GatedCell):
         return (self.reset_after and self.activation is activations.tanh
                 and self.recurrent_activation is activations.sigmoid)
 
-    def backward(self, d_states, residuals, weights):
+    def step_backward(self, d_states, residuals, weights):
         from zoo.layers._fused import output_grad, times_transposed  # TensorFlow only, like the caller
 
         (d_h,) = d_states

@@ -76,7 +76,7 @@ class PeepholeLSTMCell(GatedCell):
     def step_weights(self):
         return [self.recurrent_kernel, self.peephole] if self.use_peepholes else [self.recurrent_kernel]
 
-    def forward(self, projected, states, weights):
+    def step_forward(self, projected, states, weights):
         h_prev, c_prev = states
         recurrent_kernel, peephole = weights if self.use_peepholes else (weights[0], None)
         z_i, z_f, z_c, z_o = ops.split(projected + ops.matmul(h_prev, recurrent_kernel), 4, axis=-1)  # (B, H) each
@@ -88,7 +88,7 @@ class PeepholeLSTMCell(GatedCell):
             z_o = z_o + peephole[2] * c
         o, tanh_c = self.recurrent_activation(z_o), self.activation(c)
         h = o * tanh_c
-        return [h, c], [i, f, g, o, c_prev, c, tanh_c]  # what `backward` reads besides h(t)
+        return [h, c], [i, f, g, o, c_prev, c, tanh_c]  # what `step_backward` reads besides h(t)
 
     # -- hand-written derivatives for the TensorFlow loop (see zoo.layers._fused) --
     fused_residual_count = 7
@@ -97,7 +97,7 @@ class PeepholeLSTMCell(GatedCell):
     def supports_fused(self):
         return self.activation is activations.tanh and self.recurrent_activation is activations.sigmoid
 
-    def backward(self, d_states, residuals, weights):
+    def step_backward(self, d_states, residuals, weights):
         from zoo.layers._fused import output_grad, times_transposed  # TensorFlow only, like the caller
 
         sigmoid, tanh = activations.sigmoid, activations.tanh
