@@ -53,7 +53,12 @@ class GatedCell(keras.layers.Layer):
     Weights, in Keras's layout so built-in weights load unchanged:
     `kernel` (I, G·H), `recurrent_kernel` (H, G·H), `bias` (G·H,) (see `bias_shape`).
 
-    Subclasses set `gates`, implement `call(projected_t, states)` and may
+    Subclasses set `gates` and write their equations once, in
+    `step_forward(projected_t, states, weights) -> (new_states, residuals)`,
+    with `weights = step_weights()`, the weights a step reads (the recurrent
+    kernel first). `call` runs it with the layer's weights; the hand-written
+    BPTT (`zoo.layers._fused`) runs it with the weights as inputs of its
+    gradient and keeps the residuals, what its `step_backward` reads. They may
     override `bias_initial_value` (e.g. the LSTM's forget-gate bias of 1).
     """
 
@@ -107,6 +112,14 @@ class GatedCell(keras.layers.Layer):
     def project_inputs(self, inputs):
         """x·W + b for many time steps at once: (T, B, I) -> (T, B, G·H)."""
         return project(inputs, self.kernel, self.bias)
+
+    def step_weights(self):
+        return [self.recurrent_kernel]
+
+    def call(self, projected, states):
+        """One step, (B, G·H) projected inputs -> `(output, new_states)`; the output is the first state."""
+        new_states, _ = self.step_forward(projected, states, self.step_weights())
+        return new_states[0], new_states
 
     def get_initial_state(self, batch_size):
         return [ops.zeros((batch_size, size), dtype=self.compute_dtype) for size in self.state_size]

@@ -5,20 +5,21 @@ of every step and, in the gradient loop, add each step's share of the
 recurrent kernel's gradient into an accumulator: one small (H, K) matmul and
 one add per step. A cell that knows its own derivatives does better:
 
-    forward:   new_states, residuals = cell.fused_forward(p_t, states, weights)
-    backward:  dP_t, dR_t, d_prev_states, d_extras = cell.fused_backward(d_states, residuals, weights)
+    forward:   new_states, residuals = cell.step_forward(p_t, states, weights)
+    backward:  dP_t, dR_t, d_prev_states, d_extras = cell.step_backward(d_states, residuals, weights)
 
-(plus `supports_fused()`, `fused_weights()`, `fused_residual_count` and
-`fused_shares_preactivation`, True when dR_t is dP_t)
-
-where the residuals the backward step reads are h(t) and what the forward
-step stored, p_t is the step's input projection x(t)·W + b, R_t = h(t−1)·U is the
-recurrent matmul (dR_t its gradient) and `weights = [U, *extras]`. The
-gradient loop then runs only the step's own math and one dR_t·Uᵀ; the
-kernel's gradient is one large matmul after the loop, U's gradient
-= Σ_t h(t−1)ᵀ·dR_t = H_prevᵀ·dR over all steps at once, the way cuDNN
-batches weight gradients. Cells whose output is their first state (h) and
-whose recurrent matmul reads h(t−1) use it: Elman, LSTM, GRU (reset_after).
+(plus `supports_fused()`, `fused_residual_count` and
+`fused_shares_preactivation`, True when dR_t is dP_t), where `step_forward` is
+the cell's one statement of its equations, the step its `call` runs too (see
+`zoo.layers._cell.GatedCell`), here given `weights = cell.step_weights()`
+= [U, *extras] as inputs of the custom gradient; the residuals the backward
+step reads are h(t) and what the forward step returned; p_t is the step's
+input projection x(t)·W + b and R_t = h(t−1)·U the recurrent matmul (dR_t
+its gradient). The gradient loop then runs only the step's own math and one
+dR_t·Uᵀ; the kernel's gradient is one large matmul after the loop, U's
+gradient = Σ_t h(t−1)ᵀ·dR_t = H_prevᵀ·dR over all steps at once, the way
+cuDNN batches weight gradients. Cells whose output is their first state (h)
+and whose recurrent matmul reads h(t−1) use it: Elman, LSTM, GRU (reset_after).
 """
 
 import tensorflow as tf
@@ -85,7 +86,7 @@ def _forward(cell, projected, states, weights):
     residuals = [tf.TensorArray(projected.dtype, size=steps) for _ in range(cell.fused_residual_count)]
 
     def body(t, states, outputs, residuals):
-        new_states, step_residuals = cell.fused_forward(projected[t], states, weights)
+        new_states, step_residuals = cell.step_forward(projected[t], states, weights)
         residuals = [ta.write(t, value) for ta, value in zip(residuals, step_residuals)]
         return t + 1, list(new_states), outputs.write(t, new_states[0]), residuals
 
@@ -110,7 +111,7 @@ def _backward(cell, d_outputs, d_final_states, outputs, residuals, weights, proj
     def body(t, d_states, d_projected, d_recurrent, d_extras):
         d_states = [d_states[0] + d_outputs[t], *d_states[1:]]
         step_residuals = [outputs[t]] + [ta.read(t) for ta in residuals]
-        d_p, d_r, d_prev, step_extras = cell.fused_backward(d_states, step_residuals, weights)
+        d_p, d_r, d_prev, step_extras = cell.step_backward(d_states, step_residuals, weights)
         if not cell.fused_shares_preactivation:
             d_recurrent = d_recurrent.write(t, d_r)
         d_extras = [total + part for total, part in zip(d_extras, step_extras)]
@@ -132,7 +133,7 @@ def fused_time_loop(cell, projected, states):
     Returns:
         `(outputs (T, B, H), final_states)`; outputs are the first state at each step.
     """
-    weights = list(cell.fused_weights())
+    weights = list(cell.step_weights())
     count = len(states)
 
     @tf.custom_gradient

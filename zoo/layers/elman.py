@@ -53,25 +53,19 @@ class ElmanCell(GatedCell):
         # Broadcast by addition: works for a symbolic batch size on every backend.
         return [zeros + ops.cast(self.initial_state, self.compute_dtype)]
 
-    def call(self, projected, states):
-        h = self.activation(projected + ops.matmul(states[0], self.recurrent_kernel))  # (B, H)
-        return h, [h]
+    def step_forward(self, projected, states, weights):
+        (recurrent_kernel,) = weights
+        h = self.activation(projected + ops.matmul(states[0], recurrent_kernel))  # (B, H)
+        return [h], []  # `step_backward` reads h(t), the output, which is kept anyway
 
     # -- hand-written derivatives for the TensorFlow loop (see zoo.layers._fused) --
-    fused_residual_count = 0  # the backward step reads h(t), the output, which is kept anyway
+    fused_residual_count = 0
     fused_shares_preactivation = True
 
     def supports_fused(self):
         return derivative_from_output(self.activation) is not None
 
-    def fused_weights(self):
-        return [self.recurrent_kernel]
-
-    def fused_forward(self, projected, states, weights):
-        h = self.activation(projected + ops.matmul(states[0], weights[0]))
-        return [h], []
-
-    def fused_backward(self, d_states, residuals, weights):
+    def step_backward(self, d_states, residuals, weights):
         from zoo.layers._fused import output_grad, times_transposed  # TensorFlow only, like the caller
 
         (h,) = residuals

@@ -60,30 +60,35 @@ class GRUCell(GatedCell):
         bias = self.bias[0] if self.reset_after and self.bias is not None else self.bias
         return project(inputs, self.kernel, bias)
 
-    def call(self, projected, states):
-        h_prev = states[0]
-        x_z, x_r, x_h = ops.split(projected, 3, axis=-1)
+    def step_weights(self):
+        if self.reset_after and self.use_bias:
+            return [self.recurrent_kernel, self.bias[1]]  # U and the recurrent bias b'
+        return [self.recurrent_kernel]
+
+    def step_forward(self, projected, states, weights):
+        h_prev, recurrent_kernel = states[0], weights[0]
+        x_z, x_r, x_h = ops.split(projected, 3, axis=-1)  # (B, H) each
         if self.reset_after:
-            inner = ops.matmul(h_prev, self.recurrent_kernel)  # (B, 3H): one matmul per step
-            if self.bias is not None:
-                inner = inner + self.bias[1]
+            inner = ops.matmul(h_prev, recurrent_kernel)  # (B, 3H): one matmul per step
+            if len(weights) > 1:
+                inner = inner + weights[1]
             u_z, u_r, u_h = ops.split(inner, 3, axis=-1)
             z = self.recurrent_activation(x_z + u_z)
             r = self.recurrent_activation(x_r + u_r)
             candidate = self.activation(x_h + r * u_h)
         else:
             split = 2 * self.units
-            inner = ops.matmul(h_prev, self.recurrent_kernel[:, :split])  # (B, 2H)
-            u_z, u_r = ops.split(inner, 2, axis=-1)
+            u_z, u_r = ops.split(ops.matmul(h_prev, recurrent_kernel[:, :split]), 2, axis=-1)  # (B, H) each
             z = self.recurrent_activation(x_z + u_z)
             r = self.recurrent_activation(x_r + u_r)
             # The second matmul has to wait for r: the price of the paper's form.
-            candidate = self.activation(x_h + ops.matmul(r * h_prev, self.recurrent_kernel[:, split:]))
+            candidate = self.activation(x_h + ops.matmul(r * h_prev, recurrent_kernel[:, split:]))
+            u_h = None  # this form has no hand-written backward (see `supports_fused`)
         h = z * h_prev + (1.0 - z) * candidate
-        return h, [h]
+        return [h], [z, r, candidate, u_h, h_prev]  # what `step_backward` reads besides h(t)
 
     # -- hand-written derivatives for the TensorFlow loop (see zoo.layers._fused) --
-    fused_residual_count = 5  # z, r, ĥ, U_h·h(t−1) + b'_h, h(t−1)
+    fused_residual_count = 5
     fused_shares_preactivation = False  # r scales U_h·h(t−1) + b'_h: dR_h = r ⊙ dP_h
 
     def supports_fused(self):
@@ -91,22 +96,7 @@ class GRUCell(GatedCell):
         return (self.reset_after and self.activation is activations.tanh
                 and self.recurrent_activation is activations.sigmoid)
 
-    def fused_weights(self):
-        return [self.recurrent_kernel, self.bias[1]] if self.use_bias else [self.recurrent_kernel]
-
-    def fused_forward(self, projected, states, weights):
-        h_prev = states[0]
-        inner = ops.matmul(h_prev, weights[0])
-        if self.use_bias:
-            inner = inner + weights[1]
-        x_z, x_r, x_h = ops.split(projected, 3, axis=-1)
-        u_z, u_r, u_h = ops.split(inner, 3, axis=-1)
-        z, r = ops.sigmoid(x_z + u_z), ops.sigmoid(x_r + u_r)
-        candidate = ops.tanh(x_h + r * u_h)
-        h = z * h_prev + (1.0 - z) * candidate
-        return [h], [z, r, candidate, u_h, h_prev]
-
-    def fused_backward(self, d_states, residuals, weights):
+    def step_backward(self, d_states, residuals, weights):
         from zoo.layers._fused import output_grad, times_transposed  # TensorFlow only, like the caller
 
         (d_h,) = d_states

@@ -73,45 +73,31 @@ class PeepholeLSTMCell(GatedCell):
         h = self.units
         return ops.concatenate([bias[:h], ops.ones((h,), dtype=dtype), bias[2 * h :]])
 
-    def call(self, projected, states):
+    def step_weights(self):
+        return [self.recurrent_kernel, self.peephole] if self.use_peepholes else [self.recurrent_kernel]
+
+    def step_forward(self, projected, states, weights):
         h_prev, c_prev = states
-        z = projected + ops.matmul(h_prev, self.recurrent_kernel)  # (B, 4H)
-        z_i, z_f, z_c, z_o = ops.split(z, 4, axis=-1)
+        recurrent_kernel, peephole = weights if self.use_peepholes else (weights[0], None)
+        z_i, z_f, z_c, z_o = ops.split(projected + ops.matmul(h_prev, recurrent_kernel), 4, axis=-1)  # (B, H) each
         if self.use_peepholes:
-            z_i = z_i + self.peephole[0] * c_prev
-            z_f = z_f + self.peephole[1] * c_prev
-        i = self.recurrent_activation(z_i)
-        f = self.recurrent_activation(z_f)
-        c = f * c_prev + i * self.activation(z_c)
+            z_i, z_f = z_i + peephole[0] * c_prev, z_f + peephole[1] * c_prev
+        i, f, g = self.recurrent_activation(z_i), self.recurrent_activation(z_f), self.activation(z_c)
+        c = f * c_prev + i * g
         if self.use_peepholes:
-            z_o = z_o + self.peephole[2] * c
-        h = self.recurrent_activation(z_o) * self.activation(c)
-        return h, [h, c]
+            z_o = z_o + peephole[2] * c
+        o, tanh_c = self.recurrent_activation(z_o), self.activation(c)
+        h = o * tanh_c
+        return [h, c], [i, f, g, o, c_prev, c, tanh_c]  # what `step_backward` reads besides h(t)
 
     # -- hand-written derivatives for the TensorFlow loop (see zoo.layers._fused) --
-    fused_residual_count = 7  # i, f, g, o, c(t−1), c(t), tanh c(t)
+    fused_residual_count = 7
     fused_shares_preactivation = True
 
     def supports_fused(self):
         return self.activation is activations.tanh and self.recurrent_activation is activations.sigmoid
 
-    def fused_weights(self):
-        return [self.recurrent_kernel, self.peephole] if self.use_peepholes else [self.recurrent_kernel]
-
-    def fused_forward(self, projected, states, weights):
-        h_prev, c_prev = states
-        z_i, z_f, z_c, z_o = ops.split(projected + ops.matmul(h_prev, weights[0]), 4, axis=-1)
-        if self.use_peepholes:
-            z_i, z_f = z_i + weights[1][0] * c_prev, z_f + weights[1][1] * c_prev
-        i, f, g = ops.sigmoid(z_i), ops.sigmoid(z_f), ops.tanh(z_c)
-        c = f * c_prev + i * g
-        if self.use_peepholes:
-            z_o = z_o + weights[1][2] * c
-        o, tanh_c = ops.sigmoid(z_o), ops.tanh(c)
-        h = o * tanh_c
-        return [h, c], [i, f, g, o, c_prev, c, tanh_c]
-
-    def fused_backward(self, d_states, residuals, weights):
+    def step_backward(self, d_states, residuals, weights):
         from zoo.layers._fused import output_grad, times_transposed  # TensorFlow only, like the caller
 
         sigmoid, tanh = activations.sigmoid, activations.tanh
