@@ -175,6 +175,18 @@ def streaming(results):
                    "same text"], rows)
 
 
+def chunks(results):
+    """time(1 chunk) / time(4 chunks) per shape, median (min–max) over interleaved rounds."""
+    def ratio(r):
+        return f"{r['median']:.2f} ({r['min']:.2f}–{r['max']:.2f})"
+
+    rows = [[f"{FAMILIES[r['family']]} {r['batch']}×{r['units']}", ratio(r["train"]["cpu_ratio"]),
+             ratio(r["train"]["wall_ratio"]), ratio(r["infer"]["cpu_ratio"]), ratio(r["infer"]["wall_ratio"])]
+            for r in _load(results, "chunks")["rows"]]
+    return _table(["shape (B×H)", "training, CPU time", "training, wall", "inference, CPU time", "inference, wall"],
+                  rows)
+
+
 TABLES = {
     "quality": quality,
     "layers": layers,
@@ -184,6 +196,7 @@ TABLES = {
     "serving_latency": serving_latency,
     "serving_load": serving_load,
     "streaming": streaming,
+    "chunks": chunks,
 }
 
 
