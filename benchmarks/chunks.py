@@ -40,6 +40,7 @@ import keras
 import numpy as np
 
 from benchmarks.machine import describe_machine
+from benchmarks.timing import interleaved
 from zoo.layers import GRU, Elman, PeepholeLSTM, _loop
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results" / "chunks.json"
@@ -135,16 +136,7 @@ def measure(family, batch, units, chunks, rounds):
     blocks = {key: _block_size(run) for key, run in contenders.items()}
     for mode in ("train", "infer"):  # the same block at both chunk counts
         blocks[(mode, 1)] = blocks[(mode, chunks)] = min(blocks[(mode, 1)], blocks[(mode, chunks)])
-    wall = {key: [] for key in contenders}
-    cpu = {key: [] for key in contenders}
-    for round_index in range(rounds):
-        order = list(contenders) if round_index % 2 else list(contenders)[::-1]
-        for key in order:
-            wall_start, cpu_start = time.perf_counter(), time.process_time()
-            for _ in range(blocks[key]):
-                contenders[key]()
-            wall[key].append((time.perf_counter() - wall_start) / blocks[key])
-            cpu[key].append((time.process_time() - cpu_start) / blocks[key])
+    wall, cpu = interleaved(contenders, rounds, blocks)
     row = {"family": family, "batch": batch, "units": units, "steps": STEPS, "rounds": rounds}
     for mode in ("train", "infer"):
         one, many = (mode, 1), (mode, chunks)

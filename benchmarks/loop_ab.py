@@ -16,12 +16,12 @@ Results: `benchmarks/results/loop_ab.json`.
 import argparse
 import json
 import pathlib
-import time
 
 import keras
 import numpy as np
 
 from benchmarks.machine import describe_machine
+from benchmarks.timing import interleaved
 from zoo.layers import GRU, Elman, PeepholeLSTM, _loop
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results" / "loop_ab.json"
@@ -59,16 +59,7 @@ def measure(family, batch, units, rounds, block=3):
         "autodiff": _train_step(zoo_layer(units), inputs, targets, fused=False),
         "fused": _train_step(zoo_layer(units), inputs, targets, fused=True),
     }
-    wall = {name: [] for name in contenders}
-    cpu = {name: [] for name in contenders}
-    for round_index in range(rounds):
-        order = list(contenders) if round_index % 2 else list(contenders)[::-1]
-        for name in order:
-            wall_start, cpu_start = time.perf_counter(), time.process_time()
-            for _ in range(block):
-                contenders[name]()
-            wall[name].append(time.perf_counter() - wall_start)
-            cpu[name].append(time.process_time() - cpu_start)
+    wall, cpu = interleaved(contenders, rounds, block)
 
     def ratio(times, name):
         return float(np.median(np.array(times["keras"]) / np.array(times[name])))
