@@ -108,8 +108,12 @@ def test_weights_from_a_path_load_and_a_changed_head_is_reinitialised_with_a_war
 
 def test_missing_weights_explain_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setenv("RNN_ZOO_MODELS", str(tmp_path))
-    with pytest.raises(ValueError, match="No weights for model 'char_lstm'"):
+    with pytest.raises(ValueError, match=r"No shipped weights for model 'char_lstm' at .*char_lstm\.keras\. Train "
+                       r"and publish it first \(python -m training train char_lstm --publish\), or set RNN_ZOO_MODELS"):
         zoo.get("char_lstm", weights="default")
+    with pytest.raises(ValueError, match=r"No weights for model 'char_lstm' at .*nothing\.keras\. Expected 'default', "
+                       r"a `\.keras` file or a URL ending in #sha256=<hex>"):
+        zoo.get("char_lstm", weights=str(tmp_path / "nothing.keras"))
     assert zoo.list(pretrained=True) == []
 
 

@@ -11,11 +11,12 @@ import dataclasses
 import difflib
 import fnmatch
 import json
-import os
-import pathlib
 import warnings
 
 import keras
+
+from zoo import _weights
+from zoo._weights import models_dir
 
 __all__ = ["register", "get", "list_models", "card", "example_input", "models_dir", "artifact_dir"]
 
@@ -35,11 +36,6 @@ CARD_FIELDS = ("task", "paper", "parameters", "data", "recipe", "metrics", "seed
 
 
 _REGISTRY = {}
-
-
-def models_dir():
-    """Where trained artifacts live: `$RNN_ZOO_MODELS` or the repo's `saved_models/`."""
-    return pathlib.Path(os.environ.get("RNN_ZOO_MODELS", pathlib.Path(__file__).resolve().parents[1] / "saved_models"))
 
 
 def artifact_dir(name):
@@ -115,7 +111,9 @@ def get(name, weights=None, **overrides):
     Args:
         name: a name from `list_models()`.
         weights: None (fresh initialisation), "default" (the shipped trained
-            model) or a path to a `.keras` file saved from this architecture.
+            model, from the source tree or the installed package), a path to a
+            `.keras` file saved from this architecture, or a URL of one ending
+            in `#sha256=<hex>` (fetched once into `~/.cache/rnn-zoo`).
         **overrides: config values that replace the defaults (and the shipped
             model's own config when weights are loaded). With weights, every
             variable whose shape is unchanged is loaded; the others (say a
@@ -123,16 +121,14 @@ def get(name, weights=None, **overrides):
             names them.
 
     Raises:
-        ValueError: unknown name or argument, or no shipped weights.
+        ValueError: unknown name or argument, no such weights, a URL without its hash or with another.
+        ConnectionError: a URL that cannot be reached.
     """
     entry = _entry(name)
     _check_overrides(entry, overrides)
     if weights is None:
         return entry.factory(**{**entry.defaults, **overrides})
-    path = _shipped_keras_file(name) if weights == "default" else pathlib.Path(weights)
-    if not path.exists():
-        raise ValueError(f"No weights for model {name!r} at {path}. Train and export it first (see README).")
-    trained = keras.saving.load_model(path)
+    trained = keras.saving.load_model(_weights.resolve(name, weights))
     if not overrides:
         return trained
     config = {**entry.defaults, **_factory_config(trained, entry), **overrides}
