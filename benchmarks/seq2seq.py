@@ -83,7 +83,10 @@ def main(argv=None):
     parser.add_argument("--eval-every", type=int, default=250)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    schedules = {text: _schedule(text) for text in args.schedule}
+    try:
+        schedules = {text: _schedule(text) for text in args.schedule}
+    except argparse.ArgumentTypeError as error:  # a usage error, not a traceback
+        parser.error(str(error))
 
     curves = {}
     for name, fields in schedules.items():
