@@ -82,6 +82,7 @@ def test_fused_gradients_match_finite_differences(name, rng):
                                                         rtol=1e-5, atol=1e-8)
 
 
+@pytest.mark.slow
 def test_fused_gradients_inside_tf_function(rng):
     """The training path: traced once, gradients as eager ones."""
     layer, xs, initial, weights = _setup("peephole_lstm", rng)

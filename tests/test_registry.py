@@ -117,6 +117,7 @@ def test_missing_weights_explain_what_to_do(tmp_path, monkeypatch):
     assert zoo.list(pretrained=True) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", zoo.list())
 def test_every_card_has_every_field(name, tmp_path, monkeypatch):
     monkeypatch.setenv("RNN_ZOO_MODELS", str(tmp_path))  # nothing shipped: static fields only

@@ -194,6 +194,7 @@ def test_a_label_on_a_version_that_did_not_load_stops_the_server_starting(make_b
     assert raised.value.code == Code.FAILED_PRECONDITION
 
 
+@pytest.mark.slow
 def test_reload_config_over_grpc(make_base):
     first, second = make_base(1, name="first"), make_base(2, name="second")
     with ModelServer("a", str(first), file_system_poll_wait_seconds=0) as server:
