@@ -10,7 +10,8 @@ The generation arguments (`steps`, `temperature`, `top_k`, `seed`,
 `GENERATION_ARGUMENTS`. `check_generation_arguments` applies it to Python
 values and NumPy arrays (in-process samplers, the server's limits);
 `generation_asserts` applies it to tensors inside an exported signature,
-where no Python runs.
+where no Python runs; `token_id_asserts` and `vocabulary_asserts` check a
+character model's ids and prompts there too.
 """
 
 import math
