@@ -6,20 +6,40 @@
 Flags mirror `tensorflow_model_server` (`--flag=value` or `--flag value`);
 other TF Serving flags are accepted and ignored with a warning, so a Docker
 command line carries over. One difference: a port of 0 picks a free port
-(TF Serving reads `--rest_api_port=0` as "no REST"). Two flags are this
-server's own: `--max_request_size_bytes` and `--max_generation_steps` (see
-`serving.limits`). SIGTERM and SIGINT stop the server: the ports stop
-accepting, requests in flight finish (up to `--shutdown_grace_seconds`), then
-the process exits 0.
+(TF Serving reads `--rest_api_port=0` as "no REST"). The limit flags are
+this server's own: `--max_request_size_bytes`, `--max_input_elements`,
+`--max_generation_steps`, `--max_prompt_characters` and
+`--max_generation_work` (see `serving.limits`).
+
+SIGTERM and SIGINT stop the server: the ports stop accepting, requests in
+flight finish (up to `--shutdown_grace_seconds`, then they are cancelled), and
+the process exits 0. A graph already running cannot be interrupted from
+Python, and one may still run after the drain (a REST request abandoned at its
+deadline, a gRPC call cancelled at the end of the grace period). Leaving the
+normal way would then either wait for it (concurrent.futures joins its worker
+threads at exit: minutes) or finalize the interpreter, and TensorFlow's global
+objects, under it (SIGSEGV). So once drained the process ends with
+`os._exit(0)`, after flushing its logs: nothing else is left to finalize.
 """
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
 
-from serving.limits import DEFAULT_MAX_GENERATION_STEPS, DEFAULT_MAX_REQUEST_SIZE_BYTES
+from serving.limits import (
+    DEFAULT_MAX_GENERATION_STEPS,
+    DEFAULT_MAX_GENERATION_WORK,
+    DEFAULT_MAX_INPUT_ELEMENTS,
+    DEFAULT_MAX_PROMPT_CHARACTERS,
+    DEFAULT_MAX_REQUEST_SIZE_BYTES,
+)
+
+# TF Serving's defaults (model_servers/main.cc); serving.repository holds the same, but importing it loads TensorFlow.
+DEFAULT_MAX_NUM_LOAD_RETRIES = 5
+DEFAULT_LOAD_RETRY_INTERVAL_MICROS = 60 * 1000 * 1000
 
 __all__ = ["main", "build_parser"]
 
@@ -63,6 +83,36 @@ def build_parser():
         help="largest 'steps' input of any signature that has one, e.g. generate (default 4096; 0 = no limit).",
     )
     parser.add_argument(
+        "--max_generation_work",
+        type=int,
+        default=DEFAULT_MAX_GENERATION_WORK,
+        help="largest rows x (longest 'prompt' + largest 'steps') of one request (default 262144; 0 = no limit).",
+    )
+    parser.add_argument(
+        "--max_prompt_characters",
+        type=int,
+        default=DEFAULT_MAX_PROMPT_CHARACTERS,
+        help="longest string of a 'prompt' input, in characters (default 8192; 0 = no limit).",
+    )
+    parser.add_argument(
+        "--max_input_elements",
+        type=int,
+        default=DEFAULT_MAX_INPUT_ELEMENTS,
+        help="most elements of all input tensors of one request together (default 4194304; 0 = no limit).",
+    )
+    parser.add_argument(
+        "--max_num_load_retries",
+        type=int,
+        default=DEFAULT_MAX_NUM_LOAD_RETRIES,
+        help="times a failed load of a version is retried (default 5, as TF Serving).",
+    )
+    parser.add_argument(
+        "--load_retry_interval_micros",
+        type=int,
+        default=DEFAULT_LOAD_RETRY_INTERVAL_MICROS,
+        help="microseconds between load retries (default 60000000 = 1 minute, as TF Serving).",
+    )
+    parser.add_argument(
         "--shutdown_grace_seconds",
         type=float,
         default=10,
@@ -80,6 +130,9 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if ignored:
         logging.warning("Ignoring flags this server does not implement: %s", " ".join(ignored))
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):  # before the models load: a signal then stops cleanly too
+        signal.signal(signum, lambda *_: stop.set())
 
     from serving.server import ModelServer  # TensorFlow loads here, after the flags are checked
 
@@ -95,18 +148,29 @@ def main(argv=None):
         model_config_file_poll_wait_seconds=args.model_config_file_poll_wait_seconds,
         max_request_size_bytes=args.max_request_size_bytes,
         max_generation_steps=args.max_generation_steps,
+        max_generation_work=args.max_generation_work,
+        max_prompt_characters=args.max_prompt_characters,
+        max_input_elements=args.max_input_elements,
+        max_num_load_retries=args.max_num_load_retries,
+        load_retry_interval_micros=args.load_retry_interval_micros,
     )
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
     server.start()
     print(f"Serving gRPC on {server.grpc_target} and REST on {server.rest_target}", flush=True)
     while not stop.wait(1.0):
         pass
     logging.info("Stopping: letting requests in flight finish")
     server.stop(grace=args.shutdown_grace_seconds)
+    logging.info("Stopped")
     return 0
 
 
+def _exit(status):
+    """Ends the process at once, logs flushed, without finalizing under a running graph (module docstring)."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    _exit(main())

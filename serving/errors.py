@@ -10,6 +10,7 @@ over the wire, so callers handle one exception whichever protocol they use.
 """
 
 import enum
+import re
 
 import grpc
 
@@ -21,6 +22,7 @@ __all__ = [
     "GRPC_STATUS",
     "GRPC_MESSAGE_LIMIT",
     "truncate_for_grpc",
+    "graph_message",
     "from_exception",
     "from_http_status",
     "from_grpc_error",
@@ -137,19 +139,43 @@ def truncate_for_grpc(message):
     return message[:GRPC_MESSAGE_LIMIT] + _TRUNCATED
 
 
+# What TensorFlow's Python runtime wraps around a graph's own error (atomic_function.py's
+# InterpolateRuntimeError): a header, then per node "Detected at node ... defined at (most recent call
+# last):" and its Python frames or "<stack traces unavailable>"; and the eager " [Op:<function>]" suffix.
+# TF Serving runs graphs from C++ and sends the graph's message alone.
+_PREAMBLE_HEADER = "Graph execution error:\n"
+_PREAMBLE_LINE = re.compile(
+    r"Detected at node .* defined at \(most recent call last\):"  # one per node the error names
+    r"|<stack traces unavailable>|  .*|"  # then its frames ("  File ...", "    code"), or none; blank lines
+)
+_EAGER_SUFFIX = re.compile(r" \[Op:[^\]\s]*\]( name: .*)?$")
+
+
+def graph_message(message):
+    """An op error's message as the graph raised it, without the preamble and suffix Python's runtime adds."""
+    if message.startswith(_PREAMBLE_HEADER):
+        lines = message.split("\n")[1:]
+        while lines and _PREAMBLE_LINE.fullmatch(lines[0]):
+            lines.pop(0)
+        message = "\n".join(lines)
+    return _EAGER_SUFFIX.sub("", message)
+
+
 def from_exception(error):
     """The `ServingError` for any exception raised while serving a request.
 
-    `tf.errors.OpError` keeps its own canonical code and message (for example
-    an op's shape check is INVALID_ARGUMENT with the op's words); anything else
-    is INTERNAL. Recognised by duck typing so this module never imports TF.
+    `tf.errors.OpError` keeps its own canonical code and the graph's own
+    message (for example an op's shape check is INVALID_ARGUMENT with the op's
+    words), without the "Graph execution error: ... Detected at node ..."
+    preamble TensorFlow's Python runtime adds (see `graph_message`); anything
+    else is INTERNAL. Recognised by duck typing so this module never imports TF.
     """
     if isinstance(error, ServingError):
         return error
     code = getattr(error, "error_code", None)
     message = getattr(error, "message", None)
     if isinstance(code, int) and isinstance(message, str) and 0 < code <= max(Code):
-        return ServingError(code, message)
+        return ServingError(code, graph_message(message))
     return ServingError(Code.INTERNAL, f"{type(error).__name__}: {error}")
 
 

@@ -90,6 +90,11 @@ def array_from_tensor_proto(proto):
     return tf.make_ndarray(proto)
 
 
+def _declared_elements(proto):
+    """Elements a `TensorProto` declares, read from its shape before any array is built."""
+    return int(np.prod([max(dim.size, 0) for dim in proto.tensor_shape.dim], dtype=np.float64))
+
+
 def _version_choice(model_spec):
     """(version, label) of a `ModelSpec`, each None when not set."""
     choice = model_spec.WhichOneof("version_choice")
@@ -188,6 +193,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         _require_model_spec(request)
         version, label = _version_choice(request.model_spec)
         servable = self.dataplane.resolve(request.model_spec.name, version=version, label=label)
+        self.dataplane.limits.check_elements(sum(_declared_elements(proto) for proto in request.inputs.values()))
         result = self.dataplane.predict(
             servable,
             request.model_spec.signature_name,

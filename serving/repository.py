@@ -10,8 +10,17 @@ versions to serve (`latest {num_versions: N}`, default 1; `all {}`;
 availability-preserving policy do: new versions are loaded first, and only then
 are versions the policy dropped unloaded, so there is always a version to
 answer; requests in flight hold their `Servable` and finish on it. A version
-that fails to load is reported (state END with its error) and never takes the
-server down; the versions already serving stay.
+that fails to load never takes the server down; the versions already serving
+stay.
+
+A failed load is retried, as TF Serving's loader harness does
+(`--max_num_load_retries`, default 5; `--load_retry_interval_micros`, default
+one minute): an exporter's copy caught half-way (`saved_model.pb` truncated,
+variables not yet written) loads once its files are complete. Between
+attempts the version stays LOADING; the retry runs on the first poll after the
+interval, so polling threads are never put to sleep. Once the retries are
+spent, or the version is no longer aspired, it is END with the last error, and
+stays so, as in TF Serving.
 """
 
 import dataclasses
@@ -19,12 +28,14 @@ import logging
 import os
 import re
 import threading
+import time
 
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
 from serving.errors import Code, ServingError
 from serving.servable import Servable
+from zoo._checks import check_non_negative_int
 
 __all__ = [
     "ModelConfig",
@@ -40,6 +51,9 @@ log = logging.getLogger(__name__)
 
 _VERSION_DIR = re.compile(r"[0-9]+")
 _INT64_MAX = 2**63 - 1
+
+DEFAULT_MAX_NUM_LOAD_RETRIES = 5  # TF Serving's --max_num_load_retries
+DEFAULT_LOAD_RETRY_INTERVAL_MICROS = 60 * 1000 * 1000  # TF Serving's --load_retry_interval_micros: one minute
 
 # ModelVersionStatus.State names, in TF Serving's spelling.
 START, LOADING, AVAILABLE, UNLOADING, END = "START", "LOADING", "AVAILABLE", "UNLOADING", "END"
@@ -188,6 +202,16 @@ class _Model:
         self.active = True  # False once a config reload dropped the model (its states stay visible)
         self.servables = {}  # version -> Servable (AVAILABLE)
         self.states = {}  # version -> VersionStatus (every version ever seen)
+        self.retries = {}  # version -> _Retry, while a failed load waits for its next attempt
+
+
+@dataclasses.dataclass(frozen=True)
+class _Retry:
+    """A failed load waiting for its next attempt."""
+
+    failures: int  # attempts so far, all failed
+    due: float  # clock time of the next attempt
+    error: ServingError  # the last attempt's error
 
 
 class ModelRepository:
@@ -196,10 +220,28 @@ class ModelRepository:
     Args:
         models: `ModelConfig`s to serve.
         loader: `(name, version, path) -> Servable`; tests may inject one.
+        max_num_load_retries: how many times a failed load is tried again
+            (TF Serving's `--max_num_load_retries`).
+        load_retry_interval_micros: the wait before each retry, in
+            microseconds (TF Serving's `--load_retry_interval_micros`).
+        clock: seconds, monotonic; tests may inject one.
     """
 
-    def __init__(self, models, loader=Servable.load):
+    def __init__(
+        self,
+        models,
+        loader=Servable.load,
+        *,
+        max_num_load_retries=DEFAULT_MAX_NUM_LOAD_RETRIES,
+        load_retry_interval_micros=DEFAULT_LOAD_RETRY_INTERVAL_MICROS,
+        clock=time.monotonic,
+    ):
         self._loader = loader
+        self.max_num_load_retries = check_non_negative_int("max_num_load_retries", max_num_load_retries)
+        self.load_retry_interval_s = (
+            check_non_negative_int("load_retry_interval_micros", load_retry_interval_micros) / 1e6
+        )
+        self._clock = clock
         self._lock = threading.RLock()  # guards _models and their dicts
         self._poll_lock = threading.Lock()  # one rescan at a time
         self._models = {m.name: _Model(m) for m in models}
@@ -219,11 +261,14 @@ class ModelRepository:
         aspired = model.config.policy.select(on_disk)
         if not on_disk:
             log.warning("No versions of model %s found under base path %s", model.config.name, model.config.base_path)
+        self._cancel_retries(model, aspired)
         for version in sorted(aspired, reverse=True):  # newest first: it answers "latest" soonest
             with self._lock:
-                state = model.states.get(version)
+                state, retry = model.states.get(version), model.retries.get(version)
                 if version in model.servables or (state is not None and state.error_code != Code.OK):
-                    continue  # already serving, or failed before: TF Serving does not retry either
+                    continue  # already serving, or out of retries: TF Serving does not try again either
+                if retry is not None and self._clock() < retry.due:
+                    continue  # LOADING, waiting for its next attempt
                 model.states[version] = VersionStatus(version, LOADING)
             self._load(model, version, on_disk[version])
         self._unload_unaspired(model, aspired)
@@ -233,16 +278,38 @@ class ModelRepository:
         try:
             servable = self._loader(name, version, path)
         except Exception as error:  # any failure is reported in status, never raised
-            code = error.code if isinstance(error, ServingError) else Code.UNKNOWN
-            message = error.message if isinstance(error, ServingError) else f"{type(error).__name__}: {error}"
-            log.error("Loading servable: {name: %s version: %d} failed: %s", name, version, message)
-            with self._lock:
-                model.states[version] = VersionStatus(version, END, code, message)
+            if not isinstance(error, ServingError):
+                error = ServingError(Code.UNKNOWN, f"{type(error).__name__}: {error}")
+            self._failed(model, version, error)
             return
         with self._lock:
+            model.retries.pop(version, None)
             model.servables[version] = servable
             model.states[version] = VersionStatus(version, AVAILABLE)
         log.info("Successfully loaded servable version {name: %s version: %d}", name, version)
+
+    def _failed(self, model, version, error):
+        """Schedules the next attempt of a failed load, or, with the retries spent, reports it END."""
+        name = model.config.name
+        with self._lock:
+            previous = model.retries.pop(version, None)
+            failures = 1 + (previous.failures if previous else 0)
+            if failures > self.max_num_load_retries:
+                log.error("Loading servable: {name: %s version: %d} failed: %s", name, version, error.message)
+                model.states[version] = VersionStatus(version, END, error.code, error.message)
+                return
+            model.retries[version] = _Retry(failures, self._clock() + self.load_retry_interval_s, error)
+        log.warning(
+            "Loading servable: {name: %s version: %d} failed: %s. Retrying in %g s (retry %d of %d)",
+            name, version, error.message, self.load_retry_interval_s, failures, self.max_num_load_retries,
+        )
+
+    def _cancel_retries(self, model, aspired):
+        """A version waiting for a retry that is no longer aspired (its folder went) ends with its last error."""
+        with self._lock:
+            for version in [v for v in model.retries if v not in aspired]:
+                error = model.retries.pop(version).error
+                model.states[version] = VersionStatus(version, END, error.code, error.message)
 
     def _unload_unaspired(self, model, aspired):
         with self._lock:

@@ -22,9 +22,23 @@ import uvicorn
 
 from serving.dataplane import DataPlane
 from serving.grpc_service import GRPC_OPTIONS, add_services
-from serving.limits import DEFAULT_MAX_GENERATION_STEPS, DEFAULT_MAX_REQUEST_SIZE_BYTES, Limits
+from serving.limits import (
+    DEFAULT_MAX_GENERATION_STEPS,
+    DEFAULT_MAX_GENERATION_WORK,
+    DEFAULT_MAX_INPUT_ELEMENTS,
+    DEFAULT_MAX_PROMPT_CHARACTERS,
+    DEFAULT_MAX_REQUEST_SIZE_BYTES,
+    Limits,
+)
 from serving.metrics import Metrics
-from serving.repository import ModelConfig, ModelRepository, parse_model_config, read_model_config_file
+from serving.repository import (
+    DEFAULT_LOAD_RETRY_INTERVAL_MICROS,
+    DEFAULT_MAX_NUM_LOAD_RETRIES,
+    ModelConfig,
+    ModelRepository,
+    parse_model_config,
+    read_model_config_file,
+)
 from serving.rest import create_app
 
 __all__ = ["ModelServer"]
@@ -78,7 +92,12 @@ class ModelServer:
             the limit; gRPC: grpcio's RESOURCE_EXHAUSTED); 0 = no limit.
         max_generation_steps: largest `steps` value of any signature with a
             `steps` input (400 / INVALID_ARGUMENT before it runs); 0 = no limit.
+        max_generation_work, max_prompt_characters, max_input_elements: the
+            other per-request limits (400 naming the limit); 0 = no limit.
             See `serving.limits`.
+        max_num_load_retries, load_retry_interval_micros: how often and how
+            long apart a failed load is retried (TF Serving's flags and
+            defaults: 5, one minute). Retries run on the poller.
 
     Attributes (after `start()`):
         grpc_port, rest_port: bound ports.
@@ -103,9 +122,20 @@ class ModelServer:
         grpc_max_workers=16,
         max_request_size_bytes=DEFAULT_MAX_REQUEST_SIZE_BYTES,
         max_generation_steps=DEFAULT_MAX_GENERATION_STEPS,
+        max_generation_work=DEFAULT_MAX_GENERATION_WORK,
+        max_prompt_characters=DEFAULT_MAX_PROMPT_CHARACTERS,
+        max_input_elements=DEFAULT_MAX_INPUT_ELEMENTS,
+        max_num_load_retries=DEFAULT_MAX_NUM_LOAD_RETRIES,
+        load_retry_interval_micros=DEFAULT_LOAD_RETRY_INTERVAL_MICROS,
     ):
         self._models = _models_from(model_name, model_base_path, model_config_file, model_config)
-        self.limits = Limits(max_request_size_bytes, max_generation_steps)
+        self.limits = Limits(
+            max_request_size_bytes, max_generation_steps, max_generation_work, max_prompt_characters, max_input_elements
+        )
+        self._load_retries = {
+            "max_num_load_retries": max_num_load_retries,
+            "load_retry_interval_micros": load_retry_interval_micros,
+        }
         self.model_config_file = model_config_file
         self.config_poll_wait_seconds = float(model_config_file_poll_wait_seconds) if model_config_file else 0.0
         self.host = host
@@ -132,7 +162,7 @@ class ModelServer:
         """
         if self.repository is not None:
             return self
-        self.repository = ModelRepository(self._models)
+        self.repository = ModelRepository(self._models, **self._load_retries)
         self.repository.poll()
         self.repository.check_labels()
         self.dataplane = DataPlane(self.repository, self.limits)

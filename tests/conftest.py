@@ -79,7 +79,8 @@ def server(tmp_path_factory, tiny_versions):
             ("broken", root / "broken", ""),
         ],
     )
-    with ModelServer(model_config_file=str(config), file_system_poll_wait_seconds=0) as running:
+    # No load retries: "broken" fails for good at once (END), as after TF Serving's last retry.
+    with ModelServer(model_config_file=str(config), file_system_poll_wait_seconds=0, max_num_load_retries=0) as running:
         yield running
 
 

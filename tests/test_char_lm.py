@@ -131,7 +131,11 @@ def test_sample_signature_is_generate_from_a_zero_state(exported, model):
 @pytest.mark.parametrize(
     "override, message",
     [
-        ({"prompt": tf.constant(["xyz"])}, "outside the vocabulary of the model"),
+        (
+            {"prompt": tf.constant(["abc", "xyz"])},
+            r"`prompt` must hold only characters of the vocabulary of the model \(12 characters\)\. "
+            r"Received: prompt=\] \[xyz\]",
+        ),
         ({"steps": tf.constant([-1], tf.int32)}, r"`steps` must be an integer >= 0\. Received: steps=\] \[-1\]"),
         ({"temperature": tf.constant([np.nan], tf.float32)}, r"`temperature` must be a finite number >= 0 .*\[nan\]"),
         ({"top_k": tf.constant([-2], tf.int32)}, r"`top_k` must be an integer >= 0 \(0 keeps every token\)"),
@@ -186,3 +190,36 @@ def test_variables_are_stored_once(exported, model):
     _, base = exported
     stored = [name for name, _ in tf.train.list_variables(str(base / "1" / "variables" / "variables"))]
     assert len([n for n in stored if n.endswith("VARIABLE_VALUE")]) == len(model.weights)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ids, shown", [([[1, -1]], r"\[-1\]"), ([[-85, 12, 3]], r"\[-85 12\]")])
+def test_serving_default_rejects_ids_outside_the_vocabulary(exported, ids, shown):
+    loaded, _ = exported
+    message = r"`token_ids` must be integers in \[0, 12\) \(ids of the vocabulary of the model\)\. "
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message + r"Received: token_ids=\] " + shown):
+        loaded.signatures["serving_default"](token_ids=tf.constant(ids, tf.int32))
+
+
+@pytest.mark.slow
+def test_a_long_bad_prompt_is_shown_cut_at_64_characters(exported, model):
+    loaded, _ = exported
+    inputs = {**_generate_inputs(model, ["a" * 100 + "z"], 3)}
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"Received: prompt=\] \[a{64}\]"):
+        loaded.signatures["generate"](**inputs)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["char_lstm", "char_gru", "char_elman"])
+def test_the_shipped_versions_answer_valid_inputs_as_the_keras_model_does(name):
+    # The served versions were re-exported from the .keras weights to add the input checks above.
+    shipped = zoo.get(name, weights="default")
+    version = zoo.card(name)["served_version"]
+    signatures = tf.saved_model.load(str(zoo._registry.artifact_dir(name) / str(version))).signatures
+    ids = np.random.default_rng(3).integers(0, shipped.vocab_size, size=(2, 20)).astype(np.int32)
+    logits = signatures["serving_default"](token_ids=tf.constant(ids))["logits"]
+    np.testing.assert_allclose(logits, shipped(ids)[0], atol=1e-4)
+    inputs = _generate_inputs(shipped, ["ROMEO."], 24, temperature=0.8, seed=5)
+    del inputs["state"], inputs["position"]
+    text = signatures["sample"](**inputs)["text"].numpy()[0].decode()
+    assert text == sampling.sample(shipped, "ROMEO.", 24, 0.8, seed=5)

@@ -56,3 +56,61 @@ def test_client_side_reconstruction():
     assert (rest.code, rest.http_status) == (Code.NOT_FOUND, 404)
     assert errors.from_http_status(418, "teapot").code == Code.UNKNOWN
     assert str(rest) == "NOT_FOUND: Servable not found for request: Latest(m)"
+
+
+_GRAPH_ERRORS = [
+    # What TensorFlow's Python runtime makes of a graph's error: with Python frames ...
+    (
+        'Graph execution error:\n\nDetected at node Reshape defined at (most recent call last):\n  File "m.py", '
+        "line 10, in <module>\n    f(x)\n\n  File \"m.py\", line 8, in f\n\nInput to reshape is a tensor with 2 "
+        "values, but the requested shape requires a multiple of 3\n\t [[{{node Reshape}}]] [Op:__inference_f_27]",
+        "Input to reshape is a tensor with 2 values, but the requested shape requires a multiple of 3\n\t "
+        "[[{{node Reshape}}]]",
+    ),
+    # ... without them (a loaded SavedModel), and for several nodes.
+    (
+        "Graph execution error:\n\nDetected at node A defined at (most recent call last):\n<stack traces "
+        "unavailable>\nDetected at node B defined at (most recent call last):\n<stack traces unavailable>\n"
+        "assertion failed: [`steps` must be an integer >= 0. Received: steps=] [-1]\n\t [[{{node B}}]] "
+        "[Op:__inference_signature_wrapper_9]",
+        "assertion failed: [`steps` must be an integer >= 0. Received: steps=] [-1]\n\t [[{{node B}}]]",
+    ),
+    ("a message of its own", "a message of its own"),
+]
+
+
+@pytest.mark.parametrize("raw, graph", _GRAPH_ERRORS, ids=["frames", "no-frames", "plain"])
+def test_op_errors_keep_the_graphs_message_without_the_executor_preamble(raw, graph):
+    error = tf.errors.InvalidArgumentError(None, None, raw)
+    assert errors.from_exception(error).message == graph
+
+
+@tf.function(input_signature=[tf.TensorSpec([None], tf.float32)])
+def _reshape3(x):
+    return tf.reshape(x, [-1, 3])
+
+
+def test_a_real_graph_error_reaches_the_client_in_the_graphs_words():
+    with pytest.raises(tf.errors.InvalidArgumentError) as raised:
+        _reshape3(tf.constant([1.0, 2.0]))
+    assert raised.value.message.startswith("Graph execution error:")  # what TensorFlow's runtime raises
+    message = errors.from_exception(raised.value).message
+    assert message.startswith("Input to reshape is a tensor with 2 values, but the requested shape requires")
+    assert "Detected at node" not in message and "[Op:" not in message
+
+
+def test_a_graph_error_answers_rest_and_grpc_without_the_preamble(rest_url, grpc_stubs):
+    import numpy as np
+    import requests
+    from tensorflow_serving.apis import predict_pb2
+
+    body = {"signature_name": "reshape3", "inputs": [1.0, 2.0]}
+    rest = requests.post(rest_url + "/v1/models/tiny:predict", json=body, timeout=30).json()["error"]
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name, request.model_spec.signature_name = "tiny", "reshape3"
+    request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.ones(2, np.float32)))
+    with pytest.raises(grpc.RpcError) as raised:
+        grpc_stubs[0].Predict(request, timeout=30)
+    for message in (rest, raised.value.details()):
+        assert message.startswith("Input to reshape is a tensor with 2 values"), message
+        assert "Graph execution error" not in message and "[Op:" not in message

@@ -126,7 +126,8 @@ def test_limits_are_checked_before_the_signature_runs(tiny_versions, monkeypatch
 
 
 def test_zero_means_no_step_limit():
-    Limits(max_generation_steps=0).check_inputs({"steps": np.array([10**9], np.int64)})
+    # 10^9 steps is also over the default --max_generation_work, turned off here to see the step limit alone.
+    Limits(max_generation_steps=0, max_generation_work=0).check_inputs({"steps": np.array([10**9], np.int64)})
     with pytest.raises(ServingError, match=r"`steps` must be an integer >= 0\. Received: steps=\[-1\]"):
         Limits(max_generation_steps=0).check_inputs({"steps": np.array([-1], np.int64)})
 

@@ -123,7 +123,7 @@ def test_poll_loads_the_new_version_then_unloads_the_old(make_base, tiny_version
 
 def test_a_version_that_fails_to_load_is_reported_and_the_old_one_keeps_serving(make_base):
     base = make_base(2)
-    repository = ModelRepository([ModelConfig("m", str(base))])
+    repository = ModelRepository([ModelConfig("m", str(base))], max_num_load_retries=0)
     repository.poll()
     (base / "3").mkdir()
     (base / "3" / "saved_model.pb").write_bytes(b"garbage")
@@ -132,7 +132,7 @@ def test_a_version_that_fails_to_load_is_reported_and_the_old_one_keeps_serving(
     assert (newest.version, newest.state) == (3, "END") and newest.error_code != Code.OK and newest.error_message
     assert (serving.version, serving.state) == (2, "AVAILABLE")
     assert repository.resolve("m").version == 2
-    repository.poll()  # a failed version is not retried
+    repository.poll()  # a failed version is not retried once its retries are spent (tests/test_server_load_retries.py)
     assert repository.status("m", 3)[0].state == "END"
 
 

@@ -89,7 +89,8 @@ def test_the_server_replays_warmup_and_a_failing_warmup_fails_the_load(tmp_path)
     _, bad = _export_tiny_char_model(tmp_path / "chars", version=2)
     write_warmup_requests(bad, "chars", [("serving_default", {"token_ids": np.zeros((2,), np.int32)})])  # rank 1
     config = [ModelConfig("chars", str(tmp_path / "chars"), policy=VersionPolicy("all"))]
-    with ModelServer(model_config=config, file_system_poll_wait_seconds=0) as server:
+    # No load retries: the failed warmup fails the load for good at once (with retries it stays LOADING a while).
+    with ModelServer(model_config=config, file_system_poll_wait_seconds=0, max_num_load_retries=0) as server:
         states = {s.version: s for s in server.repository.status("chars")}
     assert states[1].state == "AVAILABLE"
     assert states[2].state == "END" and states[2].error_message

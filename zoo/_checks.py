@@ -10,7 +10,8 @@ The generation arguments (`steps`, `temperature`, `top_k`, `seed`,
 `GENERATION_ARGUMENTS`. `check_generation_arguments` applies it to Python
 values and NumPy arrays (in-process samplers, the server's limits);
 `generation_asserts` applies it to tensors inside an exported signature,
-where no Python runs.
+where no Python runs; `token_id_asserts` and `vocabulary_asserts` check a
+character model's ids and prompts there too.
 """
 
 import math
@@ -27,6 +28,8 @@ __all__ = [
     "check_positive_int",
     "generation_asserts",
     "passed_through",
+    "token_id_asserts",
+    "vocabulary_asserts",
 ]
 
 
@@ -190,6 +193,39 @@ def generation_asserts(**tensors):
             message = f"`{name}` must be {expected}. Received: {name}="
             asserts.append(tf.debugging.Assert(ok, [message, tensor], summarize=8))
     return asserts
+
+
+def token_id_asserts(name, ids, vocab_size):
+    """Graph check that every id of `ids` lies in [0, vocab_size); the message shows the ids that do not.
+
+    Without it an embedding lookup reads -V..-1 as the last V ids (Keras's
+    `take` wraps negative indices) and fails on anything further out with a
+    message about an index it computed.
+    """
+    import tensorflow as tf
+
+    inside = tf.logical_and(ids >= 0, ids < tf.cast(vocab_size, ids.dtype))
+    # No apostrophes or backslashes: the Assert op escapes them in the message it prints.
+    message = f"`{name}` must be integers in [0, {vocab_size}) (ids of the vocabulary of the model). Received: {name}="
+    return [tf.debugging.Assert(tf.reduce_all(inside), [message, tf.boolean_mask(ids, ~inside)], summarize=8)]
+
+
+def vocabulary_asserts(name, text, ids, vocabulary):
+    """Graph check that a (B,) string tensor holds only characters of `vocabulary`.
+
+    Args:
+        name: the input's name, for the message.
+        text: (B,) strings; the message shows those that fail, up to 8, cut at 64 characters.
+        ids: (B, None) ragged ids of `text`'s characters, -1 where one is not in the vocabulary.
+        vocabulary: the model's characters.
+    """
+    import tensorflow as tf
+
+    outside = tf.reduce_any(ids < 0, axis=1)  # (B,)
+    shown = tf.strings.substr(tf.boolean_mask(text, outside), 0, 64, unit="UTF8_CHAR")
+    message = f"`{name}` must hold only characters of the vocabulary of the model ({len(vocabulary)} characters). "
+    message += f"Received: {name}="
+    return [tf.debugging.Assert(tf.logical_not(tf.reduce_any(outside)), [message, shown], summarize=8)]
 
 
 def passed_through(asserts, *tensors):

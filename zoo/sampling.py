@@ -19,6 +19,7 @@ from zoo._checks import (
     check_positive_int,
     generation_asserts,
     passed_through,
+    vocabulary_asserts,
 )
 
 __all__ = [
@@ -70,17 +71,14 @@ def char_tables(vocabulary):
     return tf.constant(to_id), tf.constant([ch.encode("utf-8") for ch in vocabulary])
 
 
-def _encode_prompts(prompt, code_to_id):
+def _encode_prompts(prompt, code_to_id, vocabulary):
     """(B,) strings -> padded ids (B, P), mask (B, P) and lengths (B,)."""
     prompt = tf.where(tf.strings.length(prompt) > 0, prompt, "\n")  # an empty prompt starts a new line
     codes = tf.strings.unicode_decode(prompt, "UTF-8")  # ragged (B, None)
     in_table = tf.logical_and(codes >= 0, codes < tf.shape(code_to_id)[0])
     ids = tf.ragged.map_flat_values(lambda c, ok: tf.where(ok, tf.gather(code_to_id, tf.where(ok, c, 0)), -1),
                                     codes, in_table)
-    check = tf.debugging.assert_non_negative(
-        ids.flat_values, message="prompt holds a character outside the vocabulary of the model"
-    )
-    with tf.control_dependencies([check]):
+    with tf.control_dependencies(vocabulary_asserts("prompt", prompt, ids, vocabulary)):
         lengths = tf.cast(ids.row_lengths(), tf.int32)
         dense = ids.to_tensor(default_value=0)
     return dense, tf.sequence_mask(lengths, tf.shape(dense)[1]), lengths
@@ -140,7 +138,7 @@ def make_generate_fn(model):
             generation_asserts(steps=steps, temperature=temperature, top_k=top_k),
             prompt, state, steps, temperature, top_k, seed, position,
         )
-        ids, mask, lengths = _encode_prompts(prompt, code_to_id)
+        ids, mask, lengths = _encode_prompts(prompt, code_to_id, model.vocabulary)
         logits, states = run(ids, mask, model.unpack_states(state))
         last_logits = tf.gather(logits, lengths - 1, batch_dims=1)  # (B, V)
         total = tf.reduce_max(tf.concat([steps, [0]], axis=0))

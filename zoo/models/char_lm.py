@@ -116,8 +116,11 @@ class CharLM(keras.Model):
         import tensorflow as tf
 
         from zoo import sampling
+        from zoo._checks import passed_through, token_id_asserts
 
         def logits(token_ids):
+            # Checked in the graph: no Python runs on TF Serving, and an embedding wraps negative ids.
+            (token_ids,) = passed_through(token_id_asserts("token_ids", token_ids, self.vocab_size), token_ids)
             logits, _ = self(token_ids, training=False)
             return {"logits": tf.cast(logits, tf.float32)}
 
