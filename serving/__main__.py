@@ -19,6 +19,7 @@ import signal
 import sys
 import threading
 
+from serving import execution
 from serving.limits import DEFAULT_MAX_GENERATION_STEPS, DEFAULT_MAX_REQUEST_SIZE_BYTES
 
 __all__ = ["main", "build_parser"]
@@ -68,6 +69,7 @@ def build_parser():
         default=10,
         help="on SIGTERM, how long requests in flight may take to finish (default 10).",
     )
+    execution.add_flags(parser)
     return parser
 
 
@@ -77,6 +79,10 @@ def main(argv=None):
     args, ignored = parser.parse_known_args(argv)
     if (args.model_base_path is None) == (args.model_config_file is None):
         parser.error("give exactly one of --model_base_path or --model_config_file")
+    try:
+        execution_options = execution.server_options(args)
+    except (OSError, ValueError) as error:
+        parser.error(str(error))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if ignored:
         logging.warning("Ignoring flags this server does not implement: %s", " ".join(ignored))
@@ -95,6 +101,7 @@ def main(argv=None):
         model_config_file_poll_wait_seconds=args.model_config_file_poll_wait_seconds,
         max_request_size_bytes=args.max_request_size_bytes,
         max_generation_steps=args.max_generation_steps,
+        **execution_options,
     )
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

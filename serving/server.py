@@ -21,6 +21,7 @@ import grpc
 import uvicorn
 
 from serving.dataplane import DataPlane
+from serving.execution import DEFAULT_GENERATION_CHUNK_STEPS, Executor
 from serving.grpc_service import GRPC_OPTIONS, add_services
 from serving.limits import DEFAULT_MAX_GENERATION_STEPS, DEFAULT_MAX_REQUEST_SIZE_BYTES, Limits
 from serving.metrics import Metrics
@@ -79,6 +80,11 @@ class ModelServer:
         max_generation_steps: largest `steps` value of any signature with a
             `steps` input (400 / INVALID_ARGUMENT before it runs); 0 = no limit.
             See `serving.limits`.
+        batching: a `serving.batching.BatchingOptions` turns TF Serving's
+            request batching on (`--enable_batching`); None = off.
+        generation_chunk_steps: characters per call for `generate`
+            signatures, which other requests join between calls (0 = one
+            call per request). See `serving.execution`.
 
     Attributes (after `start()`):
         grpc_port, rest_port: bound ports.
@@ -103,6 +109,8 @@ class ModelServer:
         grpc_max_workers=16,
         max_request_size_bytes=DEFAULT_MAX_REQUEST_SIZE_BYTES,
         max_generation_steps=DEFAULT_MAX_GENERATION_STEPS,
+        batching=None,
+        generation_chunk_steps=DEFAULT_GENERATION_CHUNK_STEPS,
     ):
         self._models = _models_from(model_name, model_base_path, model_config_file, model_config)
         self.limits = Limits(max_request_size_bytes, max_generation_steps)
@@ -119,6 +127,8 @@ class ModelServer:
         self._grpc = self._uvicorn = self._rest_thread = None
         self._threads = []  # the pollers
         self._stopping = threading.Event()
+        self._execution = (batching, generation_chunk_steps)
+        self.executor = None
 
     # --------------------------------------------------------------- lifecycle
 
@@ -135,7 +145,8 @@ class ModelServer:
         self.repository = ModelRepository(self._models)
         self.repository.poll()
         self.repository.check_labels()
-        self.dataplane = DataPlane(self.repository, self.limits)
+        self.executor = Executor(*self._execution)
+        self.dataplane = DataPlane(self.repository, self.limits, self.executor)
         try:
             self._start_grpc(self._ports[0])
             if self._ports[1] is not None:
@@ -219,6 +230,8 @@ class ModelServer:
             self._grpc.stop(grace).wait()
         if self._rest_thread is not None:
             self._rest_thread.join(grace + 5)
+        if self.executor is not None:  # after the drain: only abandoned work is left, each stops within a chunk
+            self.executor.stop()
         self._grpc = self._uvicorn = self._rest_thread = None
         self._threads = []
 
