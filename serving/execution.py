@@ -22,7 +22,14 @@ from serving.deadline import current
 from serving.errors import invalid_argument
 from serving.generation import GenerationEngine, is_generate_contract
 
-__all__ = ["Executor", "DEFAULT_GENERATION_CHUNK_STEPS", "add_flags", "server_options", "parse_bool"]
+__all__ = [
+    "Executor",
+    "DEFAULT_GENERATION_CHUNK_STEPS",
+    "DEFAULT_GRPC_MAX_THREADS",
+    "add_flags",
+    "server_options",
+    "parse_bool",
+]
 
 # Small enough that a dropped request stops within tens of milliseconds and a
 # new row joins a busy lane soon; large enough that per-call overhead stays small.
@@ -93,8 +100,11 @@ def parse_bool(text):
     raise ValueError(f"expected true or false. Received: {text!r}")
 
 
+DEFAULT_GRPC_MAX_THREADS = 16  # this server's pool so far; TF Serving's default is 4 per CPU
+
+
 def add_flags(parser):
-    """Adds `--enable_batching`, `--batching_parameters_file` and `--generation_chunk_steps`."""
+    """Adds `--enable_batching`, `--batching_parameters_file`, `--generation_chunk_steps`, `--grpc_max_threads`."""
     parser.add_argument(
         "--enable_batching",
         nargs="?",
@@ -114,6 +124,12 @@ def add_flags(parser):
         help="characters per call for generate signatures, which new requests join between calls "
         f"(default {DEFAULT_GENERATION_CHUNK_STEPS}; 0 = one call per request).",
     )
+    parser.add_argument(
+        "--grpc_max_threads",
+        type=int,
+        default=DEFAULT_GRPC_MAX_THREADS,
+        help=f"threads answering gRPC calls; only calls in flight can be batched (default {DEFAULT_GRPC_MAX_THREADS}).",
+    )
 
 
 def server_options(args):
@@ -127,8 +143,14 @@ def server_options(args):
         raise ValueError(
             f"--generation_chunk_steps must be >= 0. Received: --generation_chunk_steps={args.generation_chunk_steps}"
         )
+    if args.grpc_max_threads < 1:
+        raise ValueError(f"--grpc_max_threads must be >= 1. Received: --grpc_max_threads={args.grpc_max_threads}")
     batching = None
     if args.enable_batching:  # TF Serving reads the parameters file only when batching is on
         path = args.batching_parameters_file
         batching = BatchingOptions.from_file(path) if path else BatchingOptions()
-    return {"batching": batching, "generation_chunk_steps": args.generation_chunk_steps}
+    return {
+        "batching": batching,
+        "generation_chunk_steps": args.generation_chunk_steps,
+        "grpc_max_workers": args.grpc_max_threads,
+    }
