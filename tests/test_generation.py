@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 import pytest
+import requests
 
 from serving.client import Client
 from serving.deadline import Deadline
@@ -300,3 +301,17 @@ def test_a_request_past_its_deadline_stops_and_stop_leaves_no_engine_thread(expo
         server.stop(grace=0)
     abandoned.join(5)
     assert not abandoned.is_alive() and not server.executor.engine.busy and not _engine_threads()
+
+
+@pytest.mark.slow
+def test_a_rest_client_hanging_up_stops_its_request(exported, servable, tmp_path):
+    inputs = {name: array[:1] for name, array in _feeds(servable, [("ab", 4096, 1.0, 1, 0)]).items()}
+    body = {"signature_name": "generate", "inputs": {k: v.tolist() for k, v in inputs.items() if k != "prompt"}}
+    body["inputs"]["prompt"] = ["ab"]
+    with _serve(exported, tmp_path, generation_chunk_steps=2) as server:  # the server's own timeout: 30 s
+        with pytest.raises(requests.Timeout):
+            requests.post(f"{server.rest_target}/v1/models/chars:predict", json=body, timeout=0.5)
+        deadline = time.monotonic() + 3
+        while server.executor.engine.busy and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not server.executor.engine.busy  # stopped within a chunk of the hang-up, not after 4096 steps
