@@ -27,11 +27,14 @@ batching_util.cc, shared_batch_scheduler.h, bundle_factory_util.h):
   tensor's 0th dimension does not equal the sum of the 0th dimension sizes of
   the input tensors`).
 
-One deliberate difference: without `pad_variable_length_inputs`, TF Serving
-fails a whole batch whose requests have different shapes past dimension 0
-(`... have different shapes and padding is turned off`), so one caller's
-sequence length can fail another's request. Here each group of equal shapes
-runs as its own call, and no request fails because of another.
+Two deliberate differences, both so that no request fails because of
+another: without `pad_variable_length_inputs`, TF Serving fails a whole
+batch whose requests have different shapes past dimension 0 (`... have
+different shapes and padding is turned off`); here each group of equal
+shapes runs as its own call. And when a merged call fails (say one request's
+prompt holds a character the model does not know), TF Serving gives every
+request of the batch that error; here each request is run again alone, so
+only the one at fault gets it.
 
 Each row of a zoo signature carries its own seed, steps, temperature and
 position, so merging rows changes no row's result; the float arithmetic of a
@@ -394,10 +397,12 @@ class BatchScheduler:
             padded_rows = self.options.padded_size(sum(sizes))
             feeds = merge_inputs([t.feeds for t in tasks], padded_rows, self.options.pad_variable_length_inputs)
             results = split_outputs(run(feeds), sizes, padded_rows)
-        except Exception as error:  # every request of the batch gets the batch's error
-            failure = error if isinstance(error, ServingError) else from_exception(error)
-            for task in tasks:
-                task.finish(error=failure)
+        except Exception as error:
+            if len(tasks) > 1:  # run each request alone, so only the one at fault gets the error
+                for task in tasks:
+                    self._run_group(run, [task])
+                return
+            tasks[0].finish(error=error if isinstance(error, ServingError) else from_exception(error))
             return
         for task, outputs in zip(tasks, results, strict=True):
             task.finish(outputs=outputs)

@@ -20,6 +20,10 @@ The engine runs every `generate` request that way, `chunk_steps` at a time:
 - With batching off, a request's rows are advanced in its own thread, chunk by
   chunk.
 
+When a merged call fails (one request's prompt holds a character the model
+does not know, say), each request's rows are run again on their own, so only
+the request at fault gets the error.
+
 Either way the engine looks at the request's `serving.deadline.Deadline`
 before every chunk, so a request whose client gave up stops using CPU within
 one chunk, and `stop()` ends every lane and loop within one chunk.
@@ -289,14 +293,23 @@ class GenerationEngine:
             try:
                 if rows:
                     _advance(lane.run, rows, self.chunk_steps)
-            except Exception as error:  # the call failed: every request in it gets the error
-                failure = error if isinstance(error, ServingError) else from_exception(error)
-                for row in rows:
-                    row.request.fail(failure)
+            except Exception:
+                self._advance_apart(lane.run, rows)
             for row in rows:
                 if row.finished and not row.request.done.is_set():
                     row.request.row_finished()
             lane.active = [row for row in rows if not row.finished and not row.request.done.is_set()]
+
+    def _advance_apart(self, run, rows):
+        """After a merged call failed: each request's rows again on their own, so only the one at fault fails."""
+        by_request = {}
+        for row in rows:
+            by_request.setdefault(id(row.request), []).append(row)
+        for group in by_request.values():
+            try:
+                _advance(run, group, self.chunk_steps)  # rows move on only once their call succeeded
+            except Exception as error:
+                group[0].request.fail(error if isinstance(error, ServingError) else from_exception(error))
 
     def stop(self, timeout_s=60.0):
         """Refuses new requests and ends every lane and loop within one chunk; waits for them."""

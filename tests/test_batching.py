@@ -280,3 +280,21 @@ def test_stop_fails_queued_requests_and_ends_the_threads():
     assert isinstance(results[1], ServingError) and results[1].code == Code.UNAVAILABLE
     with pytest.raises(ServingError, match="The server is shutting down"):
         scheduler.run("k", run, _x(3))
+
+
+def test_a_failing_request_fails_alone(scheduler_factory):
+    scheduler = scheduler_factory(num_batch_threads=1, max_batch_size=8)
+    gate = threading.Event()
+
+    def run(feeds):
+        gate.wait(10)
+        if (feeds["x"] < 0).any():
+            raise ServingError(Code.INVALID_ARGUMENT, "x must be >= 0")
+        return {"y": 2 * feeds["x"]}
+
+    threads, results = _in_threads([lambda v=v: scheduler.run("k", run, _x(v)) for v in (1, 2, -3, 4)])
+    gate.set()
+    for thread in threads:
+        thread.join(10)
+    assert [r["y"][0, 0] for r in (results[0], results[1], results[3])] == [2, 4, 8]
+    assert isinstance(results[2], ServingError) and results[2].message == "x must be >= 0"

@@ -315,3 +315,22 @@ def test_a_rest_client_hanging_up_stops_its_request(exported, servable, tmp_path
         while server.executor.engine.busy and time.monotonic() < deadline:
             time.sleep(0.02)
         assert not server.executor.engine.busy  # stopped within a chunk of the hang-up, not after 4096 steps
+
+
+def test_a_request_failing_in_a_merged_call_fails_alone():
+    def picky(feeds):
+        if b"!" in feeds["prompt"].tolist():
+            raise ServingError(Code.INVALID_ARGUMENT, "prompt holds a character outside the vocabulary of the model")
+        return fake_generate(feeds)
+
+    engine = GenerationEngine(chunk_steps=2, max_rows=8)
+    run = CountingRun(delay_s=0.05)
+    run._run = picky
+    good, bad = _feeds(None, [("ab", 9, 1.0, 1, 0)]), _feeds(None, [("!", 3, 1.0, 2, 0)])
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        first = pool.submit(engine.run, "k", run, good)
+        assert run.first.wait(10)
+        failing = pool.submit(engine.run, "k", run, bad)
+        with pytest.raises(ServingError, match="outside the vocabulary"):
+            failing.result(10)
+        _assert_same_outputs(first.result(10), fake_generate(good))
