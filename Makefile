@@ -45,6 +45,7 @@ benchmark: $(BENCH_STAMP)
 		--shape lstm 128 512 --shape gru 128 128 --shape gru 32 128
 	$(PY) -m benchmarks.serving
 	$(PY) -m benchmarks.streaming --repeats 7
+	$(PY) -m benchmarks.serving_load
 	$(PY) -m benchmarks.esn --check-radius --dense-too
 	$(PY) -m benchmarks.esn --units 400 1000 --dense-too --skip-nrmse84 --out benchmarks/results/esn_sizes.json
 	$(PY) -m benchmarks.esn --validate

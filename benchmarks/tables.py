@@ -187,6 +187,26 @@ def chunks(results):
                   rows)
 
 
+def serving_under_load(results):
+    """64 concurrent streams (half REST, half gRPC), batching on and off, against in-process batch-64 `generate`."""
+    load = _load(results, "serving_load")
+    rows = []
+    for name, label in (("batching_on", "on"), ("batching_off", "off")):
+        r = load["runs"][name]
+        missed = [bar for bar, met in r["bars"].items() if not met]
+        rows.append([
+            label, f"{r['chars_per_s']:,.0f}", f"{load['in_process_chars_per_s_mean']:,.0f}",
+            f"**{r['ratio_to_in_process']:.0%}**",
+            f"{r['first_piece_s']['p50']:.2f} / {r['first_piece_s']['p99']:.2f}",
+            f"{r['between_pieces_s']['p50']:.2f} / {r['between_pieces_s']['p99']:.2f}",
+            f"{r['server_rss_before_bytes'] / 2**20:,.0f} → {r['server_rss_after_bytes'] / 2**20:,.0f} MiB "
+            f"({r['server_rss_growth']:+.1%})",
+            str(r["errors"]), "all met" if not missed else "missed: " + ", ".join(m.replace("_", " ") for m in missed),
+        ])
+    return _table(["batching", "chars/s", "in-process batch-64 chars/s", "ratio", "first piece p50 / p99 (s)",
+                   "between pieces p50 / p99 (s)", "server RSS", "errors", "bars"], rows)
+
+
 TABLES = {
     "quality": quality,
     "layers": layers,
@@ -197,6 +217,7 @@ TABLES = {
     "serving_load": serving_load,
     "streaming": streaming,
     "chunks": chunks,
+    "serving_under_load": serving_under_load,
 }
 
 

@@ -29,6 +29,7 @@ import signal
 import sys
 import threading
 
+from serving import execution
 from serving.limits import (
     DEFAULT_MAX_GENERATION_STEPS,
     DEFAULT_MAX_GENERATION_WORK,
@@ -118,6 +119,7 @@ def build_parser():
         default=10,
         help="on SIGTERM, how long requests in flight may take to finish (default 10).",
     )
+    execution.add_flags(parser)
     return parser
 
 
@@ -127,6 +129,10 @@ def main(argv=None):
     args, ignored = parser.parse_known_args(argv)
     if (args.model_base_path is None) == (args.model_config_file is None):
         parser.error("give exactly one of --model_base_path or --model_config_file")
+    try:
+        execution_options = execution.server_options(args)
+    except (OSError, ValueError) as error:
+        parser.error(str(error))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if ignored:
         logging.warning("Ignoring flags this server does not implement: %s", " ".join(ignored))
@@ -153,6 +159,7 @@ def main(argv=None):
         max_input_elements=args.max_input_elements,
         max_num_load_retries=args.max_num_load_retries,
         load_retry_interval_micros=args.load_retry_interval_micros,
+        **execution_options,
     )
     server.start()
     print(f"Serving gRPC on {server.grpc_target} and REST on {server.rest_target}", flush=True)

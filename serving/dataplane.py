@@ -280,11 +280,14 @@ class DataPlane:
     Args:
         repository: the `serving.repository.ModelRepository` to serve from.
         limits: the `serving.limits.Limits` checked before a signature runs.
+        executor: runs checked requests (`serving.execution.Executor`:
+            batching, chunked generation); None runs each in its own thread.
     """
 
-    def __init__(self, repository, limits=None):
+    def __init__(self, repository, limits=None, executor=None):
         self.repository = repository
         self.limits = limits if limits is not None else Limits()
+        self.executor = executor
 
     def resolve(self, name, version=None, label=None):
         """The `Servable` for (name, version | label | latest); see `ModelRepository.resolve`."""
@@ -362,8 +365,13 @@ class DataPlane:
         for index, (alias, array) in enumerate(feeds.items()):
             _check_tensor(index, alias, array, signature.inputs[alias])
         self.limits.check_inputs(feeds)
-        outputs = servable.run(key, feeds)
+        outputs = self._run(servable, key, feeds)
         return PredictResult({a: outputs[a] for a in aliases}, servable.name, servable.version, key)
+
+    def _run(self, servable, key, feeds):
+        if self.executor is None:
+            return servable.run(key, feeds)
+        return self.executor.run(servable, key, feeds)
 
     @staticmethod
     def _decode(alias, value, decode):
@@ -413,13 +421,12 @@ class DataPlane:
         outputs = self._run_on_examples(servable, key, input_alias, examples)
         return key, post_process(outputs, len(examples))
 
-    @staticmethod
-    def _run_on_examples(servable, key, input_alias, examples):
+    def _run_on_examples(self, servable, key, input_alias, examples):
         if not examples:
             raise invalid_argument("Input is empty.")
         tensor = np.empty(len(examples), dtype=object)
         tensor[:] = list(examples)
-        return servable.run(key, {input_alias: tensor})
+        return self._run(servable, key, {input_alias: tensor})
 
     def multi_inference(self, servable, tasks, examples):
         """Several classify/regress signatures of one servable on the same examples.

@@ -1,7 +1,8 @@
 """`python -m serving.demo` (what `make demo` runs): serve the shipped models, stream a sample.
 
 Starts the embedded server on every model under `saved_models/` (free ports on
-127.0.0.1), streams text from `char_lstm` through `serving.client.Client`
+127.0.0.1) with batching on, as `serving/deploy/` runs TF Serving
+(`batching_parameters.txt`), streams text from `char_lstm` through `serving.client.Client`
 exactly as a client of real TF Serving would, printing each piece as its
 `generate` call returns, then stops the server.
 
@@ -16,6 +17,7 @@ import time
 __all__ = ["main", "shipped_models"]
 
 _DEFAULT_MODELS = pathlib.Path(__file__).resolve().parents[1] / "saved_models"
+BATCHING_PARAMETERS = pathlib.Path(__file__).resolve().parent / "deploy" / "batching_parameters.txt"
 
 
 def shipped_models(models_dir):
@@ -72,10 +74,14 @@ def main(argv=None, out=sys.stdout):
         return 1
     print(f"Loading {', '.join(names)} from {args.models_dir} ...", file=out, flush=True)
 
+    from serving.batching import BatchingOptions
     from serving.client import Client  # TensorFlow loads here, after the arguments are checked
     from serving.server import ModelServer
 
-    with ModelServer(model_config=models, port=0, rest_api_port=0, file_system_poll_wait_seconds=0) as server:
+    batching = BatchingOptions.from_file(BATCHING_PARAMETERS)
+    with ModelServer(
+        model_config=models, port=0, rest_api_port=0, file_system_poll_wait_seconds=0, batching=batching
+    ) as server:
         target = server.grpc_target if args.protocol == "grpc" else server.rest_target
         print(f"Serving gRPC on {server.grpc_target} and REST on {server.rest_target}", file=out)
         with Client(target, protocol=args.protocol) as client:

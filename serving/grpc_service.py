@@ -26,6 +26,7 @@ from tensorflow_serving.apis import (
 )
 
 from serving.dataplane import ClassifyResult, serialized_examples
+from serving.deadline import Deadline, bound
 from serving.errors import Code, ServingError, from_exception, truncate_for_grpc
 from serving.repository import parse_model_config
 
@@ -163,7 +164,12 @@ def _rpc(method):
     def wrapper(self, request, context):
         try:
             _check_deadline(context)
-            return method(self, request, context)
+            # The call's deadline, and a cancellation when the RPC ends early, reach whatever runs it in chunks.
+            deadline = Deadline(context.time_remaining() if context is not None else None)
+            if context is not None:
+                context.add_callback(deadline.cancel)
+            with bound(deadline):
+                return method(self, request, context)
         except Exception as error:
             failure = from_exception(error)
             if failure.code == Code.INTERNAL:

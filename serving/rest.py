@@ -29,7 +29,8 @@ from tensorflow_serving.apis import get_model_metadata_pb2
 
 from serving import json_codec
 from serving.dataplane import SIGNATURE_DEF_FIELD
-from serving.errors import ServingError, from_exception, invalid_argument
+from serving.deadline import DEADLINE_EXCEEDED_MESSAGE, Deadline, bound
+from serving.errors import Code, ServingError, from_exception, invalid_argument
 from serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from serving.servable import DEFAULT_SIGNATURE
 
@@ -216,16 +217,39 @@ class _Endpoint:
             return
         raw = scope.get("raw_path")
         path = raw.decode("latin-1").split("?", 1)[0] if raw else scope["path"]
+        # A TensorFlow call cannot be stopped; past the timeout, or once the client hangs up, the
+        # deadline tells whatever runs the request in chunks to stop before its next one.
+        deadline = Deadline(self.timeout_s)
         try:
             with anyio.fail_after(self.timeout_s):
-                # A timed-out TensorFlow call cannot be stopped; it finishes in its thread.
-                status, content, media_type = await anyio.to_thread.run_sync(
-                    self.handler.handle, request.method, path, body, **{_ABANDON: True}
-                )
+                status, content, media_type = await self._handle(request, path, body, receive, deadline)
         except TimeoutError:
+            deadline.cancel(Code.DEADLINE_EXCEEDED, DEADLINE_EXCEEDED_MESSAGE)
             status, media_type = 504, JSON_CONTENT_TYPE
-            content = json.dumps({"error": "Deadline Exceeded"}).encode("utf-8")
+            content = json.dumps({"error": DEADLINE_EXCEEDED_MESSAGE}).encode("utf-8")
         await Response(content, status_code=status, media_type=media_type)(scope, receive, send)
+
+    async def _handle(self, request, path, body, receive, deadline):
+        """The handler's answer, computed in a worker thread while the connection is watched."""
+
+        def handle():
+            with bound(deadline):
+                return self.handler.handle(request.method, path, body)
+
+        async def watch_disconnect():
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            deadline.cancel(Code.CANCELLED, "The client closed the connection")
+
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(watch_disconnect)
+                answer = await anyio.to_thread.run_sync(handle, **{_ABANDON: True})
+                group.cancel_scope.cancel()
+        except BaseException:
+            deadline.cancel(Code.DEADLINE_EXCEEDED, DEADLINE_EXCEEDED_MESSAGE)
+            raise
+        return answer
 
 
 def create_app(dataplane, metrics=None, timeout_ms=30000):

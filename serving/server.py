@@ -21,6 +21,7 @@ import grpc
 import uvicorn
 
 from serving.dataplane import DataPlane
+from serving.execution import DEFAULT_GENERATION_CHUNK_STEPS, Executor
 from serving.grpc_service import GRPC_OPTIONS, add_services
 from serving.limits import (
     DEFAULT_MAX_GENERATION_STEPS,
@@ -98,6 +99,11 @@ class ModelServer:
         max_num_load_retries, load_retry_interval_micros: how often and how
             long apart a failed load is retried (TF Serving's flags and
             defaults: 5, one minute). Retries run on the poller.
+        batching: a `serving.batching.BatchingOptions` turns TF Serving's
+            request batching on (`--enable_batching`); None = off.
+        generation_chunk_steps: characters per call for `generate`
+            signatures, which other requests join between calls (0 = one
+            call per request). See `serving.execution`.
 
     Attributes (after `start()`):
         grpc_port, rest_port: bound ports.
@@ -127,6 +133,8 @@ class ModelServer:
         max_input_elements=DEFAULT_MAX_INPUT_ELEMENTS,
         max_num_load_retries=DEFAULT_MAX_NUM_LOAD_RETRIES,
         load_retry_interval_micros=DEFAULT_LOAD_RETRY_INTERVAL_MICROS,
+        batching=None,
+        generation_chunk_steps=DEFAULT_GENERATION_CHUNK_STEPS,
     ):
         self._models = _models_from(model_name, model_base_path, model_config_file, model_config)
         self.limits = Limits(
@@ -149,6 +157,8 @@ class ModelServer:
         self._grpc = self._uvicorn = self._rest_thread = None
         self._threads = []  # the pollers
         self._stopping = threading.Event()
+        self._execution = (batching, generation_chunk_steps)
+        self.executor = None
 
     # --------------------------------------------------------------- lifecycle
 
@@ -165,7 +175,8 @@ class ModelServer:
         self.repository = ModelRepository(self._models, **self._load_retries)
         self.repository.poll()
         self.repository.check_labels()
-        self.dataplane = DataPlane(self.repository, self.limits)
+        self.executor = Executor(*self._execution)
+        self.dataplane = DataPlane(self.repository, self.limits, self.executor)
         try:
             self._start_grpc(self._ports[0])
             if self._ports[1] is not None:
@@ -249,6 +260,8 @@ class ModelServer:
             self._grpc.stop(grace).wait()
         if self._rest_thread is not None:
             self._rest_thread.join(grace + 5)
+        if self.executor is not None:  # after the drain: only abandoned work is left, each stops within a chunk
+            self.executor.stop()
         self._grpc = self._uvicorn = self._rest_thread = None
         self._threads = []
 

@@ -1,0 +1,267 @@
+"""Many clients streaming at once: the server under load, with batching on and off.
+
+    python -m benchmarks.serving_load                    # 32 REST + 32 gRPC clients, 500 characters each
+    python -m benchmarks.serving_load --clients 4 --tokens 40 --out /tmp/quick.json
+
+The shipped `char_lstm` is served by `python -m serving` in a child process
+(so its RSS is the server's alone), once with `--enable_batching` (TF
+Serving's request batching, plus continuous batching of `generate`) and once
+without. Each client thread streams `--tokens` characters through
+`Client.stream` (its default chunk of 32 characters per call), all starting
+together, half over REST and half over gRPC, each with its own seed. Per run:
+aggregate characters per second (all characters over the wall time from the
+first start to the last end), time to first piece (from the call to
+`Client.stream`, which includes pinning the version) and between pieces
+(p50, p99), the server's RSS after a warm-up stream and after the run, and
+the errors.
+
+The reference is the same SavedModel version's `generate` signature called
+in this process at batch `--clients` (64), chained in the clients' chunks
+until every row has `--tokens` characters: the same work, with no serving at
+all. It is measured before and after the served runs; the ratio uses the
+mean of the two. Results: `benchmarks/results/serving_load.json`, with the
+machine and its load average.
+"""
+
+import argparse
+import concurrent.futures
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+
+from benchmarks.machine import describe_machine
+from serving.execution import DEFAULT_GENERATION_CHUNK_STEPS
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+PROMPT = "ROMEO."
+TEMPERATURE = 0.8
+BARS = {"ratio_min": 0.6, "errors_max": 0, "rss_growth_max": 0.10, "first_piece_p99_s_max": 1.0}
+
+
+def _percentiles(values):
+    if not values:
+        return {"p50": None, "p99": None}
+    return {"p50": float(np.percentile(values, 50)), "p99": float(np.percentile(values, 99))}
+
+
+def _rss_bytes(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return None
+
+
+def _cpu_seconds(pid):
+    """User + system CPU seconds a process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def in_process_rate(model_dir, rows, tokens, chunk):
+    """Characters per second of `generate` in this process at batch `rows`, chained in `chunk`-step calls."""
+    import tensorflow as tf
+
+    generate = tf.saved_model.load(str(model_dir)).signatures["generate"]
+    width = int(generate.structured_input_signature[1]["state"].shape[-1])
+
+    def run():
+        prompt, state, done = [PROMPT] * rows, np.zeros((rows, width), np.float32), 0
+        while done < tokens:
+            steps = min(chunk, tokens - done)
+            out = generate(
+                prompt=tf.constant(prompt), state=tf.constant(state), steps=tf.constant([steps] * rows, tf.int32),
+                temperature=tf.constant([TEMPERATURE] * rows, tf.float32), top_k=tf.constant([0] * rows, tf.int32),
+                seed=tf.constant(list(range(rows)), tf.int64), position=tf.constant([done] * rows, tf.int64),
+            )
+            prompt = [t.decode("utf-8")[-1:] for t in out["text"].numpy()]
+            state, done = out["state"].numpy(), done + steps
+
+    run()  # warm-up: the first call traces
+    start = time.perf_counter()
+    run()
+    return rows * tokens / (time.perf_counter() - start)
+
+
+def _start_server(model_dir, batching_file, grpc_threads, chunk_steps=None):
+    command = [
+        sys.executable, "-m", "serving", "--port=0", "--rest_api_port=0", "--model_name=char_lstm",
+        f"--model_base_path={model_dir.parent}", "--file_system_poll_wait_seconds=0",
+        f"--grpc_max_threads={grpc_threads}",
+    ]
+    if chunk_steps is not None:
+        command.append(f"--generation_chunk_steps={chunk_steps}")
+    if batching_file is not None:
+        command += ["--enable_batching", f"--batching_parameters_file={batching_file}"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(ROOT))
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=ROOT)
+    line = process.stdout.readline()
+    if not line.startswith("Serving gRPC on"):
+        process.kill()
+        raise RuntimeError(f"The server did not start: {line!r}")
+    grpc_target, rest_target = line.strip()[len("Serving gRPC on "):].split(" and REST on ")
+    return process, {"grpc": grpc_target, "rest": rest_target}
+
+
+def _client_stream(targets, protocol, seed, tokens, barrier):
+    """(first piece s, gaps between pieces s, characters, error text) of one client's stream."""
+    from serving.client import Client
+
+    with Client(targets[protocol], protocol=protocol, timeout=120) as client:
+        barrier.wait()
+        start = last = time.perf_counter()
+        first, gaps, count = None, [], 0
+        try:
+            for piece in client.stream("char_lstm", PROMPT, tokens, TEMPERATURE, 0, seed):
+                now = time.perf_counter()
+                if first is None:
+                    first = now - start
+                else:
+                    gaps.append(now - last)
+                last, count = now, count + len(piece)
+        except Exception as error:  # counted, not raised: the run goes on
+            return first, gaps, count, f"{type(error).__name__}: {error}"[:300]
+        return first, gaps, count, None
+
+
+def served_run(model_dir, batching_file, clients, tokens, grpc_threads, chunk_steps=None):
+    """The figures of one run of `clients` concurrent streams against a fresh server."""
+    from serving.client import Client
+
+    process, targets = _start_server(model_dir, batching_file, grpc_threads, chunk_steps)
+    try:
+        with Client(targets["grpc"], protocol="grpc") as client:  # warm: one stream through the whole path
+            "".join(client.stream("char_lstm", PROMPT, 64, TEMPERATURE))
+        rss_before = _rss_bytes(process.pid)
+        barrier = threading.Barrier(clients + 1)
+        protocols = ["rest" if i % 2 == 0 else "grpc" for i in range(clients)]
+        with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+            futures = [
+                pool.submit(_client_stream, targets, protocol, seed, tokens, barrier)
+                for seed, protocol in enumerate(protocols)
+            ]
+            barrier.wait()
+            start, server_cpu, client_cpu = time.perf_counter(), _cpu_seconds(process.pid), time.process_time()
+            results = [f.result() for f in futures]
+            wall = time.perf_counter() - start
+            server_cpu, client_cpu = _cpu_seconds(process.pid) - server_cpu, time.process_time() - client_cpu
+        rss_after = _rss_bytes(process.pid)
+    finally:
+        process.terminate()
+        exit_code = process.wait(60)
+    errors = [r[3] for r in results if r[3] is not None]
+    characters = sum(r[2] for r in results)
+    return {
+        "clients": clients,
+        "clients_rest": protocols.count("rest"),
+        "clients_grpc": protocols.count("grpc"),
+        "tokens_per_client": tokens,
+        "characters": characters,
+        "wall_s": wall,
+        "chars_per_s": characters / wall,
+        "server_cpu_s": server_cpu,
+        "clients_cpu_s": client_cpu,
+        "first_piece_s": _percentiles([r[0] for r in results if r[0] is not None]),
+        "between_pieces_s": _percentiles([g for r in results for g in r[1]]),
+        "server_rss_before_bytes": rss_before,
+        "server_rss_after_bytes": rss_after,
+        "server_rss_growth": (rss_after - rss_before) / rss_before,
+        "errors": len(errors),
+        "error_examples": sorted(set(errors))[:5],
+        "server_exit_code_on_sigterm": exit_code,
+    }
+
+
+def _verdicts(run, reference):
+    ratio = run["chars_per_s"] / reference
+    return {
+        "ratio_to_in_process": ratio,
+        "bars": {
+            "ratio_at_least_60_percent": ratio >= BARS["ratio_min"],
+            "zero_errors": run["errors"] <= BARS["errors_max"],
+            "rss_growth_under_10_percent": run["server_rss_growth"] < BARS["rss_growth_max"],
+            "first_piece_p99_under_1_s": (run["first_piece_s"]["p99"] or float("inf")) < BARS["first_piece_p99_s_max"],
+        },
+    }
+
+
+def batching_parameters(clients):
+    """The parameters file of the batching run: every client's rows fit one lane."""
+    return (
+        f"max_batch_size {{ value: {clients} }}\n"
+        "batch_timeout_micros { value: 0 }\n"
+        "max_enqueued_batches { value: 16 }\n"
+        "num_batch_threads { value: 2 }\n"
+    )
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=64, help="concurrent streams, half REST, half gRPC")
+    parser.add_argument("--tokens", type=int, default=500, help="characters per stream")
+    parser.add_argument("--chunk", type=int, default=32, help="Client.stream's chunk size (its default)")
+    parser.add_argument("--generation-chunk-steps", type=int, default=None,
+                        help="the server's --generation_chunk_steps (default: the server's default)")
+    parser.add_argument("--runs", nargs="+", default=["batching_on", "batching_off"],
+                        choices=["batching_on", "batching_off"])
+    parser.add_argument("--out", default="benchmarks/results/serving_load.json")
+    args = parser.parse_args(argv)
+    from serving.repository import scan_versions
+
+    base = ROOT / "saved_models" / "char_lstm"
+    version = max(scan_versions(base))
+    model_dir = base / str(version)
+    load_before = os.getloadavg()
+    reference = [in_process_rate(model_dir, args.clients, args.tokens, args.chunk)]
+    print(f"in-process generate at batch {args.clients}: {reference[0]:,.0f} chars/s", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        params = pathlib.Path(tmp) / "batching_parameters.txt"
+        params.write_text(batching_parameters(args.clients))
+        runs = {}
+        for name in args.runs:
+            batching_file = params if name == "batching_on" else None
+            runs[name] = served_run(model_dir, batching_file, args.clients, args.tokens, args.clients,
+                                    args.generation_chunk_steps)
+            print(f"{name}: {runs[name]['chars_per_s']:,.0f} chars/s, first piece p99 "
+                  f"{runs[name]['first_piece_s']['p99']:.2f} s, errors {runs[name]['errors']}", flush=True)
+    reference.append(in_process_rate(model_dir, args.clients, args.tokens, args.chunk))
+    print(f"in-process generate at batch {args.clients} (again): {reference[1]:,.0f} chars/s", flush=True)
+    mean_reference = float(np.mean(reference))
+    for run in runs.values():
+        run.update(_verdicts(run, mean_reference))
+    result = {
+        "machine": describe_machine(),
+        "load_average_before": list(load_before),
+        "load_average_after": list(os.getloadavg()),
+        "model": "char_lstm",
+        "version": version,
+        "prompt": PROMPT,
+        "temperature": TEMPERATURE,
+        "client_chunk_size": args.chunk,
+        "batching_parameters": batching_parameters(args.clients),
+        "server_flags_batching_on": ["--enable_batching", "--batching_parameters_file=<the parameters above>",
+                                     f"--grpc_max_threads={args.clients}"],
+        "server_flags_batching_off": [f"--grpc_max_threads={args.clients}"],
+        "generation_chunk_steps": args.generation_chunk_steps or DEFAULT_GENERATION_CHUNK_STEPS,
+        "in_process_chars_per_s": reference,
+        "in_process_chars_per_s_mean": mean_reference,
+        "runs": runs,
+    }
+    out = ROOT / args.out if not pathlib.Path(args.out).is_absolute() else pathlib.Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    for name, run in runs.items():
+        print(f"{name}: {run['ratio_to_in_process']:.0%} of in-process; bars {run['bars']}")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
