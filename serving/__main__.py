@@ -9,7 +9,10 @@ command line carries over. One difference: a port of 0 picks a free port
 (TF Serving reads `--rest_api_port=0` as "no REST"). The limit flags are
 this server's own: `--max_request_size_bytes`, `--max_input_elements`,
 `--max_generation_steps`, `--max_prompt_characters` and
-`--max_generation_work` (see `serving.limits`).
+`--max_generation_work` (see `serving.limits`), and so is
+`--generation_chunk_steps` (continuous batching of `generate`, see
+`serving.execution`); `--enable_batching` and `--batching_parameters_file`
+are TF Serving's.
 
 SIGTERM and SIGINT stop the server: the ports stop accepting, requests in
 flight finish (up to `--shutdown_grace_seconds`, then they are cancelled), and

@@ -272,7 +272,7 @@ def test_model_server_needs_exactly_one_model_source(tmp_path):
 @pytest.mark.slow
 def test_command_line_server_drains_in_flight_requests_on_sigterm(make_base):
     command = [sys.executable, "-m", "serving", "--port=0", "--rest_api_port=0", "--model_name=m"]
-    command += [f"--model_base_path={make_base(1)}", "--enable_batching"]  # an ignored TF Serving flag
+    command += [f"--model_base_path={make_base(1)}", "--enable_batching"]  # batching on: drains too
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     try:
