@@ -57,6 +57,7 @@ def test_carrying_state_equals_one_long_call(model):
     np.testing.assert_allclose(np.concatenate([first, second], axis=1), full, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_same_seed_same_text_different_seed_different_text(model):
     a = sampling.sample(model, "abc", 60, seed=5)
     assert a == sampling.sample(model, "abc", 60, seed=5)

@@ -145,6 +145,7 @@ def test_an_initializer_in_the_config_is_written_through_keras_serialization(tmp
 # -- every registered model exports a warm version --------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", zoo.list())
 def test_every_registered_model_exports_a_warmup_request_per_signature(name, tmp_path):
     entry = _registry._REGISTRY[name]
@@ -176,6 +177,7 @@ def test_every_shipped_version_describes_itself_in_plain_json(version_dir):
     assert stale_reasons(version_dir) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("version_dir", SHIPPED_VERSIONS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_every_shipped_version_warms_up_every_signature(version_dir):
     assert (version_dir / WARMUP_FILE).stat().st_size > 0

@@ -90,6 +90,7 @@ def test_list_filters_by_task_and_shipped_weights(tmp_path, monkeypatch):
     assert "binary_adder" not in zoo.list(pretrained=False) and "char_lstm" in zoo.list(pretrained=False)
 
 
+@pytest.mark.slow
 def test_weights_from_a_path_load_and_a_changed_head_is_reinitialised_with_a_warning(tmp_path):
     trained = zoo.get("char_lstm", units=8, embedding_dim=4, vocabulary="abc")
     trained(np.zeros((1, 2), np.int32))

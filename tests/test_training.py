@@ -296,6 +296,7 @@ def test_recipes_check_their_fields_and_names():
     assert recipe_for("adding_elman").model == "adding_elman" and recipe_for("adding_gru").length == 200
 
 
+@pytest.mark.slow
 def test_cli_trains_a_task_recipe_and_publishes_a_servable_model(tmp_path, monkeypatch):
     monkeypatch.setenv("RNN_ZOO_MODELS", str(tmp_path / "models"))
     argv = ["train", "binary_adder", "--steps", "2", "--batch-size", "4", "--test-sums", "10",
@@ -363,6 +364,7 @@ def test_cosine_decay_reaches_five_percent_at_the_last_step():
         recipe_for("char_lstm", eval_chars=100)
 
 
+@pytest.mark.slow
 def test_the_esn_fits_and_publishes_through_the_same_cli(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("RNN_ZOO_MODELS", str(tmp_path / "models"))
     assert cli_main(["train", "esn_mackey_glass", "--series-length", "400", "--seed", "3", "--set", "units=20",
