@@ -11,7 +11,7 @@ import string
 
 import pytest
 import requests
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from serving import json_codec
@@ -51,10 +51,12 @@ methods = st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH"])
 @pytest.mark.slow
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(method=methods, path=paths, body=bodies)
+@example(method="GET", path="/v1/..", body=b"{}")  # sent as "/": the server's plain 404, not a /v1/ answer
 def test_fuzz_http_path_never_answers_500_or_hangs(rest_url, method, path, body):
     reply = requests.request(method, rest_url + path, data=body, timeout=ANSWER_SECONDS)
     assert reply.status_code < 500 or reply.status_code == 501, (reply.status_code, reply.text)
-    if not path.lower().startswith("/v1/"):
+    # Judged by the path the server received: the client removes dot segments ("/v1/.." is sent as "/").
+    if not reply.request.path_url.lower().startswith("/v1/"):
         return
     assert reply.headers["content-type"] == "application/json", reply.headers
     doc = json.loads(reply.content)
