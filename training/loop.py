@@ -93,11 +93,13 @@ class Trainer:
 
     # -- the math ---------------------------------------------------------------
     def forward(self, inputs, states, training):
-        """`(outputs, flat float32 states)`; the states are empty when the data carries none."""
+        """`(outputs, flat float32 states)`; the states are empty when the data carries none, and start at zero
+        when a carrying source is given none."""
         if not self.data.carries_state:
             return self.model(inputs, training=training), []
-        outputs, nested = self.model(inputs, states=self.model.unpack_states(tf.concat(states, axis=-1)),
-                                     training=training)
+        # No states given (a loss on a fresh batch): the model starts from its zero state.
+        initial = self.model.unpack_states(tf.concat(states, axis=-1)) if states else None
+        outputs, nested = self.model(inputs, states=initial, training=training)
         return outputs, [tf.cast(s, tf.float32) for layer_states in nested for s in layer_states]
 
     def _replica_step_eager(self, inputs, targets, states):
