@@ -82,18 +82,18 @@ class _Request:
         self.error = None
 
     def fail(self, error):
-        if not self.done.is_set():
+        # A request whose rows all finished keeps its outputs; `done` may already be set by a cancellation.
+        if self.error is None and self.unfinished:
             self.error = error
             self.done.set()
 
     def dropped(self):
         """The error that ends this request now (deadline, cancellation, failure), or None."""
-        if self.done.is_set():
-            return self.error
-        error = self.deadline.error if self.deadline is not None else None
-        if error is not None:
-            self.fail(error)
-        return error
+        if self.error is None and self.deadline is not None:
+            error = self.deadline.error
+            if error is not None:
+                self.fail(error)
+        return self.error
 
     def row_finished(self):
         self.unfinished -= 1
