@@ -7,7 +7,7 @@ The shipped `char_lstm` is served by `python -m serving` in a child process
 (so its RSS is the server's alone), once with `--enable_batching` (TF
 Serving's request batching, plus continuous batching of `generate`) and once
 without. Each client thread streams `--tokens` characters through
-`Client.stream` (its default chunk of 32 characters per call), all starting
+`Client.stream` (its default pieces: 16 characters, then doubling up to 128), all starting
 together, half over REST and half over gRPC, each with its own seed. Per run:
 aggregate characters per second (all characters over the wall time from the
 first start to the last end), time to first piece (from the call to
@@ -16,8 +16,8 @@ first start to the last end), time to first piece (from the call to
 the errors.
 
 The reference is the same SavedModel version's `generate` signature called
-in this process at batch `--clients` (64), chained in the clients' chunks
-until every row has `--tokens` characters: the same work, with no serving at
+in this process at batch `--clients` (64), chained in the clients' calls of
+the same sizes until every row has `--tokens` characters: the same work, with no serving at
 all. It is measured before and after the served runs; the ratio uses the
 mean of the two. Results: `benchmarks/results/serving_load.json`, with the
 machine and its load average.
@@ -38,6 +38,7 @@ import numpy as np
 
 from benchmarks.machine import describe_machine
 from serving.execution import DEFAULT_GENERATION_CHUNK_STEPS
+from serving.streaming import chunk_sizes
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PROMPT = "ROMEO."
@@ -67,7 +68,11 @@ def _cpu_seconds(pid):
 
 
 def in_process_rate(model_dir, rows, tokens, chunk):
-    """Characters per second of `generate` in this process at batch `rows`, chained in `chunk`-step calls."""
+    """Characters per second of `generate` in this process at batch `rows`, chained in the clients' calls.
+
+    `chunk` is `Client.stream`'s `chunk_size` (None: its growing default), so
+    the reference makes the same calls of the same sizes as every client.
+    """
     import tensorflow as tf
 
     generate = tf.saved_model.load(str(model_dir)).signatures["generate"]
@@ -75,8 +80,7 @@ def in_process_rate(model_dir, rows, tokens, chunk):
 
     def run():
         prompt, state, done = [PROMPT] * rows, np.zeros((rows, width), np.float32), 0
-        while done < tokens:
-            steps = min(chunk, tokens - done)
+        for steps in chunk_sizes(tokens, chunk):
             out = generate(
                 prompt=tf.constant(prompt), state=tf.constant(state), steps=tf.constant([steps] * rows, tf.int32),
                 temperature=tf.constant([TEMPERATURE] * rows, tf.float32), top_k=tf.constant([0] * rows, tf.int32),
@@ -111,7 +115,7 @@ def _start_server(model_dir, batching_file, grpc_threads, chunk_steps=None):
     return process, {"grpc": grpc_target, "rest": rest_target}
 
 
-def _client_stream(targets, protocol, seed, tokens, barrier):
+def _client_stream(targets, protocol, seed, tokens, chunk, barrier):
     """(first piece s, gaps between pieces s, characters, error text) of one client's stream."""
     from serving.client import Client
 
@@ -120,7 +124,7 @@ def _client_stream(targets, protocol, seed, tokens, barrier):
         start = last = time.perf_counter()
         first, gaps, count = None, [], 0
         try:
-            for piece in client.stream("char_lstm", PROMPT, tokens, TEMPERATURE, 0, seed):
+            for piece in client.stream("char_lstm", PROMPT, tokens, TEMPERATURE, 0, seed, chunk):
                 now = time.perf_counter()
                 if first is None:
                     first = now - start
@@ -132,7 +136,7 @@ def _client_stream(targets, protocol, seed, tokens, barrier):
         return first, gaps, count, None
 
 
-def served_run(model_dir, batching_file, clients, tokens, grpc_threads, chunk_steps=None):
+def served_run(model_dir, batching_file, clients, tokens, grpc_threads, chunk=None, chunk_steps=None):
     """The figures of one run of `clients` concurrent streams against a fresh server."""
     from serving.client import Client
 
@@ -145,7 +149,7 @@ def served_run(model_dir, batching_file, clients, tokens, grpc_threads, chunk_st
         protocols = ["rest" if i % 2 == 0 else "grpc" for i in range(clients)]
         with concurrent.futures.ThreadPoolExecutor(clients) as pool:
             futures = [
-                pool.submit(_client_stream, targets, protocol, seed, tokens, barrier)
+                pool.submit(_client_stream, targets, protocol, seed, tokens, chunk, barrier)
                 for seed, protocol in enumerate(protocols)
             ]
             barrier.wait()
@@ -207,7 +211,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=64, help="concurrent streams, half REST, half gRPC")
     parser.add_argument("--tokens", type=int, default=500, help="characters per stream")
-    parser.add_argument("--chunk", type=int, default=32, help="Client.stream's chunk size (its default)")
+    parser.add_argument("--chunk", type=int, default=None,
+                        help="Client.stream's chunk_size (default: its default, pieces growing from 16 to 128)")
     parser.add_argument("--generation-chunk-steps", type=int, default=None,
                         help="the server's --generation_chunk_steps (default: the server's default)")
     parser.add_argument("--runs", nargs="+", default=["batching_on", "batching_off"],
@@ -228,7 +233,7 @@ def main(argv=None):
         runs = {}
         for name in args.runs:
             batching_file = params if name == "batching_on" else None
-            runs[name] = served_run(model_dir, batching_file, args.clients, args.tokens, args.clients,
+            runs[name] = served_run(model_dir, batching_file, args.clients, args.tokens, args.clients, args.chunk,
                                     args.generation_chunk_steps)
             print(f"{name}: {runs[name]['chars_per_s']:,.0f} chars/s, first piece p99 "
                   f"{runs[name]['first_piece_s']['p99']:.2f} s, errors {runs[name]['errors']}", flush=True)
@@ -246,6 +251,7 @@ def main(argv=None):
         "prompt": PROMPT,
         "temperature": TEMPERATURE,
         "client_chunk_size": args.chunk,
+        "client_chunk_sizes": chunk_sizes(args.tokens, args.chunk),
         "batching_parameters": batching_parameters(args.clients),
         "server_flags_batching_on": ["--enable_batching", "--batching_parameters_file=<the parameters above>",
                                      f"--grpc_max_threads={args.clients}"],

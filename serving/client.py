@@ -364,7 +364,7 @@ class Client:
         """[{"version": int, "state": "AVAILABLE"|..., "error_code": "OK"|..., "error_message": str}], newest first."""
         return self._retrying(self._transport.status, model, version)
 
-    def stream(self, model, prompt, max_tokens, temperature=1.0, top_k=0, seed=0, chunk_size=32):
+    def stream(self, model, prompt, max_tokens, temperature=1.0, top_k=0, seed=0, chunk_size=None):
         """Yields generated text piece by piece from the model's `generate` signature.
 
         Each piece is one `generate` call of `chunk_size` characters; the state
@@ -380,7 +380,8 @@ class Client:
             top_k: sample among the k likeliest characters (0 = all).
             seed: same seed, same text.
             chunk_size: characters per call: smaller arrive sooner, larger cost
-                fewer round trips.
+                fewer round trips. None (default): 16 characters first, then
+                twice the last call up to 128 (`serving.streaming.MAX_CHUNK`).
 
         Returns:
             A `serving.streaming.TextStream`: iterate it for the pieces; its

@@ -8,6 +8,13 @@ random draw comes next: the concatenated chunks equal one long in-process call
 with the same seed, whatever the chunk size. Works unchanged against real TF
 Serving: it only uses `status`, `metadata` and `predict`.
 
+Pieces grow by default: the first call asks for `FIRST_CHUNK` characters and
+each later one for twice as many, up to `MAX_CHUNK`, so the first piece comes
+as soon as a short call can bring it and a long stream needs few round trips
+(500 characters: 6 calls instead of 16 fixed pieces of 32, each carrying the
+whole recurrent state both ways). A fixed `chunk_size` keeps every piece that
+size.
+
 Because everything a stream needs to continue is on the client, a stream is
 resumable: `TextStream.checkpoint` after any piece, handed to `resume`, gives
 exactly the text the uninterrupted stream would have given. The client's own
@@ -22,7 +29,13 @@ import numpy as np
 from serving.errors import Code, ServingError
 from zoo._checks import check_non_negative_int, check_positive_int
 
-__all__ = ["StreamCheckpoint", "TextStream", "stream_text", "pin_version", "state_width"]
+__all__ = [
+    "StreamCheckpoint", "TextStream", "stream_text", "pin_version", "state_width", "chunk_sizes", "FIRST_CHUNK",
+    "MAX_CHUNK",
+]
+
+FIRST_CHUNK = 16  # characters of a growing stream's first call
+MAX_CHUNK = 128  # ... and the most any later call asks for
 
 
 def pin_version(client, model):
@@ -53,7 +66,10 @@ class StreamCheckpoint:
         prompt: what the next call feeds first (the last generated character).
         state: the recurrent state before `prompt`, a list of S floats.
         position: characters generated so far.
-        max_tokens, temperature, top_k, seed, chunk_size: the stream's settings.
+        max_tokens, temperature, top_k, seed: the stream's settings.
+        chunk_size: characters the next call asks for.
+        max_chunk_size: the most a call asks for; each call doubles the last
+            up to it. None: every call asks for `chunk_size` (fixed pieces).
     """
 
     model: str
@@ -66,19 +82,45 @@ class StreamCheckpoint:
     top_k: int
     seed: int
     chunk_size: int
+    max_chunk_size: int | None = None
+
+    def after(self, prompt, state, steps):
+        """The checkpoint once a call of `steps` characters left `state` and ended on `prompt`."""
+        grown = self.chunk_size if self.max_chunk_size is None else min(2 * self.chunk_size, self.max_chunk_size)
+        return dataclasses.replace(
+            self, prompt=prompt, state=state, position=self.position + steps, chunk_size=max(grown, self.chunk_size)
+        )
 
     def to_dict(self):
         """A JSON-ready dict (`StreamCheckpoint(**d)` rebuilds it)."""
         return {**dataclasses.asdict(self), "state": list(self.state)}
 
 
-def _check_settings(max_tokens, chunk_size):
+def _check_settings(max_tokens, chunk_size, max_chunk_size=None):
     check_non_negative_int("max_tokens", max_tokens)
     check_positive_int("chunk_size", chunk_size)
+    if max_chunk_size is not None:
+        check_positive_int("max_chunk_size", max_chunk_size)
+
+
+def _schedule(chunk_size):
+    """(first call's size, largest size) of a stream asked for `chunk_size` (None: growing)."""
+    return (FIRST_CHUNK, MAX_CHUNK) if chunk_size is None else (chunk_size, None)
 
 
 def _as_text(value):
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def chunk_sizes(max_tokens, chunk_size=None):
+    """The characters each call of a stream of `max_tokens` asks for (what a benchmark's reference replays)."""
+    first, largest = _schedule(chunk_size)
+    _check_settings(max_tokens, first)
+    checkpoint, sizes = StreamCheckpoint("", 0, "", (), 0, max_tokens, 1.0, 0, 0, first, largest), []
+    while checkpoint.position < max_tokens:
+        sizes.append(min(checkpoint.chunk_size, max_tokens - checkpoint.position))
+        checkpoint = checkpoint.after("", (), sizes[-1])
+    return sizes
 
 
 class TextStream:
@@ -93,13 +135,14 @@ class TextStream:
         self._checkpoint = checkpoint
 
     @classmethod
-    def start(cls, client, model, prompt, max_tokens, temperature=1.0, top_k=0, seed=0, chunk_size=32):
+    def start(cls, client, model, prompt, max_tokens, temperature=1.0, top_k=0, seed=0, chunk_size=None):
         """Pins the newest version and reads the state width; nothing is generated yet."""
-        _check_settings(max_tokens, chunk_size)
+        first, largest = _schedule(chunk_size)
+        _check_settings(max_tokens, first)
         version = pin_version(client, model)
         zeros = (0.0,) * state_width(client, model, version)
         checkpoint = StreamCheckpoint(
-            model, version, prompt, zeros, 0, max_tokens, float(temperature), int(top_k), int(seed), chunk_size
+            model, version, prompt, zeros, 0, max_tokens, float(temperature), int(top_k), int(seed), first, largest
         )
         return cls(client, checkpoint)
 
@@ -108,7 +151,7 @@ class TextStream:
         """Continues a stream from a `StreamCheckpoint` (or its `to_dict()` form)."""
         if isinstance(checkpoint, dict):
             checkpoint = StreamCheckpoint(**checkpoint)
-        _check_settings(checkpoint.max_tokens, checkpoint.chunk_size)
+        _check_settings(checkpoint.max_tokens, checkpoint.chunk_size, checkpoint.max_chunk_size)
         return cls(client, checkpoint)
 
     @property
@@ -138,9 +181,7 @@ class TextStream:
         text = _as_text(np.asarray(outputs["text"]).reshape(-1)[0])
         state = np.asarray(outputs["state"], np.float32).reshape(-1)
         # The last character is not yet in the state: the next call feeds it first.
-        self._checkpoint = dataclasses.replace(
-            done, prompt=text[-1:], state=tuple(state.tolist()), position=done.position + steps
-        )
+        self._checkpoint = done.after(text[-1:], tuple(state.tolist()), steps)
         return text
 
     def _generate(self, done, steps):
@@ -160,7 +201,7 @@ class TextStream:
         )
 
 
-def stream_text(client, model, prompt, max_tokens, temperature=1.0, top_k=0, seed=0, chunk_size=32):
+def stream_text(client, model, prompt, max_tokens, temperature=1.0, top_k=0, seed=0, chunk_size=None):
     """Yields pieces of generated text as each `generate` call returns.
 
     Args:
@@ -172,7 +213,8 @@ def stream_text(client, model, prompt, max_tokens, temperature=1.0, top_k=0, see
         top_k: sample among the k likeliest characters (0 = all).
         seed: same seed, same text.
         chunk_size: characters per request: smaller pieces arrive sooner,
-            larger ones cost fewer round trips.
+            larger ones cost fewer round trips. None (default): growing pieces,
+            `FIRST_CHUNK` characters first, then twice the last up to `MAX_CHUNK`.
 
     Returns:
         A `TextStream` (iterate it for the pieces; `.checkpoint` to resume).

@@ -13,7 +13,7 @@ from serving.client import Client
 from serving.demo import main as demo_main
 from serving.errors import Code, ServingError
 from serving.server import ModelServer
-from serving.streaming import StreamCheckpoint
+from serving.streaming import FIRST_CHUNK, MAX_CHUNK, StreamCheckpoint, chunk_sizes
 from tests.reference import randomize_weights
 from zoo import sampling
 from zoo.export import export_saved_model
@@ -72,6 +72,31 @@ def test_served_stream_equals_in_process_sampling(server, models, protocol, chun
         pieces = list(client.stream("chars", "abc", 40, temperature=0.9, top_k=5, seed=3, chunk_size=chunk_size))
     assert "".join(pieces) == expected
     assert [len(p) for p in pieces] == [min(chunk_size, 40 - i) for i in range(0, 40, chunk_size)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_default_pieces_grow_and_the_text_is_unchanged(server, models, protocol):
+    expected = sampling.sample(models[1], "abc", 300, temperature=0.9, seed=5)
+    with _client(server, protocol) as client:
+        stream = client.stream("chars", "abc", 300, temperature=0.9, seed=5)
+        pieces = [next(stream), next(stream)]
+        resumed = client.resume(stream.checkpoint.to_dict())  # mid-growth, through the JSON-ready form
+        pieces += list(resumed)
+    assert [len(p) for p in pieces] == [16, 32, 64, 128, 60] == chunk_sizes(300)
+    assert "".join(pieces) == expected
+
+
+def test_a_growing_checkpoint_doubles_up_to_its_cap_and_a_fixed_one_stays():
+    growing = StreamCheckpoint("m", 1, "a", (0.0,), 0, 1000, 1.0, 0, 0, FIRST_CHUNK, MAX_CHUNK)
+    sizes = []
+    for _ in range(5):
+        sizes.append(growing.chunk_size)
+        growing = growing.after("b", (1.0,), growing.chunk_size)
+    assert sizes == [16, 32, 64, 128, 128] and growing.position == 368
+    fixed = StreamCheckpoint("m", 1, "a", (0.0,), 0, 1000, 1.0, 0, 0, 7)  # a checkpoint saved before pieces grew
+    assert fixed.after("b", (1.0,), 7).after("c", (1.0,), 7).chunk_size == 7
+    assert chunk_sizes(20, chunk_size=7) == [7, 7, 6] and chunk_sizes(500) == [16, 32, 64, 128, 128, 128, 4]
 
 
 @pytest.mark.slow
@@ -177,7 +202,7 @@ def test_a_model_without_generate_cannot_stream(tmp_path):
 
 def test_checkpoint_is_complete():
     fields = {"model", "version", "prompt", "state", "position", "max_tokens", "temperature", "top_k", "seed",
-              "chunk_size"}
+              "chunk_size", "max_chunk_size"}
     assert {f for f in StreamCheckpoint.__dataclass_fields__} == fields
 
 
