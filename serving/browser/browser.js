@@ -14,7 +14,7 @@ function el(tag, attributes = {}, ...children) {
   for (const [name, value] of Object.entries(attributes)) {
     if (value !== undefined && value !== null) node.setAttribute(name, value);
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child !== undefined && child !== null) node.append(child);
   }
   return node;
@@ -241,7 +241,8 @@ async function addServingFacts(entry, section) {
     const status = await getJson(modelPath(entry.name));
     const versions = (status.model_version_status || []).map((v) => `${v.version} ${v.state}`).join(", ");
     const signatures = signaturesOf(await getJson(modelPath(entry.name) + "/metadata"));
-    served.textContent = `versions: ${versions} · signatures: ${Object.keys(signatures).sort().join(", ")}`;
+    const names = Object.keys(signatures).filter((name) => !name.startsWith("__")).sort(); // not the init op
+    served.textContent = `versions: ${versions} · signatures: ${names.join(", ")}`;
     if (canStream(signatures)) {
       section.classList.add("generates");
       section.querySelector(".model-body").prepend(generationBox(entry.name));
