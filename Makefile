@@ -1,6 +1,7 @@
 # Entry points on a fresh clone; each creates the project-local virtual environment on first use.
-#   make demo        stream text from the shipped char_lstm through the embedded server
-#   make test        lint, then the whole test suite: what CI runs (.ci/run)
+#   make demo        stream text from the shipped char_lstm through the embedded server, then serve the model
+#                    browser (its address printed) until Ctrl-C
+#   make test        lint, then the whole test suite: what CI runs (.ci/run); as root, installs Chromium first
 #   make test-fast   the suite without the tests marked slow, on two workers: every package, under 90 s on 2 cores
 #   make lint        ruff, configured in pyproject.toml
 #   make benchmark   re-measure BENCHMARKS.md's figures (an hour or more on 2 cores), then regenerate the tables
@@ -12,7 +13,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: demo test test-fast lint benchmark quality tables clean
+.PHONY: demo test test-fast lint chromium benchmark quality tables clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,13 +27,27 @@ $(BENCH_STAMP): $(STAMP)
 	touch $(BENCH_STAMP)
 
 demo: $(STAMP)
-	$(PY) -m serving.demo
+	$(PY) -m serving.demo --keep-serving
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
-test: lint
-	$(PY) -m pytest
+# tests/test_browser_page.py drives Debian's headless Chromium and its driver: installed here when missing. Without
+# root or apt-get nothing is installed, and those tests are skipped with that reason (-rs prints it); a failed
+# install stops `make test` rather than skip them quietly.
+chromium:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then \
+		true; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing chromium and chromium-driver for tests/test_browser_page.py"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	else \
+		echo "Not installing chromium and chromium-driver (needs root and apt-get):" \
+			"tests/test_browser_page.py will be skipped. Install both, or run make test as root."; \
+	fi
+
+test: lint chromium
+	$(PY) -m pytest -rfEs
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow" -n 2

@@ -12,7 +12,9 @@ this server's own: `--max_request_size_bytes`, `--max_input_elements`,
 `--max_generation_work` (see `serving.limits`), and so is
 `--generation_chunk_steps` (continuous batching of `generate`, see
 `serving.execution`); `--enable_batching` and `--batching_parameters_file`
-are TF Serving's.
+are TF Serving's. `--model_browser` adds a page at `/browser/` on the REST
+port listing the models with their cards and streaming text from them
+(`serving.model_browser`).
 
 SIGTERM and SIGINT stop the server: the ports stop accepting, requests in
 flight finish (up to `--shutdown_grace_seconds`, then they are cancelled), and
@@ -122,6 +124,11 @@ def build_parser():
         default=10,
         help="on SIGTERM, how long requests in flight may take to finish (default 10).",
     )
+    parser.add_argument(
+        "--model_browser",
+        action="store_true",
+        help="also serve the model browser (cards, figures, live sampling) at /browser/ on the REST port.",
+    )
     execution.add_flags(parser)
     return parser
 
@@ -162,10 +169,13 @@ def main(argv=None):
         max_input_elements=args.max_input_elements,
         max_num_load_retries=args.max_num_load_retries,
         load_retry_interval_micros=args.load_retry_interval_micros,
+        model_browser=args.model_browser,
         **execution_options,
     )
     server.start()
     print(f"Serving gRPC on {server.grpc_target} and REST on {server.rest_target}", flush=True)
+    if server.browser_url:
+        print(f"Model browser: {server.browser_url}", flush=True)
     while not stop.wait(1.0):
         pass
     logging.info("Stopping: letting requests in flight finish")

@@ -2,9 +2,11 @@
 
 Starts the embedded server on every model under `saved_models/` (free ports on
 127.0.0.1) with batching on, as `serving/deploy/` runs TF Serving
-(`batching_parameters.txt`), streams text from `char_lstm` through `serving.client.Client`
+(`batching_parameters.txt`), and the model browser on its REST port, whose
+address it prints; streams text from `char_lstm` through `serving.client.Client`
 exactly as a client of real TF Serving would, printing each piece as its
-`generate` call returns, then stops the server.
+`generate` call returns, then stops the server, or with `--keep-serving` (as
+`make demo` runs it) keeps serving the browser until Ctrl-C.
 
     python -m serving.demo --prompt "JULIET." --tokens 600 --temperature 0.7 --protocol rest
 """
@@ -12,6 +14,7 @@ exactly as a client of real TF Serving would, printing each piece as its
 import argparse
 import pathlib
 import sys
+import threading
 import time
 
 __all__ = ["main", "shipped_models"]
@@ -39,6 +42,8 @@ def _parser():
     parser.add_argument("--seed", type=int, default=2, help="same seed, same text")
     parser.add_argument("--chunk-size", type=int, default=16, help="characters per generate call")
     parser.add_argument("--protocol", choices=("grpc", "rest"), default="grpc")
+    parser.add_argument("--keep-serving", action="store_true",
+                        help="after the sample, keep serving (the model browser too) until Ctrl-C")
     return parser
 
 
@@ -61,7 +66,16 @@ def _stream(client, args, out):
     return count, first, time.perf_counter() - start
 
 
-def main(argv=None, out=sys.stdout):
+def _serve_until_interrupted(stop):
+    try:
+        while not stop.wait(1.0):
+            pass
+    except KeyboardInterrupt:  # Ctrl-C: leave through the server's `with`, which drains and stops it
+        pass
+
+
+def main(argv=None, out=sys.stdout, stop=None):
+    """Runs the demo; `stop` (an Event, for tests) ends `--keep-serving` when set. Returns the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
     if args.tokens < 0 or args.chunk_size < 1:
@@ -80,15 +94,21 @@ def main(argv=None, out=sys.stdout):
 
     batching = BatchingOptions.from_file(BATCHING_PARAMETERS)
     with ModelServer(
-        model_config=models, port=0, rest_api_port=0, file_system_poll_wait_seconds=0, batching=batching
+        model_config=models, port=0, rest_api_port=0, file_system_poll_wait_seconds=0, batching=batching,
+        model_browser=True,
     ) as server:
         target = server.grpc_target if args.protocol == "grpc" else server.rest_target
         print(f"Serving gRPC on {server.grpc_target} and REST on {server.rest_target}", file=out)
+        print(f"Model browser: {server.browser_url}", file=out, flush=True)
         with Client(target, protocol=args.protocol) as client:
             count, first, total = _stream(client, args, out)
-    first_piece = f"first piece after {1000 * first:.0f} ms" if first is not None else "nothing asked for"
-    print(f"\n\n{count} characters in {total:.2f} s ({count / total:.0f} characters/s); {first_piece}. "
-          "Server stopped.", file=out)
+        first_piece = f"first piece after {1000 * first:.0f} ms" if first is not None else "nothing asked for"
+        summary = f"{count} characters in {total:.2f} s ({count / total:.0f} characters/s); {first_piece}."
+        if args.keep_serving:
+            print(f"\n\n{summary}\n\nServing until Ctrl-C. Model browser: {server.browser_url}", file=out, flush=True)
+            _serve_until_interrupted(stop or threading.Event())
+            summary = ""
+    print(f"\n\n{summary} Server stopped." if summary else "Server stopped.", file=out)
     return 0
 
 

@@ -361,6 +361,11 @@ class ModelRepository:
                             "which is not currently available for inference",
                         )
 
+    def models(self):
+        """The `ModelConfig`s served now, by name (a config reload changes them)."""
+        with self._lock:
+            return sorted((m.config for m in self._models.values() if m.active), key=lambda config: config.name)
+
     # ------------------------------------------------------------- resolution
 
     def resolve(self, name, version=None, label=None):

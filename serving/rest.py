@@ -252,13 +252,16 @@ class _Endpoint:
         return answer
 
 
-def create_app(dataplane, metrics=None, timeout_ms=30000):
+def create_app(dataplane, metrics=None, timeout_ms=30000, browser=None):
     """The Starlette app serving TF Serving's REST API.
 
     Args:
         dataplane: a `serving.dataplane.DataPlane` (its `limits` bound the body size).
         metrics: optional `serving.metrics.Metrics` (enables /monitoring/prometheus/metrics).
         timeout_ms: per-request deadline (TF Serving's `--rest_api_timeout_in_ms`); 0 = none.
+        browser: optional `serving.model_browser.ModelBrowser`, whose read-only GET routes under
+            /browser/ come before TF Serving's; every other request reaches the handler as without it.
     """
     endpoint = _Endpoint(RestHandler(dataplane, metrics), timeout_ms, dataplane.limits)
-    return Starlette(routes=[Route("/{path:path}", endpoint=endpoint)])
+    extra = browser.routes() if browser is not None else []
+    return Starlette(routes=[*extra, Route("/{path:path}", endpoint=endpoint)])

@@ -32,6 +32,7 @@ from serving.limits import (
     Limits,
 )
 from serving.metrics import Metrics
+from serving.model_browser import PAGE_PATH, ModelBrowser
 from serving.repository import (
     DEFAULT_LOAD_RETRY_INTERVAL_MICROS,
     DEFAULT_MAX_NUM_LOAD_RETRIES,
@@ -104,11 +105,15 @@ class ModelServer:
         generation_chunk_steps: characters per call for `generate`
             signatures, which other requests join between calls (0 = one
             call per request). See `serving.execution`.
+        model_browser: also serve the model browser at /browser/ on the
+            REST port (`serving.model_browser`); off by default, so the
+            REST port answers exactly as TF Serving's.
 
     Attributes (after `start()`):
         grpc_port, rest_port: bound ports.
         grpc_target: "host:port" for `grpc.insecure_channel` / `Client(..., protocol="grpc")`.
         rest_target: "http://host:port" for `Client(...)` / `requests`.
+        browser_url: the model browser's address, or None when it is off.
         repository, dataplane, metrics: the serving internals, for tests.
     """
 
@@ -135,6 +140,7 @@ class ModelServer:
         load_retry_interval_micros=DEFAULT_LOAD_RETRY_INTERVAL_MICROS,
         batching=None,
         generation_chunk_steps=DEFAULT_GENERATION_CHUNK_STEPS,
+        model_browser=False,
     ):
         self._models = _models_from(model_name, model_base_path, model_config_file, model_config)
         self.limits = Limits(
@@ -159,6 +165,7 @@ class ModelServer:
         self._stopping = threading.Event()
         self._execution = (batching, generation_chunk_steps)
         self.executor = None
+        self.model_browser = bool(model_browser)
 
     # --------------------------------------------------------------- lifecycle
 
@@ -218,7 +225,8 @@ class ModelServer:
             sock.close()
             raise
         self.rest_port = sock.getsockname()[1]
-        app = create_app(self.dataplane, self.metrics, self.rest_api_timeout_in_ms)
+        browser = ModelBrowser(self.repository) if self.model_browser else None
+        app = create_app(self.dataplane, self.metrics, self.rest_api_timeout_in_ms, browser=browser)
         config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False, timeout_graceful_shutdown=5)
         self._uvicorn = uvicorn.Server(config)
         self._rest_thread = threading.Thread(
@@ -285,3 +293,10 @@ class ModelServer:
             return None
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.rest_port}"
+
+    @property
+    def browser_url(self):
+        """`http://host:port/browser/`, the model browser's page, when it is served."""
+        if not (self.model_browser and self.rest_port):
+            return None
+        return self.rest_target + PAGE_PATH

@@ -2,15 +2,18 @@
 
 import io
 import json
+import pathlib
 import shutil
 import threading
 
 import numpy as np
 import pytest
+import requests
 
 import zoo
 from serving.client import Client
 from serving.demo import main as demo_main
+from serving.demo import shipped_models
 from serving.errors import Code, ServingError
 from serving.server import ModelServer
 from serving.streaming import FIRST_CHUNK, MAX_CHUNK, StreamCheckpoint, chunk_sizes
@@ -222,6 +225,7 @@ def test_demo_serves_the_shipped_models_and_streams():
     printed = out.getvalue()
     assert "Streaming 32 characters from char_lstm version" in printed
     assert "32 characters in" in printed and "Server stopped." in printed
+    assert "Model browser: http://127.0.0.1:" in printed
     shipped = zoo.get("char_lstm", weights="default")
     assert "ROMEO." + sampling.sample(shipped, "ROMEO.", 32, temperature=0.7, seed=2) in printed
 
@@ -233,8 +237,26 @@ def test_demo_refuses_bad_arguments_before_loading_anything(capsys):
     assert "--tokens must be >= 0 and --chunk-size >= 1. Received: --tokens=-3" in capsys.readouterr().err
 
 
+class _ReadTheBrowserThenStop:
+    """A stop event for `--keep-serving` that, while the demo waits on it, reads the model list at the address
+    the demo printed."""
+
+    def __init__(self, out):
+        self.out, self.models = out, None
+
+    def wait(self, timeout=None):
+        address = self.out.getvalue().split("Serving until Ctrl-C. Model browser: ")[1].split()[0]
+        self.models = [entry["name"] for entry in requests.get(address + "api/models", timeout=30).json()["models"]]
+        return True
+
+
 @pytest.mark.slow
-def test_demo_with_zero_tokens_reports_and_stops_the_server():
+def test_demo_with_zero_tokens_keeps_serving_the_model_browser_until_told_to_stop():
     out = io.StringIO()
-    assert demo_main(["--tokens", "0"], out=out) == 0
-    assert "0 characters in" in out.getvalue() and "nothing asked for. Server stopped." in out.getvalue()
+    stop = _ReadTheBrowserThenStop(out)
+    assert demo_main(["--tokens", "0", "--keep-serving"], out=out, stop=stop) == 0
+    shipped = shipped_models(pathlib.Path(__file__).resolve().parents[1] / "saved_models")
+    assert stop.models == [config.name for config in shipped]
+    printed = out.getvalue()
+    assert "0 characters in" in printed and "nothing asked for.\n\nServing until Ctrl-C." in printed
+    assert printed.endswith("Server stopped.\n")

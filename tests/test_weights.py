@@ -106,6 +106,7 @@ def test_a_wheel_installed_elsewhere_loads_the_shipped_weights(tmp_path):
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
     assert {"zoo/_shipped/char_lstm/char_lstm.keras", "zoo/_shipped/char_lstm/card.json"} <= names
+    assert {"serving/browser/index.html", "serving/browser/browser.js", "serving/browser/browser.css"} <= names
     assert not any(name.startswith("saved_models/") for name in names)
     install = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",
                               str(tmp_path / "site"), str(wheel)], capture_output=True, text=True, timeout=600)
