@@ -169,6 +169,23 @@ def test_vectorised_float_writing_matches_format_float(array):
     assert json_codec._tokens(array, "y") == expected
 
 
+def _hard_floats(precision):
+    """Values where %g's round trip is decided by a hair: 6-digit decimals, their neighbours, extremes."""
+    rng = np.random.default_rng(7)
+    decimals = np.array([float(f"{x:.6g}") for x in rng.standard_normal(3000) * 10.0 ** rng.integers(-30, 30, 3000)])
+    on = decimals.astype(precision)
+    extremes = [0.0, -0.0, 1e-45, 3.4e38, 123456.5, 1234567.0, 2.5e-7, 1e-310, 1.7e308, 5e-324]
+    with np.errstate(over="ignore"):
+        return np.concatenate([on, np.nextafter(on, precision(np.inf)), np.array(extremes).astype(precision)])
+
+
+@pytest.mark.parametrize("precision", [np.float32, np.float64])
+def test_float_writing_matches_format_float_where_round_trips_are_close(precision):
+    values = _hard_floats(precision)
+    expected = [json_codec.format_float(v, precision) for v in values.tolist()]
+    assert json_codec._float_tokens(values, precision) == expected
+
+
 @given(
     st.sampled_from(
         [types_pb2.DT_FLOAT, types_pb2.DT_DOUBLE, types_pb2.DT_INT32, types_pb2.DT_UINT8, types_pb2.DT_BOOL]
