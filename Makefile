@@ -1,6 +1,7 @@
 # Entry points on a fresh clone; each creates the project-local virtual environment on first use.
-#   make demo        stream text from the shipped char_lstm through the embedded server, then serve the model
-#                    browser (its address printed) until Ctrl-C
+#   make demo        stream text from the shipped char_lstm through the embedded server, then, in a terminal, serve
+#                    the model browser (its address printed) until Ctrl-C; run without a terminal it stops after the
+#                    sample, so scripts and CI never hang on it
 #   make test        lint, then the whole test suite: what CI runs (.ci/run); as root, installs Chromium first
 #   make test-fast   the suite without the tests marked slow, on two workers: every package, under 90 s on 2 cores
 #   make lint        ruff, configured in pyproject.toml
@@ -27,7 +28,7 @@ $(BENCH_STAMP): $(STAMP)
 	touch $(BENCH_STAMP)
 
 demo: $(STAMP)
-	$(PY) -m serving.demo --keep-serving
+	$(PY) -m serving.demo $$([ -t 0 ] && echo --keep-serving)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
