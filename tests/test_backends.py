@@ -43,14 +43,15 @@ def _assert_close(ours, reference, what):
         np.testing.assert_allclose(a, b, rtol=RTOL, atol=ATOL, err_msg=f"{what} [{i}]")
 
 
-def test_every_zoo_layer_has_a_case():
+def test_every_zoo_layer_has_a_case(contract):
+    import keras
+
     import zoo.layers
 
-    layers = {name for name in zoo.layers.__all__ if name[0].isupper() and not name.endswith("Cell")}
-    covered = {"Elman", "PeepholeLSTM", "GRU", "EchoState", "Bidirectional", "RecurrentEncoder",
-               "RecurrentDecoder", "RidgeReadout"}
-    assert layers - {"RecurrentLayer"} == covered
-    assert len(CASES) == 11
+    exported = [getattr(zoo.layers, name) for name in zoo.layers.__all__]
+    layers = {c.__name__ for c in exported if isinstance(c, type) and issubclass(c, keras.layers.Layer)}
+    cells = {name for name in layers if name.endswith("Cell")}  # run inside their layers
+    assert layers - cells - {"RecurrentLayer"} == set(check_backend.case_layers(contract))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -104,7 +105,8 @@ def test_closed_loop_forecast_equals_tensorflow(contract, backend):
     ours, reference = contract[backend]["forecast"], contract["tensorflow"]["forecast"]
     assert ours.shape == reference.shape == (1, 10, 1)
     np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=1e-4)  # fitted in float64 from float32 states
-    assert np.abs(reference[0, :, 0] - np.sin((np.arange(10) + 120) * 0.3)).max() < 0.05
+    # Prediction k is of the wave k + 1 steps after the last input fitted on (step 118).
+    assert np.abs(reference[0, :, 0] - np.sin((np.arange(10) + 119) * 0.3)).max() < 0.05
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -129,8 +131,11 @@ def test_float64_layers_refuse_jax_without_x64_and_run_on_torch(contract, layer)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_shipped_model_loads_and_its_saved_model_streams(contract, backend):
-    ours, reference = contract[backend], contract["tensorflow"]
-    np.testing.assert_allclose(ours["shipped/logits"], reference["shipped/logits"], rtol=RTOL, atol=ATOL)
-    text = str(ours["shipped/text"])
-    assert len(text) == 40 and text == str(reference["shipped/text"])
+def test_shipped_model_loads_with_equal_logits(contract, backend):
+    np.testing.assert_allclose(contract[backend]["shipped/logits"], contract["tensorflow"]["shipped/logits"],
+                               rtol=RTOL, atol=ATOL)
+
+
+def test_shipped_saved_model_streams_off_tensorflow(contract):
+    text = str(contract[check_backend.STREAMS_ON]["shipped/text"])
+    assert len(text) == 24 and text == str(contract["tensorflow"]["shipped/text"])
