@@ -66,6 +66,7 @@ benchmark: $(BENCH_STAMP)
 	$(PY) -m benchmarks.esn --units 400 1000 --dense-too --skip-nrmse84 --out benchmarks/results/esn_sizes.json
 	$(PY) -m benchmarks.esn --validate
 	$(PY) -m benchmarks.seq2seq
+	$(PY) -m benchmarks.check_backend
 	$(PY) -m benchmarks.tables --write
 
 quality: $(BENCH_STAMP)

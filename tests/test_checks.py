@@ -168,3 +168,59 @@ def test_in_process_streams_check_their_arguments_at_the_call(arguments, message
 
     with pytest.raises(ValueError, match=message):
         sampling.stream_from(generate, 4, "a", **{"max_tokens": 3, **arguments})
+
+
+# What needs TensorFlow says so on another backend (tests/test_backends.py sees it on the real ones).
+
+
+@pytest.fixture
+def backend_named(monkeypatch):
+    import keras
+
+    def use(name):
+        monkeypatch.setattr(keras.backend, "backend", lambda: name)
+        monkeypatch.setenv("KERAS_BACKEND", name)
+
+    return use
+
+
+def test_tensorflow_only_features_name_the_backend(backend_named, tmp_path):
+    from training.loop import Trainer
+    from zoo import decoding, sampling
+    from zoo.export import export_saved_model
+
+    backend_named("torch")
+    model = object()  # refused before the model is looked at
+    received = r" Received: the torch backend \(KERAS_BACKEND='torch'\)$"
+    with pytest.raises(ValueError, match=r"^`zoo.sampling` needs the TensorFlow backend: sampling is a TensorFlow gr"
+                                         r"aph.*" + received):
+        sampling.sample(model, "To", 5)
+    with pytest.raises(ValueError, match=r"^`zoo.sampling` needs the TensorFlow backend.*" + received):
+        sampling.stream(model, "To", 5)
+    with pytest.raises(ValueError, match=r"^`zoo.sampling` needs the TensorFlow backend.*" + received):
+        sampling.make_generate_fn(model)
+    for decode in (decoding.greedy, decoding.sample, decoding.beam_search):
+        with pytest.raises(ValueError, match=r"^`zoo.decoding` needs the TensorFlow backend: decoding .*" + received):
+            decode(model, ["1+2"])
+    with pytest.raises(ValueError, match=r"^`zoo.decoding` needs the TensorFlow backend.*" + received):
+        decoding.endpoints(model)
+    with pytest.raises(ValueError, match=r"^`zoo.export.export_saved_model` needs the TensorFlow backend: a Saved.*"
+                                         + received):
+        export_saved_model(model, tmp_path / "model")
+    assert not (tmp_path / "model").exists()
+    with pytest.raises(ValueError, match=r"^`training.loop.Trainer` needs the TensorFlow backend: its step is a .*"
+                                         + received):
+        Trainer(model)
+
+
+def test_float64_reservoir_and_readout_refuse_jax_without_x64(backend_named):
+    from zoo.layers import EchoState, RidgeReadout
+
+    backend_named("jax")
+    for make, name in ((lambda: EchoState(4, seed=0), "EchoState"), (lambda: RidgeReadout(1), "RidgeReadout")):
+        with pytest.raises(ValueError, match=rf"^{name} computes in float64 here, which the jax backend silently "
+                                             r"runs in float32 unless JAX's x64 mode is on: pass dtype='float32', "
+                                             r".* Received: dtype='float64' on the jax backend with x64 off$"):
+            make()
+    EchoState(4, seed=0, dtype="float32")  # what the message proposes
+    RidgeReadout(1, dtype="float32")

@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from training import distribute, runs
 from training.runs import LossNotFiniteError
-from zoo._checks import check_one_of
+from zoo._checks import check_one_of, check_tensorflow_backend
 
 __all__ = ["Trainer", "TaskBatches", "LossNotFiniteError", "task_loss", "LOSSES"]
 
@@ -63,6 +63,11 @@ class Trainer:
     """
 
     def __init__(self, recipe):
+        check_tensorflow_backend(
+            "training.loop.Trainer",
+            "its step is a `tf.function` under a `tf.distribute` strategy with TensorFlow checkpoints (on other "
+            "backends, train a zoo model with `model.fit`)",
+        )
         self.recipe = recipe
         runs.limit_cpu_threads(recipe.threads)  # before TensorFlow's first op, as the strategy's
         self.strategy = distribute.strategy()

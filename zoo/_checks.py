@@ -16,6 +16,7 @@ character model's ids and prompts there too.
 
 import math
 import numbers
+import os
 
 import numpy as np
 
@@ -26,6 +27,8 @@ __all__ = [
     "check_number",
     "check_one_of",
     "check_positive_int",
+    "check_tensorflow_backend",
+    "check_float64_backend",
     "generation_asserts",
     "passed_through",
     "token_id_asserts",
@@ -78,6 +81,48 @@ def check_non_negative_int(name, value, allow_none=False):
     if not _is_int(value) or value < 0:
         _reject(name, "a non-negative integer" + (" or None" if allow_none else ""), value)
     return int(value)
+
+
+def check_tensorflow_backend(feature, why):
+    """Refuses to run `feature` unless Keras runs on TensorFlow.
+
+    The zoo's layers run on every Keras backend; what is built as a TensorFlow
+    graph (sampling and decoding, the SavedModel export, the training loop)
+    cannot take another backend's tensors and variables, and would otherwise
+    fail deep inside a trace with a message about neither.
+
+    Raises:
+        ValueError: naming `feature`, the reason and the backend in use.
+    """
+    import keras
+
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise ValueError(
+            f"`{feature}` needs the TensorFlow backend: {why}. Set KERAS_BACKEND=tensorflow before Keras is "
+            f"imported. Received: the {backend} backend (KERAS_BACKEND={os.environ.get('KERAS_BACKEND')!r})"
+        )
+
+
+def check_float64_backend(layer, dtype):
+    """Refuses float64 on JAX without x64, where every float64 array silently becomes float32.
+
+    Raises:
+        ValueError: naming `layer`, the dtype and the backend.
+    """
+    import keras
+
+    if keras.backend.backend() != "jax" or keras.backend.standardize_dtype(dtype) != "float64":
+        return
+    import jax
+
+    if not jax.config.read("jax_enable_x64"):
+        raise ValueError(
+            f"{layer} computes in float64 here, which the jax backend silently runs in float32 unless JAX's "
+            "x64 mode is on: pass dtype='float32', or set JAX_ENABLE_X64=1 (or "
+            "jax.config.update('jax_enable_x64', True)) before the first JAX array. "
+            f"Received: dtype={dtype!r} on the jax backend with x64 off"
+        )
 
 
 def _interval(low, high, low_open, high_open):

@@ -19,7 +19,7 @@ gets exactly what it would get alone.
 import numpy as np
 import tensorflow as tf
 
-from zoo._checks import check_generation_arguments, generation_asserts, passed_through
+from zoo._checks import check_generation_arguments, check_tensorflow_backend, generation_asserts, passed_through
 from zoo.sampling import char_tables, pick_tokens
 
 __all__ = [
@@ -314,6 +314,7 @@ def endpoints(model):
     | sample | source, max_length, temperature float32, top_k int32, seed int64 | text, token_ids, log_prob |
     | beam_search | source, max_length, beam_width int32, alpha float32 | text, token_ids, log_prob, score |
     """
+    check_tensorflow_backend("zoo.decoding", _WHY)
 
     def greedy_core(step, states, **kwargs):
         zeros = tf.zeros_like(kwargs["max_length"])
@@ -333,9 +334,11 @@ def endpoints(model):
 # --- in-process decoding: the very functions the SavedModel serves ---
 
 _COMPILED = {}
+_WHY = "decoding is TensorFlow graphs (`tf.while_loop`), the very functions the SavedModel's signatures serve"
 
 
 def _compiled(model, name):
+    check_tensorflow_backend("zoo.decoding", _WHY)
     key = (id(model), name)
     if key not in _COMPILED:
         function, signature = endpoints(model)[name]

@@ -17,6 +17,7 @@ from zoo._checks import (
     check_generation_arguments,
     check_non_negative_int,
     check_positive_int,
+    check_tensorflow_backend,
     generation_asserts,
     passed_through,
     vocabulary_asserts,
@@ -126,6 +127,7 @@ def make_generate_fn(model):
     (B, max(steps)) padded with -1, `state` (B, S) after every token but the
     last generated one (the next call's prompt), ready to continue the stream.
     """
+    check_tensorflow_backend("zoo.sampling", _WHY)
     code_to_id, id_to_char = char_tables(model.vocabulary)
 
     def run(ids, mask, states):
@@ -196,9 +198,12 @@ def make_sample_fn(model):
 
 
 _COMPILED = {}
+_WHY = ("sampling is a TensorFlow graph, the very function the SavedModel's `generate` signature serves (a "
+        "SavedModel's loaded signature streams on any backend through `stream_from`)")
 
 
 def _compiled_generate(model):
+    check_tensorflow_backend("zoo.sampling", _WHY)
     key = id(model)
     if key not in _COMPILED:
         signature = generate_signature(sum(model.state_sizes))

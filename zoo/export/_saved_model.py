@@ -22,6 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from zoo._checks import check_tensorflow_backend
 from zoo.export._warmup import write_warmup_requests
 
 __all__ = ["Exportable", "METADATA_FILE", "export_saved_model", "next_version", "read_zoo_metadata"]
@@ -144,6 +145,11 @@ def export_saved_model(model, base_path, version=None, metadata=None):
             holds a value that is not JSON (the message names its key).
         ValueError: a warmup request that does not fit the model's signatures.
     """
+    check_tensorflow_backend(
+        "zoo.export.export_saved_model",
+        "a SavedModel is a TensorFlow graph traced through the model (save a model trained on another backend as "
+        "`.keras` and export it from a TensorFlow process)",
+    )
     endpoints, requests = _exportable_parts(model)
     base = pathlib.Path(base_path)
     base.mkdir(parents=True, exist_ok=True)

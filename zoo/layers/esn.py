@@ -7,7 +7,7 @@ import keras
 import numpy as np
 from keras import activations, ops
 
-from zoo._checks import check_non_negative_int, check_number, check_positive_int
+from zoo._checks import check_float64_backend, check_non_negative_int, check_number, check_positive_int
 from zoo.layers._cell import get_activation, project
 from zoo.layers._loop import RecurrentLayer, run_time_loop
 
@@ -332,6 +332,7 @@ class EchoState(RecurrentLayer):
             kwargs["dtype"] = "float64"
         cell = EchoStateCell(dtype=kwargs["dtype"], name="cell", **cell_args)
         super().__init__(cell, return_sequences, return_state, go_backwards, **kwargs)
+        check_float64_backend("EchoState", self.compute_dtype)
 
     def call(self, sequences, initial_state=None, mask=None, training=None):
         with self.cell.recurrence():

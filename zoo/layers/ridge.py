@@ -4,7 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from zoo._checks import check_non_negative_int, check_number, check_positive_int
+from zoo._checks import check_float64_backend, check_non_negative_int, check_number, check_positive_int
 
 __all__ = ["RidgeReadout"]
 
@@ -43,6 +43,7 @@ class RidgeReadout(keras.layers.Layer):
         if kwargs.get("dtype") is None:
             kwargs["dtype"] = "float64"
         super().__init__(**kwargs)
+        check_float64_backend("RidgeReadout", self.compute_dtype)
         self.units = check_positive_int("units", units, allow_none=True)
         self.ridge = check_number("ridge", ridge, 0)
         self.warmup = check_non_negative_int("warmup", warmup)
