@@ -379,7 +379,10 @@ def worker(spec):
         if spec["kind"] == "memory":
             return measure_memory(spec["contender"], spec["family"], spec["batch"], spec["units"],
                                   spec["time_steps"], threads, spec["steps"], out_dir)
-        result = {"threads": threads, "training": [], "generation": None}
+        # Other processes' load moves every contender's figure; a PyTorch pool of several threads on a
+        # machine with no idle core can collapse (its threads wait on each other), so the load is recorded.
+        result = {"threads": threads, "load_average_before": list(os.getloadavg()), "training": [],
+                  "generation": None}
         for family, batch, units in spec["shapes"]:
             row = measure_training(family, batch, units, spec["time_steps"], spec["rounds"], threads, out_dir,
                                    spec["min_block_seconds"])
@@ -390,6 +393,7 @@ def worker(spec):
             result["generation"] = measure_generation(spec["generation_batches"], spec["tokens"], spec["rounds"])
             print(json.dumps({"threads": threads, "generation": [r["bars"] for r in result["generation"]["rows"]]}),
                   flush=True)
+        result["load_average_after"] = list(os.getloadavg())
         return result
 
 
@@ -483,6 +487,8 @@ def main(argv=None):
         "bars": {"training": TRAINING_BARS, "generation_zoo_over_pytorch_by_batch": GENERATION_BARS},
         "threads": by_threads,
         "memory": memory,
+        "memory_note": "every worker imports both TensorFlow and PyTorch (the harness is one module), so the "
+                       "absolute RSS counts both libraries; peak_over_before_mib is what the steps added",
         "bar_summary": bar_summary(by_threads),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
