@@ -196,6 +196,12 @@ class TorchCharLM:
     """
 
     def __init__(self, model):
+        for layer in model.recurrent:
+            cell = layer.cell
+            if type(cell).__name__ != "PeepholeLSTMCell" or cell.activation.__name__ != "tanh" \
+                    or cell.recurrent_activation.__name__ != "sigmoid":
+                raise ValueError(f"`model` must stack peephole LSTM layers with tanh and sigmoid. "
+                                 f"Received: a {type(cell).__name__} in layer {layer.name!r}")
         import torch
 
         self.torch = torch
@@ -204,12 +210,6 @@ class TorchCharLM:
         def tensor(variable):
             return torch.from_numpy(np.array(variable.numpy(), dtype=np.float32))
 
-        for layer in model.recurrent:
-            cell = layer.cell
-            if type(cell).__name__ != "PeepholeLSTMCell" or cell.activation.__name__ != "tanh" \
-                    or cell.recurrent_activation.__name__ != "sigmoid":
-                raise ValueError(f"`model` must stack peephole LSTM layers with tanh and sigmoid. "
-                                 f"Received: a {type(cell).__name__} in layer {layer.name!r}")
         self.embedding = tensor(model.embedding.embeddings)  # (V, E)
         self.layers = []
         for layer in model.recurrent:

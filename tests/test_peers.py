@@ -49,6 +49,7 @@ def test_fixed_batch_is_the_same_at_every_step():
     assert source.batch(7)[0] is inputs
 
 
+@pytest.mark.slow  # about 4 CPU-seconds, most of it importing PyTorch
 def test_torch_copy_computes_the_keras_char_lm_logits():
     torch = pytest.importorskip("torch")
     model = zoo.get("char_lstm", vocabulary="\n abcdefghij", units=12, embedding_dim=6)
@@ -64,8 +65,7 @@ def test_torch_copy_computes_the_keras_char_lm_logits():
             np.testing.assert_allclose(logits.numpy(), np.asarray(expected[:, t]), atol=1e-5)
 
 
-def test_torch_copy_rejects_other_cells():
-    pytest.importorskip("torch")
+def test_torch_copy_rejects_other_cells():  # checked before PyTorch is imported: runs without it
     layers = [SimpleNamespace(name="rnn_0", cell=PeepholeLSTMCell(4)), SimpleNamespace(name="rnn_1", cell=GRUCell(4))]
     with pytest.raises(ValueError, match="Received: a GRUCell in layer 'rnn_1'"):
         peers.TorchCharLM(SimpleNamespace(vocabulary="ab", recurrent=layers))
