@@ -1,0 +1,102 @@
+"""benchmarks/peers.py: the ratios and bars it reports, a tiny run of the harness, and the PyTorch copy of char_lstm
+that its sampling comparison relies on."""
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+import zoo
+from benchmarks import peers
+from tests.reference import randomize_weights
+from zoo.layers.gru import GRUCell
+from zoo.layers.peephole_lstm import PeepholeLSTMCell
+
+
+def test_summarize_reports_rates_per_round_ratios_and_bars():
+    # zoo 2x PyTorch's speed in every round; Keras 1.1x slower than the zoo in round 0 and 1.5x in round 1.
+    wall = {"zoo": [0.1, 0.2], "pytorch": [0.2, 0.4], "keras": [0.11, 0.3]}
+    cpu = {"zoo": [0.2, 0.2], "pytorch": [0.1, 0.1], "keras": [0.2, 0.2]}
+    row = peers.summarize(wall, cpu, 100, peers.TRAINING_BARS, peers.TRAINING_BARS)
+    assert row["per_s"]["zoo"] == {"median": pytest.approx(750), "min": pytest.approx(500), "max": pytest.approx(1000)}
+    assert row["ratios"]["zoo/pytorch"]["wall"]["median"] == pytest.approx(2.0)
+    assert row["ratios"]["zoo/pytorch"]["cpu"]["median"] == pytest.approx(0.5)
+    assert row["ratios"]["zoo/keras"]["wall"] == {"median": pytest.approx(1.3), "min": pytest.approx(1.1),
+                                                  "max": pytest.approx(1.5)}
+    assert row["bars"]["zoo/pytorch"]["met"] is True
+    assert row["bars"]["zoo/keras"]["met"] is True  # judged on the median, 1.3 >= 1.2
+    missed = peers.summarize({"zoo": [1.0], "pytorch": [0.8], "keras": [1.0]}, cpu, 1, peers.TRAINING_BARS,
+                             peers.TRAINING_BARS)["bars"]
+    assert missed["zoo/pytorch"] == {"bar": 1.0, "value": pytest.approx(0.8), "met": False,
+                                     "missed_by": pytest.approx(0.2)}
+    assert missed["zoo/keras"]["missed_by"] == pytest.approx(0.2)
+
+
+def test_peer_config_checks_its_fields():
+    with pytest.raises(ValueError, match="family"):
+        peers.PeerConfig(family="transformer")
+    with pytest.raises(ValueError, match="layer"):
+        peers.PeerConfig(layer="torch")
+
+
+def test_fixed_batch_is_the_same_at_every_step():
+    config = peers.PeerConfig(units=3, time_steps=4, batch_size=2)
+    source = config.training_data()
+    assert source.carries_state is False
+    inputs, targets, fresh = source.batch(0)
+    assert inputs.shape == (2, 4, 3) and targets.shape == (2, 3) and inputs.dtype == np.float32 and fresh
+    assert source.batch(7)[0] is inputs
+
+
+@pytest.mark.slow  # about 4 CPU-seconds, most of it importing PyTorch
+def test_torch_copy_computes_the_keras_char_lm_logits():
+    torch = pytest.importorskip("torch")
+    model = zoo.get("char_lstm", vocabulary="\n abcdefghij", units=12, embedding_dim=6)
+    model(np.zeros((1, 1), np.int32))
+    randomize_weights(model, np.random.default_rng(0), scale=0.4)  # peepholes too, so their terms count
+    ids = np.random.default_rng(1).integers(0, 12, size=(3, 7)).astype(np.int32)
+    expected, _ = model(ids)
+    net = peers.TorchCharLM(model)
+    states = [(torch.zeros(3, 12), torch.zeros(3, 12)) for _ in net.layers]
+    with torch.no_grad():
+        for t in range(ids.shape[1]):
+            logits, states = net.step(torch.from_numpy(ids[:, t]).long(), states)
+            np.testing.assert_allclose(logits.numpy(), np.asarray(expected[:, t]), atol=1e-5)
+
+
+def test_torch_copy_rejects_other_cells():  # checked before PyTorch is imported: runs without it
+    layers = [SimpleNamespace(name="rnn_0", cell=PeepholeLSTMCell(4)), SimpleNamespace(name="rnn_1", cell=GRUCell(4))]
+    with pytest.raises(ValueError, match="Received: a GRUCell in layer 'rnn_1'"):
+        peers.TorchCharLM(SimpleNamespace(vocabulary="ab", recurrent=layers))
+    layers = [SimpleNamespace(name="rnn_0", cell=PeepholeLSTMCell(4, recurrent_activation="hard_sigmoid"))]
+    with pytest.raises(ValueError, match="peephole LSTM layers"):
+        peers.TorchCharLM(SimpleNamespace(vocabulary="ab", recurrent=layers))
+
+
+@pytest.mark.slow
+def test_copied_weights_give_the_shipped_generate_signatures_greedy_text():
+    pytest.importorskip("torch")
+    _, generate, net, _ = peers.load_generation_pair()  # raises when the texts differ
+    zoo_text, torch_text = peers.greedy_pair(generate, net, "JULIET.")
+    assert len(zoo_text) == peers.GREEDY_CHARS
+    assert zoo_text == torch_text
+
+
+@pytest.mark.slow
+def test_tiny_run_reports_every_contender_ratio_and_bar(tmp_path):
+    pytest.importorskip("torch")
+    out = tmp_path / "peers.json"
+    peers.main(["--family", "gru", "--batch", "2", "--units", "8", "--time-steps", "5", "--rounds", "1",
+                "--threads", "1", "--parts", "training", "--min-block-seconds", "0.05", "--out", str(out)])
+    result = json.loads(out.read_text())
+    (row,) = result["threads"]["1"]["training"]
+    assert (row["family"], row["batch"], row["units"], row["time_steps"]) == ("gru", 2, 8, 5)
+    assert set(row["tokens_per_s"]) == {"zoo", "pytorch", "keras"}
+    assert all(rate["median"] > 0 for rate in row["tokens_per_s"].values())
+    for name, bar in (("zoo/pytorch", 1.0), ("zoo/keras", 1.2)):
+        wall = row["ratios"][name]["wall"]["median"]
+        assert wall == pytest.approx(row["tokens_per_s"]["zoo"]["median"] / row["tokens_per_s"][name[4:]]["median"])
+        assert row["bars"][name]["bar"] == bar and row["bars"][name]["met"] == (wall >= bar)
+    assert result["bar_summary"]["judged"] == 2
+    assert result["machine"]["torch"].startswith("2.")
