@@ -10,7 +10,7 @@ import numpy as np
 from training.config import TrainConfig, knob
 from training.data import adding
 from training.recipes._common import held_out, predict
-from training.recipes.copying import OPTIMIZERS, ExpRNNOptimizer
+from training.recipes.copying import OPTIMIZERS, ExpRNNOptimizer, orthogonality_error
 
 __all__ = ["AddingRecipe", "AddingGRURecipe", "AddingElmanRecipe", "AddingExpRNNRecipe", "ADDING_MODELS"]
 
@@ -112,3 +112,6 @@ class AddingExpRNNRecipe(ExpRNNOptimizer, AddingRecipe):
     threads: int = knob(1, minimum=0)
 
     compared: ClassVar[tuple] = ("adding_exprnn", "adding_lstm")
+
+    def evaluate(self, model):
+        return {**super().evaluate(model), **orthogonality_error(model)}
