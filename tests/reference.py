@@ -132,3 +132,16 @@ def assert_gradients_match_finite_differences(loss, variables, rng, probes=3, ep
             numeric = (slopes[0] - slopes[1]) / (2 * eps)
             np.testing.assert_allclose(gradient.reshape(-1)[index], numeric, rtol=rtol, atol=atol, err_msg=path)
     return dict(zip(paths, gradients))
+
+
+def modrelu(z, bias):
+    """Arjovsky et al. 2016's modReLU for real z: sign(z)·max(|z| + b, 0)."""
+    return np.sign(z) * np.maximum(np.abs(z) + bias, 0.0)
+
+
+def exprnn_step(x, states, kernel, recurrent_matrix, bias=None):
+    """expRNN (Lezcano-Casado & Martínez-Rubio 2019): h = modReLU(x·V + h·W), W = exp(A − Aᵀ) given."""
+    (h,) = states
+    z = x @ kernel + h @ recurrent_matrix
+    h_new = z if bias is None else modrelu(z, bias)
+    return h_new, [h_new]

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from tests import reference
 from tests.reference import randomize_weights
-from zoo.layers import GRU, Elman, PeepholeLSTM
+from zoo.layers import GRU, Elman, ExpRNN, PeepholeLSTM
 from zoo.layers._fused import supports_fused
 from zoo.layers._loop import TF_CHUNKS
 
@@ -36,6 +36,8 @@ CASES = {
     "peephole_lstm": lambda: PeepholeLSTM(H, return_sequences=True, return_state=True, dtype="float64"),
     "gru": lambda: GRU(H, return_sequences=True, return_state=True, dtype="float64"),
     "gru_no_bias": lambda: GRU(H, use_bias=False, return_sequences=True, return_state=True, dtype="float64"),
+    "exprnn": lambda: ExpRNN(H, return_sequences=True, return_state=True, dtype="float64"),
+    "exprnn_no_bias": lambda: ExpRNN(H, use_bias=False, return_sequences=True, return_state=True, dtype="float64"),
 }
 
 

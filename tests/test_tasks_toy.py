@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from training.data import adding, addition_pairs, binary_addition, interval_timing, later_context_tagging
+from training.data import adding, addition_pairs, binary_addition, copying, interval_timing, later_context_tagging
 
 
 def test_binary_addition_targets_are_the_sum_delayed_two_steps():
@@ -113,3 +113,32 @@ def test_interval_timing_rejects_intervals_that_do_not_fit():
         interval_timing.interval_batch(np.random.default_rng(0), 1, length=120)
     with pytest.raises(ValueError, match=r"Received: min_interval=0"):
         interval_timing.spike_probabilities(min_interval=0)
+
+
+def test_copying_layout_symbols_then_blanks_then_delimiter_then_recall():
+    inputs, targets = copying.copying_batch(np.random.default_rng(0), 500, blanks=30)
+    assert inputs.shape == targets.shape == (500, 50) and inputs.dtype == targets.dtype == np.int32
+    symbols = inputs[:, :10]
+    assert symbols.min() == 1 and symbols.max() == 8  # every category drawn, never a blank or the delimiter
+    np.testing.assert_array_equal(inputs[:, 10:39], 0)
+    np.testing.assert_array_equal(inputs[:, 39], copying.DELIMITER)  # the T-th step after the symbols
+    np.testing.assert_array_equal(inputs[:, 40:], 0)
+    np.testing.assert_array_equal(targets[:, :40], 0)
+    np.testing.assert_array_equal(targets[:, 40:], symbols)  # recalled in order during the last 10 steps
+
+
+def test_copying_baseline_is_the_memoryless_answer():
+    """Blanks with certainty, then uniform over the 8 categories: the loss of a net that remembers nothing."""
+    blanks = 1000
+    _, targets = copying.copying_batch(np.random.default_rng(1), 4, blanks)
+    probabilities = np.zeros((*targets.shape, 9))
+    probabilities[:, :-10, 0] = 1.0
+    probabilities[:, -10:, 1:] = 1.0 / 8
+    nats = -np.log(np.take_along_axis(probabilities, targets[..., None], axis=-1)).mean()
+    assert nats == pytest.approx(copying.baseline_loss(blanks), rel=1e-12)
+    assert copying.baseline_loss(1000) == pytest.approx(0.0204, abs=5e-5)
+
+
+def test_copying_rejects_no_blanks():
+    with pytest.raises(ValueError, match=r"`blanks` must be a positive integer\. Received: blanks=0"):
+        copying.copying_batch(np.random.default_rng(0), 1, 0)

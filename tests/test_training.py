@@ -396,3 +396,63 @@ def test_every_shipped_card_holds_the_config_of_its_recipe():
     for name in shipped:
         config = json.loads((artifact_dir(name) / "card.json").read_text())["recipe"]["config"]
         assert json.loads(recipe_for(name, **config).to_json()) == config, name
+
+
+def _two_rate(variables, factor=0.1, clipnorm=None):
+    import keras
+
+    return runs.TwoRateOptimizer(lambda rate: keras.optimizers.RMSprop(rate, rho=0.99), 1e-2, clipnorm, variables,
+                                 "slow", factor)
+
+
+def test_two_rate_optimizer_steps_the_slow_variables_at_their_rate():
+    import keras
+
+    fast, slow = keras.Variable(np.zeros(3), name="fast"), keras.Variable(np.zeros(3), name="slow_one")
+    optimizer = _two_rate([fast, slow])
+    gradient = np.array([1.0, -2.0, 0.5])
+    optimizer.apply([gradient, gradient], [fast, slow])  # equal gradients: RMSprop steps differ by the rates only
+    np.testing.assert_allclose(slow.numpy(), 0.1 * fast.numpy(), rtol=1e-6)
+    assert np.abs(fast.numpy()).min() > 1e-3 and int(optimizer.iterations.numpy()) == 1
+
+
+def test_two_rate_optimizer_clips_the_global_norm_over_both_groups_and_checkpoints(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    fast, slow = keras.Variable(np.zeros(2), name="fast"), keras.Variable(np.zeros(2), name="slow_one")
+    optimizer = _two_rate([fast, slow], factor=1.0, clipnorm=1.0)
+    sgd = runs.TwoRateOptimizer(lambda rate: keras.optimizers.SGD(rate), 1.0, 1.0, [fast, slow], "slow", 1.0)
+    sgd.apply([np.array([3.0, 0.0]), np.array([0.0, 4.0])], [fast, slow])  # norm 5, clipped to 1
+    np.testing.assert_allclose(np.concatenate([fast.numpy(), slow.numpy()]), [-0.6, 0, 0, -0.8], rtol=1e-6)
+
+    optimizer.apply([np.ones(2), np.ones(2)], [fast, slow])
+    path = tf.train.Checkpoint(optimizer=optimizer).save(str(tmp_path / "ckpt"))
+    restored = _two_rate([fast, slow], factor=1.0, clipnorm=1.0)
+    tf.train.Checkpoint(optimizer=restored).restore(path).assert_existing_objects_matched()
+    assert int(restored.iterations.numpy()) == 1
+    np.testing.assert_allclose(restored.slow.variables[-1].numpy(), optimizer.slow.variables[-1].numpy())
+
+
+def test_two_rate_optimizer_needs_a_slow_variable():
+    import keras
+
+    with pytest.raises(ValueError, match=r"No variable's path contains `slow_key`\. Received: slow_key='slow'"):
+        _two_rate([keras.Variable(np.zeros(1), name="fast")])
+
+
+def test_exprnn_recipes_train_the_orthogonal_parameter_ten_times_slower():
+    import keras
+
+    recipe = recipe_for("copying_exprnn", overrides={"units": 4})
+    model = recipe.build_model()
+    model(np.zeros((1, 2, 10), np.float32))
+    optimizer = recipe.make_optimizer(1.0, model.trainable_variables)
+    slow = [v.path for v, is_slow in zip(model.trainable_variables, optimizer.is_slow) if is_slow]
+    assert slow == ["copying_exprnn/rnn_0/cell/recurrent_parameter"]
+    assert isinstance(optimizer.fast, keras.optimizers.RMSprop)
+    assert float(optimizer.slow.learning_rate) == pytest.approx(0.1 * float(optimizer.fast.learning_rate))
+    lstm = recipe_for("copying_lstm", overrides={"units": 4})
+    model = lstm.build_model()
+    model(np.zeros((1, 2, 10), np.float32))
+    assert isinstance(lstm.make_optimizer(1.0, model.trainable_variables), keras.optimizers.Adam)

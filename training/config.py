@@ -160,6 +160,14 @@ class TrainConfig(Recipe):
     def training_log(self):
         return self.out_dir
 
+    def make_optimizer(self, clipnorm, variables):
+        """The run's optimizer over `variables` (built), clipping the global gradient norm to `clipnorm`
+        (None: no clip). Adam at `learning_rate`, following `lr_decay`; a recipe may override it."""
+        from training import runs
+
+        return runs.make_optimizer(self.learning_rate, clipnorm, variables,
+                                   decay_steps=self.steps if self.lr_decay == "cosine" else None)
+
     def training_data(self):
         """The data source the loop reads (`training.loop`): by default a batch per step from `batch`."""
         from training.loop import TaskBatches

@@ -83,8 +83,7 @@ class Trainer:
             self.model(tf.nest.map_structure(lambda x: x[:1], inputs))  # create the weights
             # Keras clips each replica's gradient before summing them; with replicas the step clips the sum.
             clipnorm = recipe.clipnorm if self.replicas == 1 else None
-            self.optimizer = runs.make_optimizer(recipe.learning_rate, clipnorm, self.model.trainable_variables,
-                                                 decay_steps=recipe.steps if recipe.lr_decay == "cosine" else None)
+            self.optimizer = recipe.make_optimizer(clipnorm, self.model.trainable_variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         # The carried state lives on the host, outside the strategy: every worker holds the global batch's.
         self.carried = [tf.Variable(tf.zeros((recipe.batch_size, size)), trainable=False, name=f"carried_{i}")

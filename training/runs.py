@@ -13,8 +13,8 @@ import warnings
 import keras
 import tensorflow as tf
 
-__all__ = ["LossNotFiniteError", "prepare", "limit_cpu_threads", "run_cost", "make_optimizer", "checkpoint_manager",
-           "check_finite", "MetricsLog", "device_line"]
+__all__ = ["LossNotFiniteError", "prepare", "limit_cpu_threads", "run_cost", "make_optimizer", "TwoRateOptimizer",
+           "checkpoint_manager", "check_finite", "MetricsLog", "device_line"]
 
 
 class LossNotFiniteError(FloatingPointError):
@@ -64,6 +64,52 @@ def make_optimizer(learning_rate, clipnorm, variables, decay_steps=None):
     optimizer = keras.optimizers.Adam(learning_rate, global_clipnorm=clipnorm)
     optimizer.build(variables)
     return optimizer
+
+
+class TwoRateOptimizer(tf.Module):
+    """Two Keras optimizers over a split of the variables, behind one `apply`: the variables whose path
+    contains `slow_key` step at `slow_factor` times the learning rate (expRNN trains its orthogonal parameter
+    ten times slower than the rest, Lezcano-Casado & Martínez-Rubio 2019). Adam and RMSprop are invariant to
+    a gradient's scale, so scaling the gradient could not do this.
+
+    The gradient is clipped to `clipnorm` over all variables together, as one optimizer would.
+
+    Args:
+        make: `make(learning_rate) -> keras.optimizers.Optimizer` (without clipping).
+        learning_rate: the rate of the other variables.
+        clipnorm: global gradient-norm clip, or None.
+        variables: every trained variable.
+        slow_key: a substring of the slow variables' paths.
+        slow_factor: their rate / `learning_rate`.
+
+    Raises:
+        ValueError: no variable's path contains `slow_key`.
+    """
+
+    def __init__(self, make, learning_rate, clipnorm, variables, slow_key, slow_factor):
+        super().__init__(name="two_rate_optimizer")
+        self.slow_key = slow_key
+        self.clipnorm = clipnorm
+        self.is_slow = [slow_key in variable.path for variable in variables]
+        if not any(self.is_slow):
+            raise ValueError(f"No variable's path contains `slow_key`. Received: slow_key={slow_key!r}, "
+                             f"paths {[variable.path for variable in variables]}")
+        self.fast = make(learning_rate)
+        self.slow = make(learning_rate * slow_factor)
+        self.fast.build([v for v, slow in zip(variables, self.is_slow) if not slow])
+        self.slow.build([v for v, slow in zip(variables, self.is_slow) if slow])
+
+    @property
+    def iterations(self):
+        return self.fast.iterations
+
+    def apply(self, gradients, variables):
+        gradients = [tf.convert_to_tensor(g) for g in gradients]
+        if self.clipnorm:
+            gradients, _ = tf.clip_by_global_norm(gradients, self.clipnorm)
+        for optimizer, want in ((self.fast, False), (self.slow, True)):
+            pairs = [(g, v) for g, v, slow in zip(gradients, variables, self.is_slow) if slow == want]
+            optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
 
 
 def checkpoint_manager(out_dir, max_to_keep=3, **objects):

@@ -157,6 +157,39 @@ def adding_lstm(units, chrono_timescale):
                          return_sequences=False, name="adding_lstm")
 
 
+# -- unitary / orthogonal recurrence: copying memory and the long adding problem -----------------------
+
+_COPYING_CARD = {
+    "task": "copying memory, T = 1000",
+    "paper": "Hochreiter & Schmidhuber 1997; Arjovsky, Shah & Bengio 2016; Lezcano-Casado & Martínez-Rubio 2019 "
+    "(expRNN)",
+    "data": "training.data.copying: 10 symbols of 8 categories, 1,000 blanks and a delimiter, recall the 10; "
+    "one-hot inputs over 10 ids, outputs over 9; memoryless baseline 10·ln 8 / 1020 = 0.0204 nats per step",
+    "export": _SERVING_NOTE.format("one-hot (B, T, 10) -> logits (B, T, 9)"),
+}
+
+
+@register("copying_exprnn", defaults={"units": 190},
+          card={**_COPYING_CARD, "recipe": "python -m training train copying_exprnn"}, example_input=_floats(10))
+def copying_exprnn(units):
+    return SequenceModel(9, units=units, cell="exprnn", name="copying_exprnn")
+
+
+@register("copying_lstm", defaults={"units": 128},
+          card={**_COPYING_CARD, "recipe": "python -m training train copying_lstm"}, example_input=_floats(10))
+def copying_lstm(units):
+    return SequenceModel(9, units=units, cell="peephole_lstm", cell_options={"use_peepholes": False},
+                         name="copying_lstm")
+
+
+@register("adding_exprnn", defaults={"units": 128},
+          card={**_ADDING_CARD, "task": "adding problem, T = 750", "paper": _ADDING_CARD["paper"] + "; "
+                "Lezcano-Casado & Martínez-Rubio 2019 (expRNN)", "recipe": "python -m training train adding_exprnn"},
+          example_input=_floats(2))
+def adding_exprnn(units):
+    return SequenceModel(1, units=units, cell="exprnn", return_sequences=False, name="adding_exprnn")
+
+
 # -- tagging with later context ----------------------------------------------------------
 
 _TAGGER_DEFAULTS = {"units": 32, "embedding_dim": 16, "vocabulary_size": 25, "num_tags": 4}

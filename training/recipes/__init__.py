@@ -7,7 +7,7 @@ through it. Gradient-trained recipes run on `training.loop.Trainer`; the echo
 state networks fit their readout in closed form.
 """
 
-from training.recipes.adding import AddingElmanRecipe, AddingGRURecipe, AddingRecipe
+from training.recipes.adding import AddingElmanRecipe, AddingExpRNNRecipe, AddingGRURecipe, AddingRecipe
 from training.recipes.binary_adder import BinaryAdderRecipe
 from training.recipes.char import (
     CharElmanRecipe,
@@ -15,6 +15,7 @@ from training.recipes.char import (
     CharLSTMRecipe,
     CharRecipe,
 )
+from training.recipes.copying import CopyingLSTMRecipe, CopyingRecipe
 from training.recipes.elman_grammar import ElmanGrammarRecipe
 from training.recipes.esn import ESNJaegerRecipe, ESNReadmeRecipe, fit_esn
 from training.recipes.seq2seq_addition import Seq2SeqAdditionRecipe
@@ -27,7 +28,8 @@ RECIPES = {
     recipe.model: recipe
     for recipe in (CharLSTMRecipe, CharGRURecipe, CharElmanRecipe, ElmanGrammarRecipe, BinaryAdderRecipe,
                    AddingRecipe, AddingGRURecipe, AddingElmanRecipe, TaggerRecipe, LSTMTaggerRecipe, TimingRecipe,
-                   ESNReadmeRecipe, ESNJaegerRecipe, Seq2SeqAdditionRecipe)
+                   ESNReadmeRecipe, ESNJaegerRecipe, Seq2SeqAdditionRecipe, CopyingRecipe, CopyingLSTMRecipe,
+                   AddingExpRNNRecipe)
 }
 
 

@@ -44,3 +44,8 @@ from zoo.layers.esn import EchoState, EchoStateCell  # noqa: E402
 from zoo.layers.ridge import RidgeReadout  # noqa: E402
 
 __all__ += ["EchoState", "EchoStateCell", "RidgeReadout"]
+
+from zoo.layers.unitary import ExpRNN, ExpRNNCell  # noqa: E402
+
+RECURRENT_LAYERS["exprnn"] = ExpRNN
+__all__ += ["ExpRNN", "ExpRNNCell"]
