@@ -10,7 +10,7 @@ import tensorflow as tf
 from tests import reference
 from training.data.mackey_glass import mackey_glass
 from zoo.layers._loop import TF_CHUNKS
-from zoo.layers.esn import SPARSE_MAX_CONNECTIVITY, EchoState, EchoStateCell, forecast
+from zoo.layers.esn import SPARSE_MAX_CONNECTIVITY, EchoState, EchoStateCell, forecast, harvest_states
 from zoo.layers.ridge import RidgeReadout
 
 B, T, I, H = 3, 9, 4, 20
@@ -176,6 +176,69 @@ def test_sparse_and_dense_recurrence_agree_with_the_equations(rng, connectivity)
     expected, _ = reference.run_sequence(step, xs, [np.zeros((2, 50))])
     np.testing.assert_allclose(eager, expected, rtol=1e-12, atol=1e-13)
     np.testing.assert_allclose(graph, expected, rtol=1e-12, atol=1e-13)
+
+
+# harvest_states: the NumPy path that fits readouts ------------------------------------------------
+
+
+@pytest.mark.parametrize("leak_rate, feedback_dim, batch", [(0.3, 0, 1), (1.0, 2, 3)])
+def test_harvest_states_are_the_layers_states(rng, leak_rate, feedback_dim, batch):
+    layer = EchoState(H, leak_rate=leak_rate, feedback_dim=feedback_dim, seed=5, return_sequences=True,
+                      return_state=True)
+    xs = rng.normal(size=(batch, T, I + feedback_dim))
+    initial = rng.normal(size=(batch, H))
+    expected, expected_x = layer(xs, initial_state=[initial])
+    states, x = harvest_states(layer, xs, [initial])
+    assert states.shape == (batch, T, H) and x.shape == (batch, H) and states.dtype == np.float64
+    np.testing.assert_allclose(states, expected, rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(x, expected_x, rtol=1e-13, atol=1e-14)
+    one, one_x = harvest_states(layer, xs[0], initial[0])  # a bare (T, I) sequence and (H,) state
+    assert one.shape == (T, H) and one_x.shape == (H,)
+    np.testing.assert_array_equal(one, states[0])
+    head, mid = harvest_states(layer, xs[:, :4], [initial])  # continuing from the final state is seamless
+    np.testing.assert_allclose(np.concatenate([head, harvest_states(layer, xs[:, 4:], mid)[0]], 1), states,
+                               rtol=1e-13, atol=1e-14)
+
+
+def test_harvest_states_noise_enters_inside_the_activation(rng):
+    layer = EchoState(H, leak_rate=0.5, seed=2)
+    xs = rng.normal(size=(1, T, I))
+    clean, _ = harvest_states(layer, xs)
+    noisy, _ = harvest_states(layer, xs, noise=1e-3, noise_seed=7)
+    np.testing.assert_array_equal(noisy, harvest_states(layer, xs, noise=1e-3, noise_seed=7)[0])
+    kernel, recurrent, bias = _weights(layer)
+    nu = 1e-3 * (np.random.default_rng(7).random((T, H, 1)) - 0.5)  # drawn as (T, H, B)
+    x, expected = np.zeros((1, H)), []
+    for t in range(T):
+        x = 0.5 * x + 0.5 * np.tanh(xs[:, t] @ kernel + x @ recurrent + bias + nu[t].T)
+        expected.append(x)
+    np.testing.assert_allclose(noisy[0], np.concatenate(expected), rtol=1e-12, atol=1e-14)
+    assert 1e-6 < np.abs(noisy - clean).max() < 1e-2
+
+
+def test_harvest_states_follows_loaded_weights(rng):
+    layer = EchoState(H, seed=1)
+    layer.build((None, None, I))
+    xs = rng.normal(size=(1, T, I))
+    before, _ = harvest_states(layer, xs)
+    other = EchoState(H, seed=2)
+    other.build((None, None, I))
+    layer.set_weights(other.get_weights())  # the cached CSR W must not survive this
+    np.testing.assert_array_equal(harvest_states(layer, xs)[0], harvest_states(other, xs)[0])
+    assert not np.array_equal(before, harvest_states(layer, xs)[0])
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda layer: harvest_states(layer, np.ones((2, 5, I)), np.ones((1, H))), r"`initial_state` must be \(2, 20"),
+        (lambda layer: harvest_states(layer, np.ones((1, 5, I)), noise=-1), r"`noise` must be a non-negative number"),
+        (lambda layer: harvest_states(EchoState(H, activation="relu"), np.ones((1, 5, I))), r"tanh reservoirs only"),
+    ],
+)  # fmt: skip
+def test_harvest_states_bad_arguments(call, message):
+    with pytest.raises(ValueError, match=message):
+        call(EchoState(H, seed=0))
 
 
 @pytest.mark.parametrize(

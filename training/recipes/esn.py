@@ -70,7 +70,7 @@ class ESNReadmeRecipe(ESNRecipe):
         """One-step-ahead test RMSE and R², the state carried on from the fit into the test part."""
         u_train, y_train, u_test, y_test = self.split()
         final = model.fit_readout(u_train[None], y_train[None])
-        predicted = np.asarray(model(u_test[None], initial_state=final))[0]
+        predicted = model.one_step(u_test[None], initial_state=final)[0][0]
         residual = np.sum((predicted - y_test) ** 2)
         return {"rmse": float(np.sqrt(residual / len(y_test))),
                 "r2": float(1 - residual / np.sum((y_test - y_test.mean()) ** 2))}
@@ -98,7 +98,7 @@ class ESNReadmeRecipe(ESNRecipe):
 
         u_train, _, u_test, y_test = self.split()
         _, final = model.states(u_train[None])  # the test part runs on from the state the training part left
-        predicted = np.asarray(model(u_test[None], initial_state=final))[0]
+        predicted = model.one_step(u_test[None], initial_state=final)[0][0]
         rmse = float(np.sqrt(np.mean((predicted - y_test) ** 2)))
         title = f"{self.model}: one-step forecast on the last {len(y_test)} samples (RMSE {rmse:.5f})"
         return {"forecast": plots.forecast_vs_truth(y_test, predicted, folder / "forecast.png", title).name}

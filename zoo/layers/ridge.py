@@ -104,9 +104,12 @@ class RidgeReadout(keras.layers.Layer):
         """
         if self.count == 0:
             raise ValueError("RidgeReadout.finalize needs data: call `partial_fit` first.")
+        import scipy.linalg
+
         regularised = self._cxx + self.ridge * np.eye(self._cxx.shape[0])
-        try:
-            w_out = np.linalg.solve(regularised, self._cxy)
+        try:  # symmetric positive definite for λ > 0: Cholesky, half the work of an LU solve
+            w_out = scipy.linalg.cho_solve(scipy.linalg.cho_factor(regularised, check_finite=False), self._cxy,
+                                           check_finite=False)
         except np.linalg.LinAlgError:  # singular with ridge=0: the minimum-norm solution
             w_out = np.linalg.lstsq(regularised, self._cxy, rcond=None)[0]
         self.kernel.assign(w_out)

@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 
-from zoo.layers.esn import EchoState, forecast
+from zoo.layers.esn import EchoState, forecast, harvest_states
 from zoo.layers.ridge import RidgeReadout
 
 __all__ = ["ESNForecaster"]
@@ -46,22 +46,39 @@ class ESNForecaster(keras.Model):
         self.reservoir = EchoState(return_sequences=True, return_state=True, name="reservoir", **self.reservoir_config)
         self.readout = RidgeReadout(output_dim, ridge=ridge, warmup=warmup, name="readout")
 
-    def states(self, inputs, initial_state=None):
-        """Reservoir states (B, T, H) and the final state [x]."""
-        states, x = self.reservoir(keras.ops.convert_to_tensor(inputs, "float64"), initial_state=initial_state)
+    def build(self, input_shape):
+        self.reservoir.build(input_shape)
+        if not self.readout.built:
+            self.readout.build((None, self.reservoir.cell.units))
+
+    def states(self, inputs, initial_state=None, noise=0.0, noise_seed=None):
+        """Reservoir states (B, T, H) and the final state [x], in float64 NumPy (`harvest_states`)."""
+        if not self.built:
+            self.build(np.shape(inputs))
+        states, x = harvest_states(self.reservoir, inputs, initial_state, noise=noise, noise_seed=noise_seed)
         return states, [x]
 
     def call(self, inputs, initial_state=None):
-        return self.readout(self.states(inputs, initial_state)[0])
+        states, _ = self.reservoir(keras.ops.convert_to_tensor(inputs, "float64"), initial_state=initial_state)
+        return self.readout(states)
 
-    def fit_readout(self, inputs, targets):
+    def one_step(self, inputs, initial_state=None):
+        """One-step predictions (B, T, O) in float64 NumPy and the final state [x]: `call` without a graph."""
+        states, final = self.states(inputs, initial_state)
+        return self.readout.predict(states), final
+
+    def fit_readout(self, inputs, targets, noise=0.0, noise_seed=None):
         """Drives the reservoir over `inputs` (B, T, I) and fits the readout to `targets` (B, T, O).
+
+        Args:
+            inputs, targets: as above.
+            noise, noise_seed: state noise while harvesting (see `harvest_states`); 0 for none.
 
         Returns:
             The final reservoir state [x], to continue the same trajectory.
         """
-        states, final = self.states(inputs)
-        self.readout.fit(np.asarray(states), np.asarray(targets, np.float64))
+        states, final = self.states(inputs, noise=noise, noise_seed=noise_seed)
+        self.readout.fit(states, np.asarray(targets, np.float64))
         return final
 
     def forecast(self, warmup_inputs, steps, initial_state=None):
