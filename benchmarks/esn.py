@@ -31,6 +31,7 @@ the choice. Results: `benchmarks/results/esn.json` (`--out`).
 
 import argparse
 import json
+import os
 import pathlib
 import time
 
@@ -154,15 +155,26 @@ def readme_protocol(units, seed, names, rounds, check_radius=False):
     return row
 
 
+def _vm(field):
+    """A /proc/self/status figure in MiB (Linux)."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":")) / 1024
+
+
 def _memory_worker(name, units, seed):
-    """Peak RSS of one contender's build + fit + forecast, in a fresh process: printed as JSON."""
-    import resource
+    """Peak RSS of one contender's build + fit + forecast, in a fresh process, printed as JSON. The peak is
+    reset (Linux clear_refs) after the imports and the data, so TensorFlow's import peak is not counted."""
+    import tracemalloc
 
     data = readme_split()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux; TensorFlow and data loaded
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    before = _vm("VmRSS")
+    tracemalloc.start()
     CONTENDERS[name](units, seed).fit_forecast(*data[:3])
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"peak_rss_mib": peak / 1024, "peak_rss_over_imports_mib": (peak - before) / 1024}))
+    traced = tracemalloc.get_traced_memory()[1] / 2**20
+    print(json.dumps({"rss_before_mib": before, "peak_rss_mib": _vm("VmHWM"),
+                      "peak_rss_over_start_mib": _vm("VmHWM") - before, "tracemalloc_peak_mib": traced}))
 
 
 def memory(names, units, seed):
@@ -245,6 +257,7 @@ def main(argv=None):
     result = {"machine": describe_machine(), "reservoirpy": reservoirpy_version, "protocol": README, "readme": []}
     names = ["zoo"] + (["zoo_layer"] if args.layer_too else []) + (["reservoirpy"] if reservoirpy_version else [])
     result["rounds"] = args.rounds
+    result["blas_threads"] = {k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
     for units in args.units:
         for seed in args.seeds:
             result["readme"].append(readme_protocol(units, seed, names, args.rounds, args.check_radius))

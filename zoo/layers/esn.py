@@ -503,9 +503,10 @@ def harvest_states(reservoir, inputs, initial_state=None, noise=0.0, noise_seed=
         projected, x = projected[..., 0], x[:, 0]
     states = np.empty((steps, *x.shape))
     keep, lr = 1.0 - cell.leak_rate, cell.leak_rate
+    accumulate = _csr_accumulate(w, batch)
     for t in range(steps):
-        pre = w @ x
-        pre += projected[t]
+        pre = projected[t].copy()
+        accumulate(x, pre)  # pre += W·x
         np.tanh(pre, out=pre)
         if lr != 1.0:  # (1 − lr)·x + lr·f, rounded as the layer rounds it
             pre *= lr
@@ -515,6 +516,30 @@ def harvest_states(reservoir, inputs, initial_state=None, noise=0.0, noise_seed=
     states = np.transpose(states.reshape(steps, cell.units, batch), (2, 0, 1))  # (B, T, H)
     x = np.ascontiguousarray(x.reshape(cell.units, batch).T)
     return (states[0], x[0]) if single else (states, x)
+
+
+def _csr_accumulate(w, batch):
+    """A function `(x, out)` doing out += W·x for a CSR W and x of shape (H,) or (H, B) in C order.
+
+    SciPy's own kernel, called directly: its `@` spends longer checking and
+    dispatching than multiplying for a few hundred units, and the loop calls it
+    at every step. `_sparsetools` is private, so `@` stays the fallback.
+    """
+    try:
+        from scipy.sparse import _sparsetools
+    except ImportError:
+        _sparsetools = None
+    if _sparsetools is None or w.dtype != np.float64 or w.indices.dtype != np.int32:
+
+        def accumulate(x, out):
+            out += w @ x
+
+        return accumulate
+    rows, cols = w.shape
+    indptr, indices, data = w.indptr, w.indices, w.data
+    if batch == 1:
+        return lambda x, out: _sparsetools.csr_matvec(rows, cols, indptr, indices, data, x, out)
+    return lambda x, out: _sparsetools.csr_matvecs(rows, cols, batch, indptr, indices, data, x.ravel(), out.ravel())
 
 
 def _numpy(weight):
