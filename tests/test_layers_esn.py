@@ -308,12 +308,47 @@ def test_ridge_does_not_regularise_the_bias(rng):
     np.testing.assert_allclose(exact.bias.numpy(), [7.0], rtol=1e-10)
 
 
+def test_online_readout_converges_to_the_ridge_solution_on_a_stationary_stream(rng):
+    """Recursive least squares over a stream of batches ends where the closed form on all of it is."""
+    mixing = rng.normal(size=(8, 8))
+    x = np.tanh(rng.normal(size=(12, 60, 8)) @ mixing + 0.5)  # stationary, correlated, off-centre states
+    y = x @ rng.normal(size=(8, 2)) - 1.5 + 0.05 * rng.normal(size=(12, 60, 2))
+    closed = RidgeReadout(ridge=1e-2, warmup=5).fit(x, y)
+    online = RidgeReadout(ridge=1e-2, warmup=5, online=True)
+    distances = []
+    for batch in range(12):  # the readout is usable after every batch
+        online.partial_fit(x[batch : batch + 1], y[batch : batch + 1])
+        distances.append(np.abs(online.kernel.numpy() - closed.kernel.numpy()).max())
+    assert online.finalize() is online and online.count == closed.count == 12 * 55
+    np.testing.assert_allclose(online.kernel.numpy(), closed.kernel.numpy(), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(online.bias.numpy(), closed.bias.numpy(), rtol=1e-6, atol=1e-7)
+    assert distances[-1] < 1e-3 * distances[0]
+    exact = RidgeReadout(ridge=1e-2, warmup=5)  # exactly the ridge with the bias penalised by λ·prior
+    rows = np.concatenate([x[:, 5:].reshape(-1, 8), np.ones((12 * 55, 1))], axis=1)
+    penalty = 1e-2 * np.diag([1.0] * 8 + [RidgeReadout.ONLINE_BIAS_PRIOR])
+    w = np.linalg.solve(rows.T @ rows + penalty, rows.T @ y[:, 5:].reshape(-1, 2))
+    np.testing.assert_allclose(online.kernel.numpy(), w[:-1], rtol=1e-9, atol=1e-10)
+    assert exact.get_config()["online"] is False and online.get_config()["forgetting"] == 1.0
+
+
+def test_online_readout_with_forgetting_tracks_a_change():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(2, 400, 3))
+    y = np.concatenate([x[:1] @ np.ones((3, 1)), x[1:] @ -np.ones((3, 1))])  # the map flips halfway
+    tracking = RidgeReadout(ridge=1e-3, online=True, forgetting=0.95).fit(x, y)
+    np.testing.assert_allclose(tracking.kernel.numpy(), -np.ones((3, 1)), atol=1e-6)
+    remembering = RidgeReadout(ridge=1e-3, online=True).fit(x, y)
+    assert np.abs(remembering.kernel.numpy()).max() < 0.2  # the average of both halves
+
+
 @pytest.mark.parametrize(
     "make, message",
     [
         (lambda: RidgeReadout(ridge=-1), r"`ridge` must be a non-negative number. Received: ridge=-1"),
         (lambda: RidgeReadout(warmup=-2), r"`warmup` must be a non-negative integer. Received: warmup=-2"),
         (lambda: RidgeReadout(units=0), r"`units` must be a positive integer or None. Received: units=0"),
+        (lambda: RidgeReadout(online=True), r"needs `ridge` > 0. Received: ridge=0, online=True"),
+        (lambda: RidgeReadout(ridge=1, online=True, forgetting=0), r"`forgetting` must be a number in \(0, 1\]"),
         (lambda: RidgeReadout(warmup=5).fit(np.ones((5, 2)), np.ones((5, 1))), r"longer than `warmup`"),
         (lambda: RidgeReadout().fit(np.ones((5, 2)), np.ones((4, 1))), r"same B and T"),
         (lambda: RidgeReadout().finalize(), r"call `partial_fit` first"),
@@ -324,6 +359,8 @@ def test_ridge_does_not_regularise_the_bias(rng):
 def test_ridge_bad_arguments(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+    with pytest.raises(TypeError, match=r"`online` must be True or False. Received: online='yes'"):
+        RidgeReadout(ridge=1, online="yes")
 
 
 # Mackey–Glass, reservoirpy's README protocol ----------------------------------------------------
