@@ -11,7 +11,7 @@ from zoo._checks import check_non_negative_int, check_number, check_positive_int
 from zoo.layers._cell import get_activation, project
 from zoo.layers._loop import RecurrentLayer, run_time_loop
 
-__all__ = ["EchoStateCell", "EchoState", "forecast", "draw_reservoir_weights", "harvest_states"]
+__all__ = ["EchoStateCell", "EchoState", "forecast", "closed_loop", "draw_reservoir_weights", "harvest_states"]
 
 # On TensorFlow, W is multiplied as a sparse matrix when at most this fraction of
 # its entries is nonzero. TensorFlow's sparse·dense kernel costs several dense
@@ -419,24 +419,36 @@ def forecast(reservoir, readout, warmup_inputs, steps, initial_state=None):
     output_dim = readout(states[0]).shape[-1]
     _check_closed_loop(cell, output_dim)
 
-    def closed_loop_step(_, states):
-        y = ops.cast(readout(states[0]), dtype)  # (B, O)
-        u = ops.concatenate([y, y], axis=-1) if cell.feedback_dim else y
-        return y, cell(cell.project_inputs(u[:, None, :])[:, 0], states)[1]
-
     def run(warmup_inputs, states):
         with cell.recurrence():
             if warmup_inputs.shape[1] != 0:
                 states = run_time_loop(cell, cell.project_inputs(warmup_inputs), states, cell.output_size)[2]
-            clock = ops.zeros((batch, steps, 1), dtype=dtype)  # only sets the number of steps
-            predictions, _, states = run_time_loop(closed_loop_step, clock, states, output_dim)
-        return predictions, states
+            return closed_loop(cell, readout, states, steps, output_dim)
 
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
         run = tf.function(run)
     return run(warmup_inputs, states)
+
+
+def closed_loop(cell, readout, states, steps, output_dim):
+    """`steps` closed-loop predictions from `states`: (B, steps, O) and the final states.
+
+    The body shared by `forecast` and graphs built on it (the exported
+    `forecast` signature of `zoo.models.ESNForecaster`, where `steps` is a
+    tensor); run it inside `cell.recurrence()`.
+    """
+    dtype = states[0].dtype
+
+    def step(_, states):
+        y = ops.cast(readout(states[0]), dtype)  # (B, O)
+        u = ops.concatenate([y, y], axis=-1) if cell.feedback_dim else y
+        return y, cell(cell.project_inputs(u[:, None, :])[:, 0], states)[1]
+
+    clock = ops.zeros((ops.shape(states[0])[0], steps, 1), dtype=dtype)  # only sets the number of steps
+    predictions, _, states = run_time_loop(step, clock, states, output_dim)
+    return predictions, states
 
 
 def harvest_states(reservoir, inputs, initial_state=None, noise=0.0, noise_seed=None):
