@@ -200,6 +200,24 @@ def test_harvest_states_are_the_layers_states(rng, leak_rate, feedback_dim, batc
                                rtol=1e-13, atol=1e-14)
 
 
+@pytest.mark.parametrize("batch", [1, 3])
+def test_the_direct_csr_kernel_and_scipys_matmul_agree(rng, batch):
+    import scipy.sparse
+
+    from zoo.layers.esn import _csr_accumulate
+
+    w = scipy.sparse.random(40, 40, density=0.1, format="csr", random_state=1)
+    x = rng.normal(size=(40, batch)).squeeze(-1) if batch == 1 else rng.normal(size=(40, batch))
+    start = rng.normal(size=x.shape)
+    direct, fallback = start.copy(), start.copy()
+    _csr_accumulate(w, batch)(x, direct)
+    wide = w.copy()
+    wide.indices = wide.indices.astype(np.int64)  # not the kernel's int32 indices: `@` instead
+    _csr_accumulate(wide, batch)(x, fallback)
+    np.testing.assert_allclose(direct, start + w @ x, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(fallback, start + w @ x, rtol=1e-14, atol=1e-15)
+
+
 def test_harvest_states_noise_enters_inside_the_activation(rng):
     layer = EchoState(H, leak_rate=0.5, seed=2)
     xs = rng.normal(size=(1, T, I))
