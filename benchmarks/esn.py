@@ -226,10 +226,11 @@ def validate(seeds=(0, 1, 2, 3), history_seeds=(1, 2)):
             "history_seeds": list(history_seeds), "rows": rows}
 
 
-NOISE_LEVELS = (0.0, 1e-7, 1e-6, 1e-5)
+# Sized for the shared 2-core machine (an earlier scratch search covered 1e-9-1e-5, BENCHMARKS.md).
+NOISE_LEVELS = (0.0, 1e-6)
 
 
-def jaeger_options(validation_seeds=(0, 1), history_seeds=(1, 2), test_seeds=range(10), big_seeds=range(5)):
+def jaeger_options(validation_seeds=(0, 1), history_seeds=(1,), test_seeds=range(10), big_seeds=range(3)):
     """State noise chosen on validation series; then the test series at 400 units and at 1,000 (Jaeger & Haas 2004's
     size, the same hyperparameters otherwise)."""
 
