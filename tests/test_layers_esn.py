@@ -252,6 +252,7 @@ def test_harvest_states_follows_loaded_weights(rng):
         (lambda layer: harvest_states(layer, np.ones((2, 5, I)), np.ones((1, H))), r"`initial_state` must be \(2, 20"),
         (lambda layer: harvest_states(layer, np.ones((1, 5, I)), noise=-1), r"`noise` must be a non-negative number"),
         (lambda layer: harvest_states(EchoState(H, activation="relu"), np.ones((1, 5, I))), r"tanh reservoirs only"),
+        (lambda layer: harvest_states(EchoState(H, go_backwards=True), np.ones((1, 5, I))), r"go_backwards=True"),
     ],
 )  # fmt: skip
 def test_harvest_states_bad_arguments(call, message):

@@ -485,10 +485,13 @@ def harvest_states(reservoir, inputs, initial_state=None, noise=0.0, noise_seed=
 
     Raises:
         ValueError: on a bad `noise` or a state of the wrong shape, or when the
-            reservoir's activation is not tanh (use the layer then).
+            reservoir's activation is not tanh or it runs backwards (use the layer then).
     """
     check_number("noise", noise, 0)
     cell = reservoir.cell
+    if reservoir.go_backwards:
+        raise ValueError("`harvest_states` runs forward in time; call the layer for `go_backwards=True`. "
+                         "Received: go_backwards=True")
     if activations.serialize(cell.activation) != "tanh":
         raise ValueError(
             "`harvest_states` runs tanh reservoirs only; call the `EchoState` layer for other activations. "
