@@ -458,10 +458,11 @@ def harvest_states(reservoir, inputs, initial_state=None, noise=0.0, noise_seed=
     readout, where nothing is traced or differentiated. The input projection
     runs once for all steps; each step is one CSR matrix-vector product, an
     add, a tanh and the leak, in place. TensorFlow's while loop with its
-    sparse·dense kernel took 1.4–1.8 s for reservoirpy's README protocol at
-    2,000 units on 2 cores, this loop a fraction of it
-    (`python -m benchmarks.esn`, benchmarks/results/esn.json). The layer stays
-    the one exported: its graph is what a SavedModel serves.
+    sparse·dense kernel made a fit + forecast of reservoirpy's README protocol
+    0.44–0.61× as fast as reservoirpy's; with this loop it is 1.1–1.8× (median
+    rounds, 100–5,000 units; `python -m benchmarks.esn`,
+    benchmarks/results/esn.json). The layer stays the one exported: its graph
+    is what a SavedModel serves.
 
     Optional state noise (Jaeger 2001's regulariser of free-running ESNs):
     with `noise` > 0, every step adds `noise`·U(−1/2, 1/2) inside the
