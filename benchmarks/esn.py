@@ -1,32 +1,39 @@
 """Echo state network: accuracy and fit + forecast time against reservoirpy.
 
-    python -m benchmarks.esn                   # README protocol at 100 and 2,000 units, + NRMSE84
-    python -m benchmarks.esn --units 100 --seeds 0 1 2 --skip-nrmse84
+    python -m benchmarks.esn                   # README protocol at 100, 400, 2,000, 5,000 units, memory, NRMSE84
+    python -m benchmarks.esn --units 100 --rounds 3 --skip-nrmse84 --skip-memory
     python -m benchmarks.esn --check-radius    # + the exact spectral radius of reservoirpy's W (dense eig)
-    python -m benchmarks.esn --dense-too       # + the zoo with a dense W (its path before the sparse one)
+    python -m benchmarks.esn --layer-too       # + the zoo's states from the Keras layer (its path before)
     python -m benchmarks.esn --validate        # NRMSE84 of esn_mackey_glass_jaeger's neighbours, validation series
+    python -m benchmarks.esn --jaeger-options  # NRMSE84 with state noise (chosen on validation), and 1,000 units
 
 reservoirpy's README protocol (see docs/tasks-and-anchors.md):
 2,000 steps of its Mackey–Glass series, one-step-ahead pairs, the last 20%
 for test; ESN with spectral radius 1.25, leak 0.3, ridge 1e-5, 100 warm-up
-steps; state carried from fit into forecast. Reported per seed: test RMSE and
-R² of the zoo (`EchoState` + `RidgeReadout`) and, when reservoirpy is
-installed (`pip install .[bench]`), of reservoirpy on the same series, and
-the time of each, measured in the same run, alternating the two:
+steps; state carried from fit into forecast. Reported per size: test RMSE and
+R² of the zoo (`EchoState` states by `harvest_states`, `RidgeReadout`) and,
+when reservoirpy is installed (`pip install .[bench]`), of reservoirpy on the
+same series, and the time of each, measured in the same run:
 
 - cold: build (weights drawn, spectral radius computed; `build_s` alone), fit, forecast;
-- warm: fit and forecast again with the built objects (the zoo's graph traced).
+- warm: fit and forecast again with the built objects, `--rounds` rounds, the
+  contenders interleaved (order reversed every other round); ratio =
+  reservoirpy / zoo per round, median and range reported;
+- memory: peak RSS of build + fit + forecast at `--memory-units`, each
+  contender in a fresh process (`--memory-worker`).
 
 Jaeger 2001's NRMSE84 (≤ 400 units, `training.recipes.ESNJaegerRecipe`):
 teacher-force 1,000 steps, run free 84, NRMSE of step 84 over 20 runs, for
 the tuned `esn_mackey_glass_jaeger` and for the untuned `EchoState` defaults.
 `--validate` measures the tuned configuration and its neighbours (one
 hyperparameter moved at a time) on validation series only, the evidence for
-the choice. Results: `benchmarks/results/esn.json` (`--out`).
+the choice. Results: `benchmarks/results/esn.json` (`--out`); the NRMSE84 block
+in `esn_nrmse84.json` beside it.
 """
 
 import argparse
 import json
+import os
 import pathlib
 import time
 
@@ -37,8 +44,7 @@ import zoo
 from benchmarks.machine import describe_machine
 from training.data.mackey_glass import mackey_glass
 from training.recipes import fit_esn, recipe_for
-from zoo.layers import esn as esn_module
-from zoo.layers.esn import EchoState
+from zoo.layers.esn import EchoState, harvest_states
 from zoo.layers.ridge import RidgeReadout
 
 README = {"spectral_radius": 1.25, "leak_rate": 0.3, "ridge": 1e-5, "warmup": 100}
@@ -59,42 +65,39 @@ def scores(prediction, truth):
 
 
 class ZooESN:
-    """The zoo's README ESN: reservoir run in a `tf.function`, ridge readout in NumPy float64."""
+    """The zoo's README ESN as a user fits it: `EchoState` + `harvest_states` (NumPy, CSR W) + `RidgeReadout`."""
 
     def __init__(self, units, seed):
-        self.reservoir = EchoState(
-            units,
-            spectral_radius=README["spectral_radius"],
-            leak_rate=README["leak_rate"],
-            seed=seed,
-            return_sequences=True,
-            return_state=True,
-        )
-        # One trace for any length, fitting (from zeros) and forecasting (from the fitted state) alike.
-        self.run_reservoir = tf.function(
-            lambda u, x: self.reservoir(u, initial_state=[x]),
+        self.reservoir = EchoState(units, spectral_radius=README["spectral_radius"], leak_rate=README["leak_rate"],
+                                   seed=seed)
+        self.readout = RidgeReadout(ridge=README["ridge"], warmup=README["warmup"])
+        self.reservoir.build((1, None, 1))  # W drawn and its spectral radius computed here (timed as build_s)
+
+    def fit_forecast(self, u_train, y_train, u_test):
+        states, x = harvest_states(self.reservoir, u_train)
+        self.readout.fit(states, y_train)
+        return self.readout.predict(harvest_states(self.reservoir, u_test, x)[0])  # the state carried on
+
+
+class ZooLayerESN(ZooESN):
+    """The same model with the states from the Keras layer in one `tf.function` (the path before `harvest_states`)."""
+
+    def __init__(self, units, seed):
+        super().__init__(units, seed)
+        layer = EchoState(units, spectral_radius=README["spectral_radius"], leak_rate=README["leak_rate"], seed=seed,
+                          return_sequences=True, return_state=True)
+        layer.build((1, None, 1))
+        self.run_reservoir = tf.function(  # one trace for any length, from zeros and from the fitted state alike
+            lambda u, x: layer(u, initial_state=[x]),
             input_signature=[tf.TensorSpec([1, None, 1], tf.float64), tf.TensorSpec([1, units], tf.float64)],
         )
-        self.readout = RidgeReadout(ridge=README["ridge"], warmup=README["warmup"])
         self.units = units
-        self.reservoir.build((1, None, 1))  # W drawn and its spectral radius computed here (timed as build_s)
 
     def fit_forecast(self, u_train, y_train, u_test):
         states, x = self.run_reservoir(tf.constant(u_train[None]), tf.zeros((1, self.units), tf.float64))
         self.readout.fit(states, y_train[None])
-        states, _ = self.run_reservoir(tf.constant(u_test[None]), x)  # the state carried on
+        states, _ = self.run_reservoir(tf.constant(u_test[None]), x)
         return self.readout.predict(states[0])
-
-
-class ZooDenseESN(ZooESN):
-    """`ZooESN` with W multiplied as a dense matrix (the layer before its sparse path): the same-run A/B."""
-
-    def fit_forecast(self, *data):
-        saved, esn_module.SPARSE_MAX_CONNECTIVITY = esn_module.SPARSE_MAX_CONNECTIVITY, 0.0
-        try:  # the trace (first call) reads the threshold; later calls run that trace
-            return super().fit_forecast(*data)
-        finally:
-            esn_module.SPARSE_MAX_CONNECTIVITY = saved
 
 
 class ReservoirpyESN:
@@ -115,38 +118,80 @@ class ReservoirpyESN:
         return self.esn.run(u_test)
 
 
-def _timed(make, units, seed, data, check_radius=False):
-    start = time.perf_counter()
-    model = make(units, seed)
-    build = time.perf_counter() - start
-    prediction = model.fit_forecast(*data[:3])
-    cold = time.perf_counter() - start
-    start = time.perf_counter()
-    model.fit_forecast(*data[:3])
-    warm = time.perf_counter() - start
-    row = {**scores(np.asarray(prediction).reshape(data[3].shape), data[3]), "cold_s": cold, "warm_s": warm,
-           "build_s": build}
-    if check_radius:  # after the timings: a dense eigendecomposition
-        row["exact_spectral_radius"] = model.exact_spectral_radius()
+CONTENDERS = {"zoo": ZooESN, "zoo_layer": ZooLayerESN, "reservoirpy": ReservoirpyESN}
+
+
+def _spread(values):
+    return {"median": float(np.median(values)), "min": float(np.min(values)), "max": float(np.max(values))}
+
+
+def readme_protocol(units, seed, names, rounds, check_radius=False):
+    """Cold (build + first fit + forecast) once per contender, then `rounds` warm rounds, contenders interleaved
+    and their order reversed every other round; ratios = reservoirpy time / zoo time of the same round."""
+    data = readme_split()
+    models, row = {}, {"units": units, "seed": seed}
+    for name in names:
+        start = time.perf_counter()
+        models[name] = CONTENDERS[name](units, seed)
+        build = time.perf_counter() - start
+        prediction = models[name].fit_forecast(*data[:3])
+        row[name] = {**scores(np.asarray(prediction).reshape(data[3].shape), data[3]), "build_s": build,
+                     "cold_s": time.perf_counter() - start, "warm_rounds_s": []}
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            start = time.perf_counter()
+            models[name].fit_forecast(*data[:3])
+            row[name]["warm_rounds_s"].append(time.perf_counter() - start)
+    for name in names:
+        row[name]["warm_s"] = float(np.median(row[name]["warm_rounds_s"]))
+        row[name]["warm_spread_s"] = _spread(row[name]["warm_rounds_s"])
+    if "reservoirpy" in names:
+        zoo_rounds = np.asarray(row["zoo"]["warm_rounds_s"])
+        ratios = np.asarray(row["reservoirpy"]["warm_rounds_s"]) / zoo_rounds
+        row["warm_ratio_reservoirpy_over_zoo"] = _spread(ratios)
+        row["warm_time_ratio_reservoirpy_over_zoo"] = float(np.median(ratios))
+        row["cold_time_ratio_reservoirpy_over_zoo"] = row["reservoirpy"]["cold_s"] / row["zoo"]["cold_s"]
+        if check_radius:  # after the timings: a dense eigendecomposition
+            row["reservoirpy"]["exact_spectral_radius"] = models["reservoirpy"].exact_spectral_radius()
+    print(json.dumps({k: v for k, v in row.items()}), flush=True)
     return row
 
 
-def readme_protocol(units, seeds, with_reservoirpy, check_radius=False, dense_too=False):
+def _vm(field):
+    """A /proc/self/status figure in MiB (Linux)."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":")) / 1024
+
+
+def _memory_worker(name, units, seed):
+    """Peak RSS of one contender's build + fit + forecast, in a fresh process, printed as JSON. The peak is
+    reset (Linux clear_refs) after the imports and the data, so TensorFlow's import peak is not counted."""
+    import tracemalloc
+
     data = readme_split()
-    rows = []
-    for seed in seeds:
-        row = {"units": units, "seed": seed, "zoo": _timed(ZooESN, units, seed, data)}
-        if dense_too:
-            row["zoo_dense"] = _timed(ZooDenseESN, units, seed, data)
-        if with_reservoirpy:
-            row["reservoirpy"] = _timed(ReservoirpyESN, units, seed, data, check_radius)
-            for kind in ("cold", "warm"):
-                row[f"{kind}_time_ratio_reservoirpy_over_zoo"] = (
-                    row["reservoirpy"][f"{kind}_s"] / row["zoo"][f"{kind}_s"]
-                )
-        rows.append(row)
-        print(json.dumps(row), flush=True)
-    return rows
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    before = _vm("VmRSS")
+    tracemalloc.start()
+    CONTENDERS[name](units, seed).fit_forecast(*data[:3])
+    traced = tracemalloc.get_traced_memory()[1] / 2**20
+    print(json.dumps({"rss_before_mib": before, "peak_rss_mib": _vm("VmHWM"),
+                      "peak_rss_over_start_mib": _vm("VmHWM") - before, "tracemalloc_peak_mib": traced}))
+
+
+def memory(names, units, seed):
+    """`_memory_worker` of each contender in its own process."""
+    import subprocess
+    import sys
+
+    out = {}
+    for name in names:
+        command = [sys.executable, "-m", "benchmarks.esn", "--memory-worker", name, "--units", str(units),
+                   "--seeds", str(seed)]
+        lines = subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip().splitlines()
+        out[name] = json.loads(lines[-1])
+        print(name, units, out[name], flush=True)
+    return {"units": units, "seed": seed, **out}
 
 
 # EchoState's defaults with ridge 1e-8: the figure before any tuning (BENCHMARKS.md keeps it for comparison).
@@ -181,14 +226,49 @@ def validate(seeds=(0, 1, 2, 3), history_seeds=(1, 2)):
             "history_seeds": list(history_seeds), "rows": rows}
 
 
+# Sized for the shared 2-core machine (an earlier scratch search covered 1e-9-1e-5, BENCHMARKS.md).
+NOISE_LEVELS = (0.0, 1e-6)
+
+
+def jaeger_options(validation_seeds=(0, 1), history_seeds=(1,), test_seeds=range(10), big_seeds=range(3)):
+    """State noise chosen on validation series; then the test series at 400 units and at 1,000 (Jaeger & Haas 2004's
+    size, the same hyperparameters otherwise)."""
+
+    def run(seeds, history_seed=-1, **fields):
+        recipe = {"history_seed": history_seed, **fields}
+        return {s: fit_esn(recipe_for("esn_mackey_glass_jaeger", seed=s, **recipe))[1]["nrmse84"] for s in seeds}
+
+    rows = []
+    for noise in NOISE_LEVELS:
+        values = [v for h in history_seeds for v in run(validation_seeds, h, state_noise=noise).values()]
+        rows.append({"state_noise": noise, "validation_geometric_mean": float(np.exp(np.mean(np.log(values)))),
+                     "values": values})
+        print(json.dumps(rows[-1]), flush=True)
+    chosen = min(rows, key=lambda r: r["validation_geometric_mean"])["state_noise"]
+    test = run(test_seeds, state_noise=chosen)
+    print("test", json.dumps(test), flush=True)
+    big = run(big_seeds, state_noise=chosen, overrides={"units": 1000})
+    print("1000 units", json.dumps(big), flush=True)
+    return {"validation": {"reservoir_seeds": list(validation_seeds), "history_seeds": list(history_seeds),
+                           "rows": rows},
+            "chosen_state_noise": chosen, "test_400": test, "median_test_400": float(np.median(list(test.values()))),
+            "test_1000": big, "median_test_1000": float(np.median(list(big.values()))), "bar": 2.8e-4}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--units", type=int, nargs="+", default=[100, 2000])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--units", type=int, nargs="+", default=[100, 400, 2000, 5000])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--rounds", type=int, default=7, help="warm rounds per size, contenders interleaved")
     parser.add_argument("--skip-nrmse84", action="store_true")
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--memory-units", type=int, default=5000)
+    parser.add_argument("--memory-worker", choices=sorted(CONTENDERS), help=argparse.SUPPRESS)
     parser.add_argument("--nrmse84-seeds", type=int, default=10, help="reservoir seeds 0..N-1 for NRMSE84")
     parser.add_argument("--check-radius", action="store_true", help="exact spectral radius of reservoirpy's W")
-    parser.add_argument("--dense-too", action="store_true", help="also the zoo with W multiplied densely (A/B)")
+    parser.add_argument("--layer-too", action="store_true", help="also the zoo with states from the Keras layer")
+    parser.add_argument("--jaeger-options", action="store_true",
+                        help="only NRMSE84 with state noise (chosen on validation) and at 1,000 units")
     parser.add_argument("--validate", action="store_true", help="only the validation of the NRMSE84 configuration")
     parser.add_argument("--out", help="default: benchmarks/results/esn.json (esn_validation.json with --validate)")
     args = parser.parse_args(argv)
@@ -198,6 +278,15 @@ def main(argv=None):
         reservoirpy_version = reservoirpy.__version__
     except ImportError:
         reservoirpy_version = None
+    if args.memory_worker:
+        _memory_worker(args.memory_worker, args.units[0], args.seeds[0])
+        return
+    if args.jaeger_options:
+        result = {"machine": describe_machine(), "jaeger_options": jaeger_options()}
+        out = pathlib.Path(args.out or "benchmarks/results/esn_jaeger_options.json")
+        out.write_text(json.dumps(result, indent=2))
+        print(f"wrote {out}")
+        return
     if args.validate:
         result = {"machine": describe_machine(), "validation": validate()}
         out = pathlib.Path(args.out or "benchmarks/results/esn_validation.json")
@@ -205,9 +294,14 @@ def main(argv=None):
         print(f"wrote {out}")
         return
     result = {"machine": describe_machine(), "reservoirpy": reservoirpy_version, "protocol": README, "readme": []}
+    names = ["zoo"] + (["zoo_layer"] if args.layer_too else []) + (["reservoirpy"] if reservoirpy_version else [])
+    result["rounds"] = args.rounds
+    result["blas_threads"] = {k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
     for units in args.units:
-        result["readme"] += readme_protocol(units, args.seeds, reservoirpy_version is not None, args.check_radius,
-                                            args.dense_too)
+        for seed in args.seeds:
+            result["readme"].append(readme_protocol(units, seed, names, args.rounds, args.check_radius))
+    if not args.skip_memory:
+        result["memory"] = memory([n for n in names if n != "zoo_layer"], args.memory_units, args.seeds[0])
     if not args.skip_nrmse84:
         seeds = range(args.nrmse84_seeds)
         tuned, untuned = nrmse84(seeds), nrmse84(seeds, **UNTUNED)
@@ -217,6 +311,9 @@ def main(argv=None):
             "median_untuned": float(np.median(list(untuned.values()))),
         }
         print("NRMSE84", json.dumps(result["nrmse84"]))
+        nrmse84_out = pathlib.Path(args.out or "benchmarks/results/esn.json").with_name("esn_nrmse84.json")
+        nrmse84_out.write_text(json.dumps({"machine": result["machine"], "nrmse84": result.pop("nrmse84")}, indent=2))
+        print(f"wrote {nrmse84_out}")
     out = pathlib.Path(args.out or "benchmarks/results/esn.json")
     out.write_text(json.dumps(result, indent=2))
     print(f"wrote {out}")

@@ -10,7 +10,7 @@ import tensorflow as tf
 from tests import reference
 from training.data.mackey_glass import mackey_glass
 from zoo.layers._loop import TF_CHUNKS
-from zoo.layers.esn import SPARSE_MAX_CONNECTIVITY, EchoState, EchoStateCell, forecast
+from zoo.layers.esn import SPARSE_MAX_CONNECTIVITY, EchoState, EchoStateCell, forecast, harvest_states
 from zoo.layers.ridge import RidgeReadout
 
 B, T, I, H = 3, 9, 4, 20
@@ -178,6 +178,88 @@ def test_sparse_and_dense_recurrence_agree_with_the_equations(rng, connectivity)
     np.testing.assert_allclose(graph, expected, rtol=1e-12, atol=1e-13)
 
 
+# harvest_states: the NumPy path that fits readouts ------------------------------------------------
+
+
+@pytest.mark.parametrize("leak_rate, feedback_dim, batch", [(0.3, 0, 1), (1.0, 2, 3)])
+def test_harvest_states_are_the_layers_states(rng, leak_rate, feedback_dim, batch):
+    layer = EchoState(H, leak_rate=leak_rate, feedback_dim=feedback_dim, seed=5, return_sequences=True,
+                      return_state=True)
+    xs = rng.normal(size=(batch, T, I + feedback_dim))
+    initial = rng.normal(size=(batch, H))
+    expected, expected_x = layer(xs, initial_state=[initial])
+    states, x = harvest_states(layer, xs, [initial])
+    assert states.shape == (batch, T, H) and x.shape == (batch, H) and states.dtype == np.float64
+    np.testing.assert_allclose(states, expected, rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(x, expected_x, rtol=1e-13, atol=1e-14)
+    one, one_x = harvest_states(layer, xs[0], initial[0])  # a bare (T, I) sequence and (H,) state
+    assert one.shape == (T, H) and one_x.shape == (H,)
+    np.testing.assert_array_equal(one, states[0])
+    head, mid = harvest_states(layer, xs[:, :4], [initial])  # continuing from the final state is seamless
+    np.testing.assert_allclose(np.concatenate([head, harvest_states(layer, xs[:, 4:], mid)[0]], 1), states,
+                               rtol=1e-13, atol=1e-14)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_the_direct_csr_kernel_and_scipys_matmul_agree(rng, batch):
+    import scipy.sparse
+
+    from zoo.layers.esn import _csr_accumulate
+
+    w = scipy.sparse.random(40, 40, density=0.1, format="csr", random_state=1)
+    x = rng.normal(size=(40, batch)).squeeze(-1) if batch == 1 else rng.normal(size=(40, batch))
+    start = rng.normal(size=x.shape)
+    direct, fallback = start.copy(), start.copy()
+    _csr_accumulate(w, batch)(x, direct)
+    wide = w.copy()
+    wide.indices = wide.indices.astype(np.int64)  # not the kernel's int32 indices: `@` instead
+    _csr_accumulate(wide, batch)(x, fallback)
+    np.testing.assert_allclose(direct, start + w @ x, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(fallback, start + w @ x, rtol=1e-14, atol=1e-15)
+
+
+def test_harvest_states_noise_enters_inside_the_activation(rng):
+    layer = EchoState(H, leak_rate=0.5, seed=2)
+    xs = rng.normal(size=(1, T, I))
+    clean, _ = harvest_states(layer, xs)
+    noisy, _ = harvest_states(layer, xs, noise=1e-3, noise_seed=7)
+    np.testing.assert_array_equal(noisy, harvest_states(layer, xs, noise=1e-3, noise_seed=7)[0])
+    kernel, recurrent, bias = _weights(layer)
+    nu = 1e-3 * (np.random.default_rng(7).random((T, H, 1)) - 0.5)  # drawn as (T, H, B)
+    x, expected = np.zeros((1, H)), []
+    for t in range(T):
+        x = 0.5 * x + 0.5 * np.tanh(xs[:, t] @ kernel + x @ recurrent + bias + nu[t].T)
+        expected.append(x)
+    np.testing.assert_allclose(noisy[0], np.concatenate(expected), rtol=1e-12, atol=1e-14)
+    assert 1e-6 < np.abs(noisy - clean).max() < 1e-2
+
+
+def test_harvest_states_follows_loaded_weights(rng):
+    layer = EchoState(H, seed=1)
+    layer.build((None, None, I))
+    xs = rng.normal(size=(1, T, I))
+    before, _ = harvest_states(layer, xs)
+    other = EchoState(H, seed=2)
+    other.build((None, None, I))
+    layer.set_weights(other.get_weights())  # the cached CSR W must not survive this
+    np.testing.assert_array_equal(harvest_states(layer, xs)[0], harvest_states(other, xs)[0])
+    assert not np.array_equal(before, harvest_states(layer, xs)[0])
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda layer: harvest_states(layer, np.ones((2, 5, I)), np.ones((1, H))), r"`initial_state` must be \(2, 20"),
+        (lambda layer: harvest_states(layer, np.ones((1, 5, I)), noise=-1), r"`noise` must be a non-negative number"),
+        (lambda layer: harvest_states(EchoState(H, activation="relu"), np.ones((1, 5, I))), r"tanh reservoirs only"),
+        (lambda layer: harvest_states(EchoState(H, go_backwards=True), np.ones((1, 5, I))), r"go_backwards=True"),
+    ],
+)  # fmt: skip
+def test_harvest_states_bad_arguments(call, message):
+    with pytest.raises(ValueError, match=message):
+        call(EchoState(H, seed=0))
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
@@ -245,12 +327,47 @@ def test_ridge_does_not_regularise_the_bias(rng):
     np.testing.assert_allclose(exact.bias.numpy(), [7.0], rtol=1e-10)
 
 
+def test_online_readout_converges_to_the_ridge_solution_on_a_stationary_stream(rng):
+    """Recursive least squares over a stream of batches ends where the closed form on all of it is."""
+    mixing = rng.normal(size=(8, 8))
+    x = np.tanh(rng.normal(size=(12, 60, 8)) @ mixing + 0.5)  # stationary, correlated, off-centre states
+    y = x @ rng.normal(size=(8, 2)) - 1.5 + 0.05 * rng.normal(size=(12, 60, 2))
+    closed = RidgeReadout(ridge=1e-2, warmup=5).fit(x, y)
+    online = RidgeReadout(ridge=1e-2, warmup=5, online=True)
+    distances = []
+    for batch in range(12):  # the readout is usable after every batch
+        online.partial_fit(x[batch : batch + 1], y[batch : batch + 1])
+        distances.append(np.abs(online.kernel.numpy() - closed.kernel.numpy()).max())
+    assert online.finalize() is online and online.count == closed.count == 12 * 55
+    np.testing.assert_allclose(online.kernel.numpy(), closed.kernel.numpy(), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(online.bias.numpy(), closed.bias.numpy(), rtol=1e-6, atol=1e-7)
+    assert distances[-1] < 1e-3 * distances[0]
+    exact = RidgeReadout(ridge=1e-2, warmup=5)  # exactly the ridge with the bias penalised by λ·prior
+    rows = np.concatenate([x[:, 5:].reshape(-1, 8), np.ones((12 * 55, 1))], axis=1)
+    penalty = 1e-2 * np.diag([1.0] * 8 + [RidgeReadout.ONLINE_BIAS_PRIOR])
+    w = np.linalg.solve(rows.T @ rows + penalty, rows.T @ y[:, 5:].reshape(-1, 2))
+    np.testing.assert_allclose(online.kernel.numpy(), w[:-1], rtol=1e-9, atol=1e-10)
+    assert exact.get_config()["online"] is False and online.get_config()["forgetting"] == 1.0
+
+
+def test_online_readout_with_forgetting_tracks_a_change():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(2, 400, 3))
+    y = np.concatenate([x[:1] @ np.ones((3, 1)), x[1:] @ -np.ones((3, 1))])  # the map flips halfway
+    tracking = RidgeReadout(ridge=1e-3, online=True, forgetting=0.95).fit(x, y)
+    np.testing.assert_allclose(tracking.kernel.numpy(), -np.ones((3, 1)), atol=1e-6)
+    remembering = RidgeReadout(ridge=1e-3, online=True).fit(x, y)
+    assert np.abs(remembering.kernel.numpy()).max() < 0.2  # the average of both halves
+
+
 @pytest.mark.parametrize(
     "make, message",
     [
         (lambda: RidgeReadout(ridge=-1), r"`ridge` must be a non-negative number. Received: ridge=-1"),
         (lambda: RidgeReadout(warmup=-2), r"`warmup` must be a non-negative integer. Received: warmup=-2"),
         (lambda: RidgeReadout(units=0), r"`units` must be a positive integer or None. Received: units=0"),
+        (lambda: RidgeReadout(online=True), r"needs `ridge` > 0. Received: ridge=0, online=True"),
+        (lambda: RidgeReadout(ridge=1, online=True, forgetting=0), r"`forgetting` must be a number in \(0, 1\]"),
         (lambda: RidgeReadout(warmup=5).fit(np.ones((5, 2)), np.ones((5, 1))), r"longer than `warmup`"),
         (lambda: RidgeReadout().fit(np.ones((5, 2)), np.ones((4, 1))), r"same B and T"),
         (lambda: RidgeReadout().finalize(), r"call `partial_fit` first"),
@@ -261,6 +378,8 @@ def test_ridge_does_not_regularise_the_bias(rng):
 def test_ridge_bad_arguments(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+    with pytest.raises(TypeError, match=r"`online` must be True or False. Received: online='yes'"):
+        RidgeReadout(ridge=1, online="yes")
 
 
 # Mackey–Glass, reservoirpy's README protocol ----------------------------------------------------

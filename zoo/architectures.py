@@ -249,9 +249,12 @@ def peephole_timing(units, use_peepholes, chrono_timescale):
 # -- echo state network -----------------------------------------------------------------
 
 
+# Chosen on validation series only (python -m benchmarks.esn_method, benchmarks/results/esn_method.json);
+# reservoirpy's README values (spectral radius 1.25, leak 0.3, input scaling 1, ridge 1e-5) score 0.0026 there.
 @register(
     "esn_mackey_glass",
-    defaults={"units": 100, "spectral_radius": 1.25, "leak_rate": 0.3, "ridge": 1e-5, "warmup": 100, "seed": 0},
+    defaults={"units": 100, "spectral_radius": 1.25, "leak_rate": 0.8, "input_scaling": 0.5, "ridge": 1e-9,
+              "warmup": 100, "seed": 0},
     card={
         "task": "Mackey-Glass tau=17 one-step-ahead forecasting",
         "paper": "Jaeger 2001 (GMD Report 148); Jaeger & Haas 2004; reservoirpy README benchmark",
@@ -261,9 +264,9 @@ def peephole_timing(units, use_peepholes, chrono_timescale):
     },
     example_input=lambda config: np.zeros((1, 2, 1), np.float64),
 )
-def esn_mackey_glass(units, spectral_radius, leak_rate, ridge, warmup, seed):
-    return ESNForecaster(units=units, spectral_radius=spectral_radius, leak_rate=leak_rate, ridge=ridge,
-                         warmup=warmup, seed=seed, name="esn_mackey_glass")
+def esn_mackey_glass(units, spectral_radius, leak_rate, input_scaling, ridge, warmup, seed):
+    return ESNForecaster(units=units, spectral_radius=spectral_radius, leak_rate=leak_rate,
+                         input_scaling=input_scaling, ridge=ridge, warmup=warmup, seed=seed, name="esn_mackey_glass")
 
 
 # Chosen on validation series (other random histories of the same generator), never on the test series:

@@ -70,7 +70,7 @@ class ESNReadmeRecipe(ESNRecipe):
         """One-step-ahead test RMSE and R², the state carried on from the fit into the test part."""
         u_train, y_train, u_test, y_test = self.split()
         final = model.fit_readout(u_train[None], y_train[None])
-        predicted = np.asarray(model(u_test[None], initial_state=final))[0]
+        predicted = model.one_step(u_test[None], initial_state=final)[0][0]
         residual = np.sum((predicted - y_test) ** 2)
         return {"rmse": float(np.sqrt(residual / len(y_test))),
                 "r2": float(1 - residual / np.sum((y_test - y_test.mean()) ** 2))}
@@ -98,7 +98,7 @@ class ESNReadmeRecipe(ESNRecipe):
 
         u_train, _, u_test, y_test = self.split()
         _, final = model.states(u_train[None])  # the test part runs on from the state the training part left
-        predicted = np.asarray(model(u_test[None], initial_state=final))[0]
+        predicted = model.one_step(u_test[None], initial_state=final)[0][0]
         rmse = float(np.sqrt(np.mean((predicted - y_test) ** 2)))
         title = f"{self.model}: one-step forecast on the last {len(y_test)} samples (RMSE {rmse:.5f})"
         return {"forecast": plots.forecast_vs_truth(y_test, predicted, folder / "forecast.png", title).name}
@@ -131,6 +131,9 @@ class ESNJaegerRecipe(ESNRecipe):
     # < 0: the constant history x0 (the test series); >= 0: a seeded random history
     history_seed: int = knob(-1, minimum=-1)
     seeds_to_try: int = 10  # `quality` reports the median over reservoir seeds 0..seeds_to_try-1
+    # Amplitude of uniform noise added inside the reservoir's activation while harvesting the training states
+    # (Jaeger 2001's stabiliser of closed loops; `zoo.layers.esn.harvest_states`); 0: none
+    state_noise: float = knob(0.0, at_least=0.0)
 
     data: ClassVar[str] = ("tanh(x - 1) of training.data.mackey_glass.mackey_glass_jaeger (Euler 0.1, every 10th "
                            "sample, constant history 1.2, first 1,000 samples dropped); 3,000 training steps, then "
@@ -145,7 +148,8 @@ class ESNJaegerRecipe(ESNRecipe):
     def fit(self, model):
         series = self.series()
         train, teacher, horizon = self.train_steps, self.teacher_steps, self.horizon
-        (final,) = model.fit_readout(series[None, :train], series[None, 1 : train + 1])
+        (final,) = model.fit_readout(series[None, :train], series[None, 1 : train + 1], noise=self.state_noise,
+                                     noise_seed=model.reservoir.cell.seed)
         starts = train + np.arange(self.runs) * (teacher + horizon)
         warmups = np.stack([series[a : a + teacher] for a in starts])  # (runs, teacher, 1)
         truth = np.stack([series[a + teacher : a + teacher + horizon] for a in starts])  # (runs, horizon, 1)

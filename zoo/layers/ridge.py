@@ -26,20 +26,40 @@ class RidgeReadout(keras.layers.Layer):
     Those are non-trainable Keras weights, so a fitted readout is saved in a
     `.keras` file; the running statistics are not.
 
+    Online option (`online=True`): recursive least squares, the update of
+    FORCE learning (Sussillo & Abbott 2009). Each step's state x̃ = [x, 1]
+    updates the weights W̃ = [W_out; b] and the inverse correlation P in turn,
+
+        k = P·x̃ / (γ + x̃ᵀ·P·x̃),   W̃ ← W̃ + k·(y − x̃ᵀ·W̃),   P ← (P − k·x̃ᵀ·P) / γ,
+
+    from P = diag(1/λ, …, 1/λ, 1/(λ·`ONLINE_BIAS_PRIOR`)) and W̃ = 0, γ the
+    `forgetting` factor. With γ = 1 this is exactly the ridge solution of
+    everything seen so far with the bias penalised by λ·`ONLINE_BIAS_PRIOR`
+    (so, nearly, the closed form above); `partial_fit` writes `kernel` and
+    `bias` after every batch and `finalize` has nothing left to do. Each step
+    costs O(H²), so it suits streams and slowly drifting targets (γ < 1 forgets
+    old steps with time constant 1/(1 − γ)), not refits of long series.
+
     Args:
         units: output width O; None infers it from the first targets.
-        ridge: λ ≥ 0.
+        ridge: λ ≥ 0 (> 0 when `online`).
         warmup: steps dropped at the start of every sequence passed to `partial_fit`.
+        online: fit by recursive least squares, step by step, instead of in closed form.
+        forgetting: γ in (0, 1] of the online fit.
         dtype: float64 unless given.
 
     Call arguments:
         states: (..., H) tensor. Returns (..., O).
 
     Raises:
-        ValueError: on a negative `ridge` or `warmup`, or mismatched shapes.
+        ValueError: on a negative `ridge` or `warmup`, `forgetting` outside (0, 1], `online` with `ridge` = 0,
+            or mismatched shapes.
+        TypeError: if `online` is not a bool.
     """
 
-    def __init__(self, units=None, ridge=0.0, warmup=0, **kwargs):
+    ONLINE_BIAS_PRIOR = 1e-6  # the online fit's bias penalty, relative to λ: nearly unregularised, as in closed form
+
+    def __init__(self, units=None, ridge=0.0, warmup=0, online=False, forgetting=1.0, **kwargs):
         if kwargs.get("dtype") is None:
             kwargs["dtype"] = "float64"
         super().__init__(**kwargs)
@@ -47,6 +67,14 @@ class RidgeReadout(keras.layers.Layer):
         self.units = check_positive_int("units", units, allow_none=True)
         self.ridge = check_number("ridge", ridge, 0)
         self.warmup = check_non_negative_int("warmup", warmup)
+        if not isinstance(online, bool):
+            raise TypeError(f"`online` must be True or False. Received: online={online!r}")
+        self.online = online
+        self.forgetting = check_number("forgetting", forgetting, 0, 1, low_open=True)
+        if online and self.ridge == 0:
+            raise ValueError(
+                "The online fit starts from P = I/λ and needs `ridge` > 0. Received: ridge=0, online=True"
+            )
         self.reset_statistics()
 
     def build(self, input_shape):
@@ -68,6 +96,7 @@ class RidgeReadout(keras.layers.Layer):
         """Forgets everything `partial_fit` accumulated."""
         self.count = 0
         self._mean_x = self._mean_y = self._cxx = self._cxy = None
+        self._p = self._w = None  # the online fit's P and W̃
 
     def partial_fit(self, states, targets):
         """Adds sequences to the statistics.
@@ -80,6 +109,8 @@ class RidgeReadout(keras.layers.Layer):
             self.
         """
         x, y = self._prepare(states, targets)
+        if self.online:
+            return self._recursive_least_squares(x, y)
         n = x.shape[0]
         mean_x, mean_y = x.mean(axis=0), y.mean(axis=0)
         xc, yc = x - mean_x, y - mean_y
@@ -105,13 +136,40 @@ class RidgeReadout(keras.layers.Layer):
         """
         if self.count == 0:
             raise ValueError("RidgeReadout.finalize needs data: call `partial_fit` first.")
+        if self.online:  # written after every batch
+            return self
+        import scipy.linalg
+
         regularised = self._cxx + self.ridge * np.eye(self._cxx.shape[0])
-        try:
-            w_out = np.linalg.solve(regularised, self._cxy)
+        try:  # symmetric positive definite for λ > 0: Cholesky, half the work of an LU solve
+            w_out = scipy.linalg.cho_solve(scipy.linalg.cho_factor(regularised, check_finite=False), self._cxy,
+                                           check_finite=False)
         except np.linalg.LinAlgError:  # singular with ridge=0: the minimum-norm solution
             w_out = np.linalg.lstsq(regularised, self._cxy, rcond=None)[0]
         self.kernel.assign(w_out)
         self.bias.assign(self._mean_y - self._mean_x @ w_out)
+        return self
+
+    def _recursive_least_squares(self, x, y):
+        """The online update over rows x (N, H), y (N, O), in order; writes `kernel` and `bias`."""
+        features = x.shape[1] + 1
+        if self._p is None:
+            prior = np.full(features, 1.0 / self.ridge)
+            prior[-1] /= self.ONLINE_BIAS_PRIOR
+            self._p, self._w = np.diag(prior), np.zeros((features, y.shape[1]))
+        p, w, gamma = self._p, self._w, self.forgetting
+        x = np.concatenate([x, np.ones((x.shape[0], 1))], axis=1)  # x̃ = [x, 1]
+        for row, target in zip(x, y):
+            px = p @ row  # P·x̃ (P stays symmetric)
+            gain = px / (gamma + row @ px)
+            w += np.outer(gain, target - row @ w)
+            p -= np.outer(gain, px)
+            if gamma != 1.0:
+                p /= gamma
+            p[...] = 0.5 * (p + p.T)  # rounding makes P lose its symmetry, then its definiteness, then the fit
+        self.count += x.shape[0]
+        self.kernel.assign(w[:-1])
+        self.bias.assign(w[-1])
         return self
 
     def fit(self, states, targets):
@@ -155,4 +213,5 @@ class RidgeReadout(keras.layers.Layer):
         return x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1])
 
     def get_config(self):
-        return {**super().get_config(), "units": self.units, "ridge": self.ridge, "warmup": self.warmup}
+        return {**super().get_config(), "units": self.units, "ridge": self.ridge, "warmup": self.warmup,
+                "online": self.online, "forgetting": self.forgetting}
