@@ -403,7 +403,7 @@ def draw_card_figures(recipe, folder, model):
     else:
         missing["training_curve"] = why
     figures.update(recipe.figures(model, folder))
-    inputs = recipe.diagnostic_inputs(model)
+    inputs = recipe.diagnostic_inputs(model) if model is not None else None
     if inputs is not None:  # a recurrent model: its eigenvalue picture
         figures.update(memory_figures(model, inputs, folder, recipe.model))
     return figures, missing
