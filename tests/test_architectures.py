@@ -8,8 +8,8 @@ import pytest
 import tensorflow as tf
 
 import zoo
-from training.loop import task_loss
 from training.data import temporal_xor
+from training.loop import task_loss
 from training.recipes import RECIPES, fit_esn, recipe_for
 
 # Small enough that the whole file runs in seconds; the task batch of each model

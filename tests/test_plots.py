@@ -14,6 +14,8 @@ from PIL import Image  # matplotlib's dependency
 from training import plots
 from training.recipes import recipe_for
 
+# On every recurrent model's card (zoo.diagnostics).
+MEMORY_FIGURES = {"eigenvalues": "eigenvalues.png", "jacobian_norms": "jacobian_norms.png"}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -161,7 +163,7 @@ def test_adding_figure_holds_every_shipped_adding_model_on_one_batch(tmp_path, m
                         real(curves, path, title))
     config = {"model": "adding_elman", "length": 20, "batch_size": 8, "out_dir": str(tmp_path / "no_run")}
     figures, missing = plots.draw_card_figures(recipe_for("adding_elman", **config), models / "adding_elman", published)
-    assert figures == {"gradient_norms": "gradient_norms.png", "eigenvalues": "eigenvalues.png", "jacobian_norms": "jacobian_norms.png"} and "training_curve" in missing
+    assert figures == {"gradient_norms": "gradient_norms.png", **MEMORY_FIGURES} and "training_curve" in missing
     assert sorted(drawn) == ["adding_elman", "adding_gru"]
     assert all(curve.shape == (20,) and np.all(curve >= 0) for curve in drawn.values())
     _check_png(models / "adding_elman" / "gradient_norms.png", (640, 380))
@@ -178,7 +180,8 @@ def test_elman_dendrogram_has_one_leaf_per_word(tmp_path, monkeypatch):
     config = {"model": "elman_grammar", "test_sentences": 300, "out_dir": ""}  # enough to use all 29 words
     model = zoo.get("elman_grammar", units=5)
     figures, _ = plots.draw_card_figures(recipe_for("elman_grammar", **config), tmp_path, model)
-    assert figures == {"dendrogram": "dendrogram.png", "eigenvalues": "eigenvalues.png", "jacobian_norms": "jacobian_norms.png"} and drawn == {"shape": (29, 5), "labels": WORDS}
+    assert figures == {"dendrogram": "dendrogram.png", **MEMORY_FIGURES}
+    assert drawn == {"shape": (29, 5), "labels": WORDS}
     _check_png(tmp_path / "dendrogram.png", (900, 400))
 
 
@@ -194,7 +197,7 @@ def test_esn_forecast_is_the_measured_test_prediction(tmp_path, monkeypatch):
         truth=truth, predicted=predicted) or real(truth, predicted, path, title))
     config = json.loads(recipe.to_json())
     figures, missing = plots.draw_card_figures(recipe_for("esn_mackey_glass", **config), tmp_path, model)
-    assert figures == {"forecast": "forecast.png", "eigenvalues": "eigenvalues.png", "jacobian_norms": "jacobian_norms.png"} and missing["training_curve"].startswith("none: ")
+    assert figures == {"forecast": "forecast.png", **MEMORY_FIGURES} and missing["training_curve"].startswith("none: ")
     np.testing.assert_array_equal(drawn["truth"], recipe.split()[3])
     rmse = np.sqrt(np.mean((np.ravel(drawn["predicted"]) - np.ravel(drawn["truth"])) ** 2))
     assert rmse == pytest.approx(metrics["rmse"], rel=1e-9)
@@ -219,7 +222,8 @@ def _published_adder(tmp_path):
 def test_publish_draws_the_figures_and_the_command_redraws_them(tmp_path, capsys):
     folder = _published_adder(tmp_path)
     card = json.loads((folder / "card.json").read_text())
-    assert card["figures"] == {"training_curve": "training_curve.png", "eigenvalues": "eigenvalues.png", "jacobian_norms": "jacobian_norms.png"} and "figures_missing" not in card
+    assert card["figures"] == {"training_curve": "training_curve.png", **MEMORY_FIGURES}
+    assert "figures_missing" not in card
     _check_png(folder / "jacobian_norms.png", (640, 380))
     _check_png(folder / "training_curve.png", (900, 340))
 
@@ -235,7 +239,7 @@ def test_publish_draws_the_figures_and_the_command_redraws_them(tmp_path, capsys
     (folder / "training_curve.png").unlink()
     assert plots.main(["binary_adder", "--models-dir", str(tmp_path / "models")]) == 0
     redrawn = json.loads((folder / "card.json").read_text())
-    assert redrawn["figures"] == {"eigenvalues": "eigenvalues.png", "jacobian_norms": "jacobian_norms.png"}
+    assert redrawn["figures"] == MEMORY_FIGURES
     assert "holds another run" in redrawn["figures_missing"]["training_curve"]
     assert not (folder / "training_curve.png").exists()
     assert {k: v for k, v in redrawn.items() if not k.startswith("figures")} == {
