@@ -46,6 +46,7 @@ def test_eigenvalues_are_those_of_each_recurrent_matrix_and_gate_block():
     np.testing.assert_allclose(np.sort_complex(forget), np.sort_complex(np.linalg.eigvals(kernel[:, 3:6])), rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_lstm_state_includes_the_cell_and_every_layer_and_direction_is_measured():
     rng = np.random.default_rng(2)
     model = SequenceModel(2, units=5, cell="peephole_lstm", bidirectional=True, num_layers=2)

@@ -91,8 +91,10 @@ def test_uoro_head_gradient_is_exact_and_cell_estimate_has_the_weights_shapes(rn
     assert _relative_error(d_head, exact_head) <= 1e-12
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", rtrl.METHODS)
 def test_online_learner_lowers_the_loss_of_a_stream(method):
+    keras.utils.set_random_seed(0)  # UORO's estimate is noisy: fixed weights keep the test's outcome fixed
     rng = np.random.default_rng(0)
     layer, head = Elman(4, return_sequences=True), keras.layers.Dense(1)
     layer.build((1, 1, 1))
