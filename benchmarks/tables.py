@@ -235,6 +235,39 @@ def serving_under_load(results):
                    "between pieces p50 / p99 (s)", "server RSS", "errors", "bars"], rows)
 
 
+
+def rtrl_cost(results):
+    """BENCHMARKS.md's RTRL table: CPU time per online step against BPTT's per step, memory counted, by H."""
+    r = _load(results, "rtrl")
+    rows = []
+    for row in r["cost"]:
+        ms, ratio, memory = row["cpu_ms_per_step"], row["ratio_to_bptt"], row["memory_numbers"]
+        rows.append([FAMILIES.get(row["cell"], "LSTM"), str(row["units"]), f"{row['parameters']:,}",
+                     f"{ms['rtrl']:.3g}", f"{ms['uoro']:.3g}", f"{ms['bptt']:.3g}",
+                     f"{ratio['rtrl']:.3g}", f"{ratio['uoro']:.3g}",
+                     f"{memory['rtrl']:,}", f"{memory['uoro']:,}", f"{memory['bptt']:,}"])
+    for cell, fitted in r["exponents"].items():
+        time, memory = fitted["time"], fitted["memory"]
+        rows.append([f"{FAMILIES.get(cell, 'LSTM')} exponent (H ≥ 16)", "", "",
+                     *(f"H^{time[key]:.2f}" for key in ("rtrl", "uoro", "bptt")), "", "",
+                     *(f"H^{memory[key]:.2f}" for key in ("rtrl", "uoro", "bptt"))])
+    return _table(["cell", "H", "weights P", "RTRL ms/step", "UORO ms/step", "BPTT ms/step", "RTRL / BPTT",
+                   "UORO / BPTT", "RTRL memory (S·P)", "UORO memory (S + P)",
+                   f"BPTT memory (T·S, T = {r['settings']['bptt_steps']})"], rows)
+
+
+def rtrl_uoro(results):
+    """BENCHMARKS.md's UORO table: its gradient against exact RTRL's, median over the random problems."""
+    r = _load(results, "rtrl")
+    rows = []
+    for cell, fitted in r["uoro_vs_rtrl"].items():
+        rows.append([FAMILIES.get(cell, "LSTM"), str(len(fitted["problems"])), str(r["settings"]["draws"]),
+                     f"{fitted['median_relative_bias']:.3g}", f"{fitted['median_relative_bias_if_unbiased']:.3g}",
+                     f"{fitted['median_relative_variance']:.3g}", f"{fitted['median_mean_cosine']:.3g}"])
+    return _table(["cell", "problems", "draws each", "relative bias ‖mean ĝ − g‖/‖g‖",
+                   "same from sampling alone (unbiased)", "relative variance E‖ĝ − mean ĝ‖²/‖g‖²",
+                   "mean cos(ĝ, g)"], rows)
+
 TABLES = {
     "quality": quality,
     "layers": layers,
@@ -248,6 +281,8 @@ TABLES = {
     "streaming": streaming,
     "chunks": chunks,
     "serving_under_load": serving_under_load,
+    "rtrl_cost": rtrl_cost,
+    "rtrl_uoro": rtrl_uoro,
 }
 
 

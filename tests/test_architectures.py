@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 import zoo
+from training.data import temporal_xor
 from training.loop import task_loss
 from training.recipes import RECIPES, fit_esn, recipe_for
 
@@ -31,6 +32,7 @@ TINY = {
     "copying_exprnn": {"units": 8},
     "copying_lstm": {"units": 8},
     "adding_exprnn": {"units": 8},
+    "temporal_xor": {"units": 4},
 }
 SHORT = {"seq_len": 8, "length": 12, "train_bits": 4, "min_interval": 3, "max_interval": 5, "train_pairs": 50,
          "test_pairs": 10, "blanks": 6}
@@ -45,6 +47,9 @@ def _task_batch(name):
     if name.startswith("char_"):
         ids = np.random.default_rng(0).integers(0, 6, size=(3, 9)).astype(np.int32)
         return ids[:, :-1], ids[:, 1:], "softmax", (3, 8, 6)
+    if name == "temporal_xor":  # learned online (training.rtrl), no batch recipe: the stream cut into three rows
+        inputs, targets, _ = temporal_xor.XorStream(0, streams=3).chunk(9)
+        return inputs, targets, "sigmoid", (3, 9, 1)
     if name.startswith("esn_"):
         series = recipe_for("esn_mackey_glass", series_length=40).split()[0][None]  # (1, T, 1) float64
         return series, series, "mse", series.shape

@@ -14,6 +14,8 @@ from PIL import Image  # matplotlib's dependency
 from training import plots
 from training.recipes import recipe_for
 
+# On every recurrent model's card (zoo.diagnostics).
+MEMORY_FIGURES = {"eigenvalues": "eigenvalues.png", "jacobian_norms": "jacobian_norms.png"}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -66,7 +68,12 @@ def _write_run(folder, records, config):
      (900, 400)),
     (lambda path: plots.forecast_vs_truth(np.sin(np.arange(100) / 5), np.sin(np.arange(100) / 5) + 0.01, path,
                                           "forecast"), (800, 450)),
-], ids=["task_curve", "char_curve", "gradient_norms", "dendrogram", "forecast"])
+    (lambda path: plots.cycle_error(np.tile([0.25, 0.25, 0.0], 8), np.tile([0, 1, 2], 8), path, "xor"), (640, 340)),
+    (lambda path: plots.eigenvalue_planes({"rnn/U_i": np.array([0.5, 1j]), "rnn/U_f": np.array([0.9])}, path,
+                                          "eigenvalues"), (550, 380)),
+    (lambda path: plots.jacobian_norm_curves({"rnn": np.geomspace(1, 1e-6, 30)}, path, "jacobians"), (640, 380)),
+], ids=["task_curve", "char_curve", "gradient_norms", "dendrogram", "forecast", "cycle_error", "eigenvalues",
+        "jacobian_norms"])
 def test_each_figure_writes_a_small_png(tmp_path, draw, size):
     path = draw(tmp_path / "sub" / "figure.png")
     assert path == tmp_path / "sub" / "figure.png"
@@ -156,7 +163,7 @@ def test_adding_figure_holds_every_shipped_adding_model_on_one_batch(tmp_path, m
                         real(curves, path, title))
     config = {"model": "adding_elman", "length": 20, "batch_size": 8, "out_dir": str(tmp_path / "no_run")}
     figures, missing = plots.draw_card_figures(recipe_for("adding_elman", **config), models / "adding_elman", published)
-    assert figures == {"gradient_norms": "gradient_norms.png"} and "training_curve" in missing
+    assert figures == {"gradient_norms": "gradient_norms.png", **MEMORY_FIGURES} and "training_curve" in missing
     assert sorted(drawn) == ["adding_elman", "adding_gru"]
     assert all(curve.shape == (20,) and np.all(curve >= 0) for curve in drawn.values())
     _check_png(models / "adding_elman" / "gradient_norms.png", (640, 380))
@@ -173,7 +180,8 @@ def test_elman_dendrogram_has_one_leaf_per_word(tmp_path, monkeypatch):
     config = {"model": "elman_grammar", "test_sentences": 300, "out_dir": ""}  # enough to use all 29 words
     model = zoo.get("elman_grammar", units=5)
     figures, _ = plots.draw_card_figures(recipe_for("elman_grammar", **config), tmp_path, model)
-    assert figures == {"dendrogram": "dendrogram.png"} and drawn == {"shape": (29, 5), "labels": WORDS}
+    assert figures == {"dendrogram": "dendrogram.png", **MEMORY_FIGURES}
+    assert drawn == {"shape": (29, 5), "labels": WORDS}
     _check_png(tmp_path / "dendrogram.png", (900, 400))
 
 
@@ -189,7 +197,7 @@ def test_esn_forecast_is_the_measured_test_prediction(tmp_path, monkeypatch):
         truth=truth, predicted=predicted) or real(truth, predicted, path, title))
     config = json.loads(recipe.to_json())
     figures, missing = plots.draw_card_figures(recipe_for("esn_mackey_glass", **config), tmp_path, model)
-    assert figures == {"forecast": "forecast.png"} and missing["training_curve"].startswith("none: ")
+    assert figures == {"forecast": "forecast.png", **MEMORY_FIGURES} and missing["training_curve"].startswith("none: ")
     np.testing.assert_array_equal(drawn["truth"], recipe.split()[3])
     rmse = np.sqrt(np.mean((np.ravel(drawn["predicted"]) - np.ravel(drawn["truth"])) ** 2))
     assert rmse == pytest.approx(metrics["rmse"], rel=1e-9)
@@ -214,7 +222,9 @@ def _published_adder(tmp_path):
 def test_publish_draws_the_figures_and_the_command_redraws_them(tmp_path, capsys):
     folder = _published_adder(tmp_path)
     card = json.loads((folder / "card.json").read_text())
-    assert card["figures"] == {"training_curve": "training_curve.png"} and "figures_missing" not in card
+    assert card["figures"] == {"training_curve": "training_curve.png", **MEMORY_FIGURES}
+    assert "figures_missing" not in card
+    _check_png(folder / "jacobian_norms.png", (640, 380))
     _check_png(folder / "training_curve.png", (900, 340))
 
     (folder / "training_curve.png").unlink()
@@ -222,15 +232,19 @@ def test_publish_draws_the_figures_and_the_command_redraws_them(tmp_path, capsys
     assert json.loads((folder / "card.json").read_text()) == card
     _check_png(folder / "training_curve.png", (900, 340))
 
-    (folder / "training_curve.png").unlink()
     (tmp_path / "run" / "config.json").write_text("{}")  # the run folder now holds another run
     assert plots.main(["binary_adder", "--models-dir", str(tmp_path / "models")]) == 0
+    assert json.loads((folder / "card.json").read_text()) == card  # the curve drawn at publishing stays
+
+    (folder / "training_curve.png").unlink()
+    assert plots.main(["binary_adder", "--models-dir", str(tmp_path / "models")]) == 0
     redrawn = json.loads((folder / "card.json").read_text())
-    assert redrawn["figures"] == {} and "holds another run" in redrawn["figures_missing"]["training_curve"]
+    assert redrawn["figures"] == MEMORY_FIGURES
+    assert "holds another run" in redrawn["figures_missing"]["training_curve"]
     assert not (folder / "training_curve.png").exists()
     assert {k: v for k, v in redrawn.items() if not k.startswith("figures")} == {
         k: v for k, v in card.items() if not k.startswith("figures")}
-    assert '"binary_adder": {"figures": {}' in capsys.readouterr().out
+    assert '"binary_adder": {"figures": {"eigenvalues"' in capsys.readouterr().out
 
 
 def test_publish_without_matplotlib_says_so_in_the_card(monkeypatch):

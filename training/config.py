@@ -121,6 +121,11 @@ class Recipe:
         is fitted in closed form, with no updates to plot."""
         return None
 
+    def diagnostic_inputs(self, model):
+        """A few held-out inputs of `model`, on which the card shows its eigenvalue picture (`zoo.diagnostics`:
+        recurrent eigenvalues and Jacobian-product norms); None for a model without recurrent layers."""
+        return None
+
     def figures(self, model, folder):
         """Draws the task's card figures into `folder`; returns figure name -> file name.
 
@@ -177,6 +182,12 @@ class TrainConfig(Recipe):
     def batch(self, rng, batch_size=None):
         """`(inputs, targets)` for one update (`batch_size` sequences, default the recipe's)."""
         raise NotImplementedError
+
+    def diagnostic_inputs(self, model):
+        """Four sequences from a stream of batches no update or evaluation reads."""
+        import numpy as np
+
+        return self.batch(np.random.default_rng([self.seed, 10**6 + 1]), 4)[0]
 
     def rng(self, step):
         """The generator of update `step`'s batch: a resumed run sees the batches an uninterrupted one does."""

@@ -12,6 +12,12 @@ figures from its card, its `.keras` file and its run folder:
 
     python -m training.plots NAME [NAME ...] [--models-dir DIR]
 
+Every recurrent model's card also shows its eigenvalue picture (`zoo.diagnostics`, on its recipe's
+`diagnostic_inputs`): the recurrent matrices' eigenvalues against the unit circle and the Jacobian-product norm
+against the lag. Several models of one task side by side (README's figure):
+
+    python -m training.plots adding_elman adding_lstm --compare docs/memory_adding.png
+
 The card lists the files under `figures` (name -> file) and says under
 `figures_missing` why a figure could not be drawn (no run folder, a run folder
 holding another run), rather than drawing a curve from the wrong log.
@@ -31,7 +37,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 __all__ = ["read_metrics", "run_mismatch", "curve_series", "training_curve", "gradient_norm_curves", "dendrogram",
-           "forecast_vs_truth", "draw_card_figures", "with_figures", "redraw"]
+           "forecast_vs_truth", "cycle_error", "eigenvalue_planes", "jacobian_norm_curves", "memory_comparison",
+           "memory_figures", "draw_card_figures", "with_figures", "redraw", "compare"]
 
 DPI = 100
 # Logged beside the loss but not learning curves: wall and CPU time, and the loss restated in bits.
@@ -249,6 +256,114 @@ def forecast_vs_truth(truth, predicted, path, title):
     return _save(figure, path)
 
 
+def cycle_error(squared, phases, path, title, period=12):
+    """Writes Elman's Figure 1: the squared error at each step of a `period`-step cycle, averaged over cycles.
+
+    `squared` (T,) per-step errors, `phases` (T,) the phase of the triple at each step (2: predictable).
+    """
+    squared, phases = np.asarray(squared, np.float64), np.asarray(phases)
+    cycles = len(squared) // period
+    if cycles < 1:
+        raise ValueError(f"`squared` must cover at least one cycle of {period} steps. Received: {len(squared)} steps")
+    mean = squared[: cycles * period].reshape(cycles, period).mean(axis=0)
+    figure = Figure(figsize=(6.4, 3.4), layout="constrained")
+    axes = figure.subplots()
+    colours = ["C3" if phase == 2 else "C0" for phase in phases[:period]]
+    axes.bar(np.arange(period), mean, color=colours)
+    axes.axhline(0.25, color="grey", linestyle="--", linewidth=1, label="chance (probability 0.5)")
+    axes.set(xlabel=f"step within a cycle of {period} (red: the XOR bit, predictable)",
+             ylabel=f"squared error, mean of {cycles} cycles", title=title)
+    axes.title.set_fontsize(9)
+    axes.legend(fontsize=8)
+    return _save(figure, path)
+
+
+def eigenvalue_planes(eigenvalues, path, title):
+    """Writes the eigenvalues of each recurrent matrix (name -> complex (H,)) on the complex plane with the unit
+    circle, one panel per recurrent layer (the name's part before the last '/'), to `path`."""
+    if not eigenvalues:
+        raise ValueError("`eigenvalues` must name at least one matrix. Received: eigenvalues={}")
+    layers = {}
+    for name, values in eigenvalues.items():
+        layer, _, block = name.rpartition("/")
+        layers.setdefault(layer or name, {})[block] = np.asarray(values)
+    figure = Figure(figsize=(max(5.5, 3.3 * len(layers) + 0.4), 3.8), layout="constrained")
+    panels = figure.subplots(1, len(layers), squeeze=False)[0]
+    circle = np.exp(1j * np.linspace(0, 2 * np.pi, 200))
+    for axes, (layer, blocks) in zip(panels, layers.items()):
+        axes.plot(circle.real, circle.imag, color="grey", linewidth=0.8)
+        for index, (block, values) in enumerate(blocks.items()):
+            axes.scatter(values.real, values.imag, s=8, color=f"C{index}", label=f"{block} (max |λ| "
+                         f"{np.abs(values).max():.2f})")
+        axes.set_aspect("equal")
+        axes.set(xlabel="Re λ", ylabel="Im λ", title=layer)
+        axes.title.set_fontsize(9)
+        axes.legend(fontsize=7, loc="lower left")
+    figure.suptitle(title, fontsize=10)
+    return _save(figure, path)
+
+
+def jacobian_norm_curves(curves, path, title):
+    """Writes ‖∂h(t₀+k)/∂s(t₀)‖₂ against k for each curve (name -> (K+1,) array), log y, to `path`."""
+    if not curves:
+        raise ValueError("`curves` must name at least one Jacobian-norm curve. Received: curves={}")
+    figure = Figure(figsize=(6.4, 3.8), layout="constrained")
+    axes = figure.subplots()
+    for name, norms in curves.items():
+        norms = np.asarray(norms, dtype=np.float64)
+        axes.plot(np.arange(len(norms)), np.maximum(norms, 1e-300), label=name, linewidth=1.2)
+    axes.set_yscale("log")  # the product shrinks or grows geometrically in k
+    axes.set(xlabel="lag k (steps)", ylabel="‖∂h(t₀+k)/∂s(t₀)‖₂, geometric mean", title=title)
+    axes.title.set_fontsize(9)
+    axes.legend(fontsize=8)
+    return _save(figure, path)
+
+
+def memory_comparison(models, inputs, path, title, max_lag=100):
+    """Writes, for any models reading the same `inputs` (name -> model), the Jacobian-norm curves of every
+    recurrent layer on one axis (left) and the moduli of every recurrent matrix's eigenvalues (right).
+
+    The README's comparison (the Elman net against the LSTM on the adding problem); any list of models.
+    """
+    from zoo import diagnostics
+
+    if not models:
+        raise ValueError("`models` must name at least one model. Received: models={}")
+    figure = Figure(figsize=(10, 3.8), layout="constrained")
+    left, right = figure.subplots(1, 2)
+    for index, (name, model) in enumerate(models.items()):
+        for layer, norms in diagnostics.jacobian_norms(model, inputs, max_lag=max_lag).items():
+            left.plot(np.arange(len(norms)), np.maximum(norms, 1e-300), color=f"C{index}", label=f"{name} {layer}")
+        for block, values in diagnostics.recurrent_eigenvalues(model).items():
+            moduli = np.sort(np.abs(values))[::-1]
+            right.plot(np.arange(1, len(moduli) + 1), moduli, color=f"C{index}", linewidth=0.9,
+                       label=f"{name} {block}")
+    left.set_yscale("log")
+    left.set(xlabel="lag k (steps)", ylabel="‖∂h(t₀+k)/∂s(t₀)‖₂", title="Jacobian product on held-out inputs")
+    right.axhline(1.0, color="grey", linestyle="--", linewidth=1)
+    right.set(xlabel="eigenvalue rank", ylabel="|λ|", title="recurrent matrices' eigenvalues against |λ| = 1")
+    for axes in (left, right):
+        axes.title.set_fontsize(9)
+        axes.legend(fontsize=6)
+    figure.suptitle(title, fontsize=10)
+    return _save(figure, path)
+
+
+def memory_figures(model, inputs, folder, name):
+    """The eigenvalue picture of `model` on `inputs` (`zoo.diagnostics`): figure name -> file name in `folder`."""
+    from zoo import diagnostics
+
+    eigenvalues = diagnostics.recurrent_eigenvalues(model)
+    curves = diagnostics.jacobian_norms(model, inputs)
+    folder = pathlib.Path(folder)
+    return {
+        "eigenvalues": eigenvalue_planes(eigenvalues, folder / "eigenvalues.png",
+                                         f"{name}: eigenvalues of the recurrent matrices").name,
+        "jacobian_norms": jacobian_norm_curves(curves, folder / "jacobian_norms.png",
+                                               f"{name}: how far a change of the state reaches (held-out inputs)").name,
+    }
+
+
 # -- the card ---------------------------------------------------------------------------
 
 
@@ -288,6 +403,9 @@ def draw_card_figures(recipe, folder, model):
     else:
         missing["training_curve"] = why
     figures.update(recipe.figures(model, folder))
+    inputs = recipe.diagnostic_inputs(model) if model is not None else None
+    if inputs is not None:  # a recurrent model: its eigenvalue picture
+        figures.update(memory_figures(model, inputs, folder, recipe.model))
     return figures, missing
 
 
@@ -320,16 +438,43 @@ def redraw(name, models_dir=None):
 
     recipe = recipe_for(name, **card["recipe"]["config"])
     figures, missing = draw_card_figures(recipe, folder, zoo.get(name, weights=str(keras_file)))
+    # A figure drawn when the model was published, from a run folder gone since (a fresh clone has no runs/),
+    # is still the shipped model's: it stays rather than being listed as missing.
+    kept = {key: file for key, file in card.get("figures", {}).items() if key in missing and (folder / file).is_file()}
+    figures.update(kept)
+    missing = {key: why for key, why in missing.items() if key not in kept}
     card = with_figures(card, figures, missing)
     card_file.write_text(json.dumps(card, indent=2, sort_keys=True))
     return card
+
+
+def compare(names, path, models_dir=None, max_lag=150):
+    """Draws `memory_comparison` of the shipped models `names` (one task: the first one's recipe gives the
+    held-out inputs) into `path`; returns the path."""
+    import zoo
+    from training.recipes import recipe_for
+    from zoo._registry import artifact_dir
+
+    models = {}
+    for name in names:
+        folder = pathlib.Path(models_dir) / name if models_dir else artifact_dir(name)
+        models[name] = zoo.get(name, weights=str(folder / f"{name}.keras"))
+    recipe = recipe_for(names[0])
+    inputs = recipe.diagnostic_inputs(models[names[0]])
+    title = f"memory of {', '.join(names)} on {names[0]}'s held-out inputs ({len(inputs)} sequences)"
+    return memory_comparison(models, inputs, path, title, max_lag=max_lag)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m training.plots", description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="+", metavar="NAME", help="shipped models whose figures to redraw")
     parser.add_argument("--models-dir", default=None, help="default: $RNN_ZOO_MODELS or saved_models/")
+    parser.add_argument("--compare", metavar="PNG", default=None,
+                        help="instead, draw the eigenvalue picture of NAMEs (one task) side by side into PNG")
     args = parser.parse_args(argv)
+    if args.compare:
+        print(compare(args.names, args.compare, args.models_dir))
+        return 0
     for name in args.names:
         card = redraw(name, args.models_dir)
         print(json.dumps({name: {"figures": card["figures"], "figures_missing": card.get("figures_missing", {})}}))

@@ -123,6 +123,27 @@ def _lstm_options(chrono_timescale, **options):
     return options
 
 
+
+# -- Elman's temporal XOR, learned online by real-time recurrent learning --------------
+
+
+@register(
+    "temporal_xor",
+    defaults={"units": 8},
+    card={
+        "task": "temporal XOR: predict the next bit of an endless stream whose every third bit is the XOR of the "
+                "two before it",
+        "paper": "Elman 1990, Finding Structure in Time, Cognitive Science 14:179-211 (XOR, Figure 1); learned "
+                 "online by real-time recurrent learning, Williams & Zipser 1989",
+        "data": "training.data.temporal_xor: one endless stream of random bit pairs each followed by their XOR",
+        "recipe": "python -m training train temporal_xor",
+        "export": _SERVING_NOTE.format("bits (B, T, 1) -> next-bit logits (B, T, 1)"),
+    },
+    example_input=_floats(1),
+)
+def temporal_xor(units):
+    return SequenceModel(1, units=units, cell="elman", name="temporal_xor")
+
 # -- the adding problem --------------------------------------------------------------
 
 _ADDING_CARD = {

@@ -20,6 +20,7 @@ from training.recipes.elman_grammar import ElmanGrammarRecipe
 from training.recipes.esn import ESNJaegerRecipe, ESNReadmeRecipe, fit_esn
 from training.recipes.seq2seq_addition import Seq2SeqAdditionRecipe
 from training.recipes.tagging import LSTMTaggerRecipe, TaggerRecipe
+from training.recipes.temporal_xor import TemporalXorRecipe
 from training.recipes.timing import TimingRecipe
 
 __all__ = ["RECIPES", "recipe_for", "quality_rows", "fit_esn", "CharRecipe"]
@@ -29,7 +30,7 @@ RECIPES = {
     for recipe in (CharLSTMRecipe, CharGRURecipe, CharElmanRecipe, ElmanGrammarRecipe, BinaryAdderRecipe,
                    AddingRecipe, AddingGRURecipe, AddingElmanRecipe, TaggerRecipe, LSTMTaggerRecipe, TimingRecipe,
                    ESNReadmeRecipe, ESNJaegerRecipe, Seq2SeqAdditionRecipe, CopyingRecipe, CopyingLSTMRecipe,
-                   AddingExpRNNRecipe)
+                   AddingExpRNNRecipe, TemporalXorRecipe)
 }
 
 

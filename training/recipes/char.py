@@ -20,6 +20,11 @@ from training.config import LR_DECAYS, TrainConfig, knob
 __all__ = ["CharRecipe", "CharLSTMRecipe", "CharGRURecipe", "CharElmanRecipe", "CharStreams", "BUDGET_MINUTES"]
 
 LN2 = math.log(2.0)
+# The card's eigenvalue picture reads this (Hamlet III.1; Hamlet is one of the validation plays).
+_PASSAGE = ("To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n"
+            "The slings and arrows of outrageous fortune,\nOr to take arms against a sea of troubles\n"
+            "And by opposing end them. To die, to sleep;\nNo more; and by a sleep to say we end\n"
+            "The heart-ache and the thousand natural shocks\nThat flesh is heir to.")
 BUDGET_MINUTES = 45  # CPU-minutes of training on one thread: the budget all three character models share
 _SCHEDULES = {"cosine": "with cosine decay", "constant": "at a constant rate"}
 
@@ -73,6 +78,14 @@ class CharRecipe(TrainConfig):
     def periodic_metrics(self, model):
         nats = self.cross_entropy(model, self.eval_chars)
         return {"val_nats": nats, "val_bpc": nats / LN2}
+
+    def diagnostic_inputs(self, model):
+        """Hamlet's soliloquy in the model's characters: fixed text from a held-out play, so a shipped model's
+        figures need no corpus download."""
+        import numpy as np
+
+        known = [model.vocabulary.index(ch) for ch in _PASSAGE if ch in model.vocabulary]
+        return np.array([known[:120], known[40:160]], np.int32)  # two overlapping windows, (2, 120)
 
     def evaluate(self, model):
         nats = self.cross_entropy(model)

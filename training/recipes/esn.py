@@ -37,6 +37,9 @@ class ESNRecipe(Recipe):
     def evaluate(self, model):
         return self.fit(model)
 
+    def diagnostic_inputs(self, model):
+        return self.split()[2][None, :200]  # the first 200 test inputs, (1, 200, 1)
+
 
 def fit_esn(recipe, model=None):
     """Builds the recipe's model (unless given), fits its readout; returns (model, the recipe's figures)."""

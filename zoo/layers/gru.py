@@ -45,6 +45,7 @@ class GRUCell(GatedCell):
     """
 
     gates = 3
+    gate_names = ("z", "r", "h")  # the blocks of the stacked weights, in order (zoo.diagnostics names them)
 
     def __init__(self, units, reset_after=True, activation="tanh", recurrent_activation="sigmoid", **kwargs):
         super().__init__(units, **kwargs)

@@ -37,6 +37,7 @@ class PeepholeLSTMCell(GatedCell):
     """
 
     gates = 4
+    gate_names = ("i", "f", "c", "o")  # the blocks of the stacked weights, in order (zoo.diagnostics names them)
 
     def __init__(
         self,
