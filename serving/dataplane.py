@@ -17,6 +17,7 @@ prepended byte-wise, which protobuf reads as a merge, as TF Serving does).
 """
 
 import dataclasses
+import weakref
 
 import numpy as np
 import tensorflow as tf
@@ -288,6 +289,7 @@ class DataPlane:
         self.repository = repository
         self.limits = limits if limits is not None else Limits()
         self.executor = executor
+        self._metadata_responses = weakref.WeakKeyDictionary()  # servable -> its packed metadata, while it is loaded
 
     def resolve(self, name, version=None, label=None):
         """The `Servable` for (name, version | label | latest); see `ModelRepository.resolve`."""
@@ -321,7 +323,17 @@ class DataPlane:
         for field in fields:
             if field != SIGNATURE_DEF_FIELD:
                 raise invalid_argument(f"Metadata field {field} is not supported")
-        servable = self.resolve(name, version=version, label=label)
+        return self.metadata_of(self.resolve(name, version=version, label=label))
+
+    def metadata_of(self, servable):
+        """`metadata`'s response for a resolved servable (a copy: the caller may change it)."""
+        response = get_model_metadata_pb2.GetModelMetadataResponse()
+        response.CopyFrom(self._metadata_responses.get(servable) or self._build_metadata(servable))
+        return response
+
+    def _build_metadata(self, servable):
+        # A version's signatures never change, and 64 streams starting at once each ask for them:
+        # packing the map once per servable took most of their time to first piece.
         signature_map = get_model_metadata_pb2.SignatureDefMap()
         for key, signature in servable.signature_defs.items():
             signature_map.signature_def[key].CopyFrom(signature)
@@ -329,6 +341,7 @@ class DataPlane:
         response.model_spec.name = servable.name
         response.model_spec.version.value = servable.version
         response.metadata[SIGNATURE_DEF_FIELD].Pack(signature_map)
+        self._metadata_responses[servable] = response
         return response
 
     def predict(self, servable, signature_name, inputs, output_filter=(), decode=None):

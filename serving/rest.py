@@ -17,6 +17,7 @@ import inspect
 import json
 import re
 import urllib.parse
+import weakref
 
 import anyio
 import anyio.to_thread
@@ -93,6 +94,7 @@ class RestHandler:
         self.dataplane = dataplane
         self.metrics = metrics
         self._runners = {"predict": self._run_predict, "classify": self._run_classify, "regress": self._run_regress}
+        self._metadata_texts = weakref.WeakKeyDictionary()  # servable -> its metadata JSON (signatures never change)
 
     def handle(self, method, path, body):
         """Answers one request.
@@ -136,7 +138,14 @@ class RestHandler:
         return json.dumps(_proto_json(self.dataplane.status(name, version, label), preserve_names=False))
 
     def _metadata(self, name, version, label):
-        response = self.dataplane.metadata(name, version, label)
+        servable = self.dataplane.resolve(name, version=version, label=label)
+        text = self._metadata_texts.get(servable)
+        if text is None:
+            text = self._metadata_texts[servable] = self._metadata_text(servable)
+        return text
+
+    def _metadata_text(self, servable):
+        response = self.dataplane.metadata_of(servable)
         unpacked = get_model_metadata_pb2.SignatureDefMap()
         response.metadata[SIGNATURE_DEF_FIELD].Unpack(unpacked)
         document = {
