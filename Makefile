@@ -47,8 +47,9 @@ chromium:
 			"tests/test_browser_page.py will be skipped. Install both, or run make test as root."; \
 	fi
 
+# Two workers, each file on one worker: module-scoped set-ups (servers, backend workers) then run once.
 test: lint chromium
-	$(PY) -m pytest -rfEs
+	$(PY) -m pytest -rfEs -n 2 --dist loadfile
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow" -n 2

@@ -6,7 +6,8 @@
 The shipped `char_lstm` is served by `python -m serving` in a child process
 (so its RSS is the server's alone), once with `--enable_batching` (TF
 Serving's request batching, plus continuous batching of `generate`) and once
-without. Each client thread streams `--tokens` characters through
+without. Each client (a thread; the 64 spread over `--client-processes` processes, so
+that the load generator's own interpreter lock does not pace it) streams `--tokens` characters through
 `Client.stream` (its default pieces: 16 characters, then doubling up to 128), all starting
 together, half over REST and half over gRPC, each with its own seed. Per run:
 aggregate characters per second (all characters over the wall time from the
@@ -26,6 +27,7 @@ machine and its load average.
 import argparse
 import concurrent.futures
 import json
+import multiprocessing
 import os
 import pathlib
 import subprocess
@@ -136,8 +138,29 @@ def _client_stream(targets, protocol, seed, tokens, chunk, barrier):
         return first, gaps, count, None
 
 
-def served_run(model_dir, batching_file, clients, tokens, grpc_threads, chunk=None, chunk_steps=None):
-    """The figures of one run of `clients` concurrent streams against a fresh server."""
+def _client_process(targets, jobs, tokens, chunk, start):
+    """One load-generating process: a thread per (protocol, seed) job, all released by `start`.
+
+    Returns (each job's `_client_stream` result, this process's CPU seconds from the start to the end).
+    """
+    local = threading.Barrier(len(jobs) + 1)
+    with concurrent.futures.ThreadPoolExecutor(len(jobs)) as pool:
+        futures = [pool.submit(_client_stream, targets, protocol, seed, tokens, chunk, local)
+                   for protocol, seed in jobs]
+        start.wait()  # every process has its clients connected
+        local.wait()
+        cpu = time.process_time()
+        results = [f.result() for f in futures]
+    return results, time.process_time() - cpu
+
+
+def served_run(model_dir, batching_file, clients, tokens, grpc_threads, chunk=None, chunk_steps=None,
+               client_processes=4):
+    """The figures of one run of `clients` concurrent streams against a fresh server.
+
+    The clients are spread over `client_processes` processes: 64 client threads in one Python process
+    queue on its interpreter lock, and the load generator, not the server, then sets the time to first piece.
+    """
     from serving.client import Client
 
     process, targets = _start_server(model_dir, batching_file, grpc_threads, chunk_steps)
@@ -145,18 +168,20 @@ def served_run(model_dir, batching_file, clients, tokens, grpc_threads, chunk=No
         with Client(targets["grpc"], protocol="grpc") as client:  # warm: one stream through the whole path
             "".join(client.stream("char_lstm", PROMPT, 64, TEMPERATURE))
         rss_before = _rss_bytes(process.pid)
-        barrier = threading.Barrier(clients + 1)
         protocols = ["rest" if i % 2 == 0 else "grpc" for i in range(clients)]
-        with concurrent.futures.ThreadPoolExecutor(clients) as pool:
-            futures = [
-                pool.submit(_client_stream, targets, protocol, seed, tokens, chunk, barrier)
-                for seed, protocol in enumerate(protocols)
-            ]
-            barrier.wait()
-            start, server_cpu, client_cpu = time.perf_counter(), _cpu_seconds(process.pid), time.process_time()
-            results = [f.result() for f in futures]
+        jobs = [(protocol, seed) for seed, protocol in enumerate(protocols)]
+        shares = [jobs[i::client_processes] for i in range(client_processes) if jobs[i::client_processes]]
+        context = multiprocessing.get_context("spawn")
+        with context.Manager() as manager, concurrent.futures.ProcessPoolExecutor(len(shares), context) as pool:
+            start_barrier = manager.Barrier(len(shares) + 1)
+            futures = [pool.submit(_client_process, targets, share, tokens, chunk, start_barrier) for share in shares]
+            start_barrier.wait()
+            start, server_cpu = time.perf_counter(), _cpu_seconds(process.pid)
+            per_process = [f.result() for f in futures]
             wall = time.perf_counter() - start
-            server_cpu, client_cpu = _cpu_seconds(process.pid) - server_cpu, time.process_time() - client_cpu
+            server_cpu = _cpu_seconds(process.pid) - server_cpu
+        results = [r for process_results, _ in per_process for r in process_results]
+        client_cpu = sum(cpu for _, cpu in per_process)
         rss_after = _rss_bytes(process.pid)
     finally:
         process.terminate()
@@ -173,6 +198,7 @@ def served_run(model_dir, batching_file, clients, tokens, grpc_threads, chunk=No
         "chars_per_s": characters / wall,
         "server_cpu_s": server_cpu,
         "clients_cpu_s": client_cpu,
+        "client_processes": len(shares),
         "first_piece_s": _percentiles([r[0] for r in results if r[0] is not None]),
         "between_pieces_s": _percentiles([g for r in results for g in r[1]]),
         "server_rss_before_bytes": rss_before,
@@ -215,6 +241,7 @@ def main(argv=None):
                         help="Client.stream's chunk_size (default: its default, pieces growing from 16 to 128)")
     parser.add_argument("--generation-chunk-steps", type=int, default=None,
                         help="the server's --generation_chunk_steps (default: the server's default)")
+    parser.add_argument("--client-processes", type=int, default=4, help="processes the client threads are spread over")
     parser.add_argument("--runs", nargs="+", default=["batching_on", "batching_off"],
                         choices=["batching_on", "batching_off"])
     parser.add_argument("--out", default="benchmarks/results/serving_load.json")
@@ -234,7 +261,7 @@ def main(argv=None):
         for name in args.runs:
             batching_file = params if name == "batching_on" else None
             runs[name] = served_run(model_dir, batching_file, args.clients, args.tokens, args.clients, args.chunk,
-                                    args.generation_chunk_steps)
+                                    args.generation_chunk_steps, args.client_processes)
             print(f"{name}: {runs[name]['chars_per_s']:,.0f} chars/s, first piece p99 "
                   f"{runs[name]['first_piece_s']['p99']:.2f} s, errors {runs[name]['errors']}", flush=True)
     reference.append(in_process_rate(model_dir, args.clients, args.tokens, args.chunk))
