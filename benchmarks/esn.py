@@ -255,6 +255,12 @@ def jaeger_options(validation_seeds=(0, 1), history_seeds=(1,), test_seeds=range
             "test_1000": big, "median_test_1000": float(np.median(list(big.values()))), "bar": 2.8e-4}
 
 
+def _write(result, path):
+    out = pathlib.Path(path)
+    out.write_text(json.dumps(result, indent=2))
+    print(f"wrote {out}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--units", type=int, nargs="+", default=[100, 400, 2000, 5000])
@@ -282,16 +288,12 @@ def main(argv=None):
         _memory_worker(args.memory_worker, args.units[0], args.seeds[0])
         return
     if args.jaeger_options:
-        result = {"machine": describe_machine(), "jaeger_options": jaeger_options()}
-        out = pathlib.Path(args.out or "benchmarks/results/esn_jaeger_options.json")
-        out.write_text(json.dumps(result, indent=2))
-        print(f"wrote {out}")
+        _write({"machine": describe_machine(), "jaeger_options": jaeger_options()},
+               args.out or "benchmarks/results/esn_jaeger_options.json")
         return
     if args.validate:
-        result = {"machine": describe_machine(), "validation": validate()}
-        out = pathlib.Path(args.out or "benchmarks/results/esn_validation.json")
-        out.write_text(json.dumps(result, indent=2))
-        print(f"wrote {out}")
+        _write({"machine": describe_machine(), "validation": validate()},
+               args.out or "benchmarks/results/esn_validation.json")
         return
     result = {"machine": describe_machine(), "reservoirpy": reservoirpy_version, "protocol": README, "readme": []}
     names = ["zoo"] + (["zoo_layer"] if args.layer_too else []) + (["reservoirpy"] if reservoirpy_version else [])

@@ -196,20 +196,26 @@ def training_curve(records, path, title):
 # -- task figures ----------------------------------------------------------------------
 
 
-def gradient_norm_curves(curves, path, title):
-    """Writes ‖∂L/∂x(t)‖ against t for each model of `curves` (name -> (T,) array), log y, to `path`."""
+def _log_curves(curves, path, title, xlabel, ylabel, what, title_size):
+    """One line per curve (name -> values), against its index, log y; the figures of the gradient families."""
     if not curves:
-        raise ValueError("`curves` must name at least one model's gradient norms. Received: curves={}")
+        raise ValueError(f"`curves` must name at least one {what}. Received: curves={{}}")
     figure = Figure(figsize=(6.4, 3.8), layout="constrained")
     axes = figure.subplots()
-    for name, norms in curves.items():
-        norms = np.asarray(norms, dtype=np.float64)
-        axes.plot(np.arange(len(norms)), norms, label=name, linewidth=1.2)
-    axes.set_yscale("log")  # Elman's gradient falls by ~1e-14 over 200 steps; the gated ones stay within 1e-1
-    axes.set(xlabel="input step t", ylabel="mean ‖∂L/∂x(t)‖", title=title)
-    axes.title.set_fontsize(10)
+    for name, values in curves.items():
+        values = np.asarray(values, dtype=np.float64)
+        axes.plot(np.arange(len(values)), np.maximum(values, 1e-300), label=name, linewidth=1.2)
+    axes.set_yscale("log")  # these norms shrink or grow geometrically along the sequence
+    axes.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    axes.title.set_fontsize(title_size)
     axes.legend(fontsize=8)
     return _save(figure, path)
+
+
+def gradient_norm_curves(curves, path, title):
+    """Writes ‖∂L/∂x(t)‖ against t for each model of `curves` (name -> (T,) array), log y, to `path`."""
+    # Elman's gradient falls by ~1e-14 over 200 steps; the gated ones stay within 1e-1.
+    return _log_curves(curves, path, title, "input step t", "mean ‖∂L/∂x(t)‖", "model's gradient norms", 10)
 
 
 def dendrogram(vectors, labels, path, title):
@@ -305,18 +311,8 @@ def eigenvalue_planes(eigenvalues, path, title):
 
 def jacobian_norm_curves(curves, path, title):
     """Writes ‖∂h(t₀+k)/∂s(t₀)‖₂ against k for each curve (name -> (K+1,) array), log y, to `path`."""
-    if not curves:
-        raise ValueError("`curves` must name at least one Jacobian-norm curve. Received: curves={}")
-    figure = Figure(figsize=(6.4, 3.8), layout="constrained")
-    axes = figure.subplots()
-    for name, norms in curves.items():
-        norms = np.asarray(norms, dtype=np.float64)
-        axes.plot(np.arange(len(norms)), np.maximum(norms, 1e-300), label=name, linewidth=1.2)
-    axes.set_yscale("log")  # the product shrinks or grows geometrically in k
-    axes.set(xlabel="lag k (steps)", ylabel="‖∂h(t₀+k)/∂s(t₀)‖₂, geometric mean", title=title)
-    axes.title.set_fontsize(9)
-    axes.legend(fontsize=8)
-    return _save(figure, path)
+    return _log_curves(curves, path, title, "lag k (steps)", "‖∂h(t₀+k)/∂s(t₀)‖₂, geometric mean",
+                       "Jacobian-norm curve", 9)
 
 
 def memory_comparison(models, inputs, path, title, max_lag=100):
