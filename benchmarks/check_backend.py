@@ -41,8 +41,8 @@ LENGTHS = (7, 4, 1)  # right padding: the mask keeps each row's first LENGTHS[b]
 BACKENDS = ("jax", "torch")
 FIT_EPOCHS = 4
 STREAMS_ON = "torch"  # the worker that also streams from a SavedModel (off JAX's longer critical path)
-CASES = ("bidirectional", "bidirectional_sum", "decoder", "echo_state", "elman", "elman_relu", "encoder", "gru",
-         "gru_reset_before", "peephole_lstm", "ridge_readout")  # the models of `_case_models`
+CASES = ("bidirectional", "bidirectional_sum", "decoder", "echo_state", "elman", "elman_relu", "encoder", "exprnn",
+         "gru", "gru_reset_before", "peephole_lstm", "ridge_readout")  # the models of `_case_models`
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -65,6 +65,7 @@ def _case_models():
         Bidirectional,
         EchoState,
         Elman,
+        ExpRNN,
         PeepholeLSTM,
         RecurrentDecoder,
         RecurrentEncoder,
@@ -78,6 +79,7 @@ def _case_models():
         "peephole_lstm": PeepholeLSTM(6, **seq),
         "gru": GRU(6, **seq),
         "gru_reset_before": GRU(6, reset_after=False, **seq),
+        "exprnn": ExpRNN(6, **seq),
         "echo_state": EchoState(6, seed=1, rc_connectivity=0.5, input_connectivity=0.5, dtype="float32", **seq),
         "bidirectional": Bidirectional(PeepholeLSTM(5, **seq)),
         "bidirectional_sum": Bidirectional(GRU(5, **seq), merge_mode="sum"),

@@ -377,7 +377,10 @@ def test_the_esn_fits_and_publishes_through_the_same_cli(tmp_path, monkeypatch, 
     folder = tmp_path / "models" / "esn_mackey_glass"
     card = json.loads((folder / "card.json").read_text())
     assert card["recipe"]["config"]["series_length"] == 400 and card["seed"] == 3
-    assert card["figures"] == {"forecast": "forecast.png"}
+    # The closed-loop forecast, and the memory figures every recurrent card carries (zoo.diagnostics).
+    assert card["figures"] == {"forecast": "forecast.png", "eigenvalues": "eigenvalues.png",
+                               "jacobian_norms": "jacobian_norms.png"}
+    assert all((folder / name).exists() for name in card["figures"].values())
     assert card["figures_missing"]["training_curve"].startswith("none: the model is fitted in closed form")
     assert (folder / "1" / "saved_model.pb").exists()
     import zoo
