@@ -39,7 +39,7 @@ import time
 import keras
 import numpy as np
 
-from benchmarks.machine import describe_machine
+from benchmarks.machine import describe_machine, write_results
 from benchmarks.timing import interleaved
 from zoo.layers import GRU, Elman, PeepholeLSTM, _loop
 
@@ -195,10 +195,7 @@ def main(argv=None):
         "minutes": (time.perf_counter() - started) / 60,
         "rows": rows,
     }
-    out = pathlib.Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    print(f"wrote {out}")
+    write_results(result, args.out)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ import numpy as np
 import tensorflow as tf
 
 import zoo
-from benchmarks.machine import describe_machine
+from benchmarks.machine import describe_machine, write_results
 from training.data.mackey_glass import mackey_glass
 from training.recipes import fit_esn, recipe_for
 from zoo.layers.esn import EchoState, harvest_states
@@ -255,12 +255,6 @@ def jaeger_options(validation_seeds=(0, 1), history_seeds=(1,), test_seeds=range
             "test_1000": big, "median_test_1000": float(np.median(list(big.values()))), "bar": 2.8e-4}
 
 
-def _write(result, path):
-    out = pathlib.Path(path)
-    out.write_text(json.dumps(result, indent=2))
-    print(f"wrote {out}")
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--units", type=int, nargs="+", default=[100, 400, 2000, 5000])
@@ -288,11 +282,11 @@ def main(argv=None):
         _memory_worker(args.memory_worker, args.units[0], args.seeds[0])
         return
     if args.jaeger_options:
-        _write({"machine": describe_machine(), "jaeger_options": jaeger_options()},
+        write_results({"machine": describe_machine(), "jaeger_options": jaeger_options()},
                args.out or "benchmarks/results/esn_jaeger_options.json")
         return
     if args.validate:
-        _write({"machine": describe_machine(), "validation": validate()},
+        write_results({"machine": describe_machine(), "validation": validate()},
                args.out or "benchmarks/results/esn_validation.json")
         return
     result = {"machine": describe_machine(), "reservoirpy": reservoirpy_version, "protocol": README, "readme": []}
@@ -314,11 +308,8 @@ def main(argv=None):
         }
         print("NRMSE84", json.dumps(result["nrmse84"]))
         nrmse84_out = pathlib.Path(args.out or "benchmarks/results/esn.json").with_name("esn_nrmse84.json")
-        nrmse84_out.write_text(json.dumps({"machine": result["machine"], "nrmse84": result.pop("nrmse84")}, indent=2))
-        print(f"wrote {nrmse84_out}")
-    out = pathlib.Path(args.out or "benchmarks/results/esn.json")
-    out.write_text(json.dumps(result, indent=2))
-    print(f"wrote {out}")
+        write_results({"machine": result["machine"], "nrmse84": result.pop("nrmse84")}, nrmse84_out)
+    write_results(result, args.out or "benchmarks/results/esn.json")
 
 
 if __name__ == "__main__":

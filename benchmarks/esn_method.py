@@ -25,11 +25,10 @@ No test series is ever seen by step 1. Results: benchmarks/results/esn_method.js
 import argparse
 import itertools
 import json
-import pathlib
 
 import numpy as np
 
-from benchmarks.machine import describe_machine
+from benchmarks.machine import describe_machine, write_results
 from training.data.mackey_glass import mackey_glass
 from zoo.layers.esn import EchoState, harvest_states
 from zoo.layers.ridge import RidgeReadout
@@ -141,8 +140,8 @@ def main(argv=None):
     }
     median = result["tested"]["chosen"]["zoo_summary"]["median"]
     result["passed"] = median <= BAR
-    pathlib.Path(args.out).write_text(json.dumps(result, indent=2))
-    print(f"zoo median {median:.5f} ({'meets' if result['passed'] else 'misses'} {BAR}); wrote {args.out}")
+    print(f"zoo median {median:.5f} ({'meets' if result['passed'] else 'misses'} {BAR})")
+    write_results(result, args.out)
 
 
 if __name__ == "__main__":

@@ -26,14 +26,13 @@ Results: `benchmarks/results/layers_<backend>_<device>.json`.
 """
 
 import argparse
-import json
 import pathlib
 import time
 
 import keras
 import numpy as np
 
-from benchmarks.machine import describe_machine
+from benchmarks.machine import describe_machine, write_results
 from zoo.layers import RECURRENT_LAYERS
 
 # Forward FLOPs of one time step per (batch row, unit): multiply by B·H·(H+I).
@@ -164,8 +163,7 @@ def main(argv=None):
     out.parent.mkdir(parents=True, exist_ok=True)
     method = __doc__.split("Measurement: ", 1)[1].split("Results:", 1)[0].split()
     result = {"machine": machine, "matmul_gflops": peak, "method": " ".join(method), "rows": rows}
-    out.write_text(json.dumps(result, indent=2))
-    print(f"wrote {out}")
+    write_results(result, out)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import pathlib
 import keras
 import numpy as np
 
-from benchmarks.machine import describe_machine
+from benchmarks.machine import describe_machine, write_results
 from benchmarks.timing import interleaved
 from zoo.layers import GRU, Elman, PeepholeLSTM, _loop
 
@@ -87,8 +87,7 @@ def main(argv=None):
         row = measure(family, int(batch), int(units), args.rounds)
         print(json.dumps(row), flush=True)
         rows.append(row)
-    RESULTS.write_text(json.dumps({"machine": describe_machine(), "rows": rows}, indent=2))
-    print(f"wrote {RESULTS}")
+    write_results({"machine": describe_machine(), "rows": rows}, RESULTS)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 machine runs the layers on Keras's JAX backend)."""
 
 import datetime
+import json
 import os
+import pathlib
 import platform
 
 import keras
@@ -45,3 +47,12 @@ def describe_machine():
         "backend": keras.backend.backend(),
         "measured_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def write_results(result, path):
+    """Writes a benchmark's `result` as indented JSON to `path` (folders made), says so, and returns the path."""
+    out = pathlib.Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
+    return out

@@ -441,7 +441,7 @@ def main(argv=None):
         return
     import keras
 
-    from benchmarks.machine import describe_machine
+    from benchmarks.machine import describe_machine, write_results
 
     if keras.backend.backend() != "tensorflow":
         raise SystemExit(f"the zoo's Trainer runs on TensorFlow; this backend is {keras.backend.backend()!r}")
@@ -491,9 +491,7 @@ def main(argv=None):
                        "absolute RSS counts both libraries; peak_over_before_mib is what the steps added",
         "bar_summary": bar_summary(by_threads),
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    print(f"wrote {out}")
+    write_results(result, out)
 
 
 if __name__ == "__main__":

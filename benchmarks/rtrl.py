@@ -19,7 +19,6 @@ E‖ĝ − mean ĝ‖² / ‖g‖²; and the mean cosine between ĝ and g. Resul
 
 import argparse
 import json
-import pathlib
 import statistics
 
 import numpy as np
@@ -170,7 +169,7 @@ def main(argv=None):
 
     import tensorflow as tf
 
-    from benchmarks.machine import describe_machine
+    from benchmarks.machine import describe_machine, write_results
 
     tf.config.threading.set_intra_op_parallelism_threads(1)  # one thread: CPU time is comparable across widths
     tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -182,10 +181,7 @@ def main(argv=None):
         "exponents": exponents,
         "uoro_vs_rtrl": bias_variance(args.bias_units, args.length, args.problems, args.draws),
     }
-    path = pathlib.Path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {path}")
+    write_results(result, args.out)
     return 0
 
 

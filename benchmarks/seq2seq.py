@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from benchmarks.machine import describe_machine
+from benchmarks.machine import describe_machine, write_results
 
 RESULTS = pathlib.Path(__file__).parent / "results" / "seq2seq.json"
 SCHEDULES = ("cosine:1e-2:2000", "constant:3e-3:3000", "cosine:1e-2:3000")  # the last is the recipe's
@@ -101,8 +101,7 @@ def main(argv=None):
         "decode_seconds_shipped_model": {**times, "beam4_over_greedy": times["beam4"] / times["greedy"]},
         "machine": describe_machine(),
     }
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    write_results(result, RESULTS)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ import time
 
 import numpy as np
 
-from benchmarks.machine import describe_machine
+from benchmarks.machine import describe_machine, write_results
 
 BARS_MS = {"grpc": 1.0, "rest": 2.0}  # median overhead bars of issue 4
 RESULTS = pathlib.Path(__file__).parent / "results" / "serving.json"
@@ -198,8 +198,7 @@ def main(argv=None):
         "load": load,
         "errors_total": sum(v["errors"] for per in load.values() for v in per.values()),
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    write_results(result, args.output)
     print(json.dumps(latency, indent=2))
     return result
 

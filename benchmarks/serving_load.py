@@ -26,7 +26,6 @@ machine and its load average.
 
 import argparse
 import concurrent.futures
-import json
 import multiprocessing
 import os
 import pathlib
@@ -38,7 +37,7 @@ import time
 
 import numpy as np
 
-from benchmarks.machine import describe_machine
+from benchmarks.machine import describe_machine, write_results
 from serving.execution import DEFAULT_GENERATION_CHUNK_STEPS
 from serving.streaming import chunk_sizes
 
@@ -289,11 +288,9 @@ def main(argv=None):
         "runs": runs,
     }
     out = ROOT / args.out if not pathlib.Path(args.out).is_absolute() else pathlib.Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
     for name, run in runs.items():
         print(f"{name}: {run['ratio_to_in_process']:.0%} of in-process; bars {run['bars']}")
-    print(f"wrote {out}")
+    write_results(result, out)
 
 
 if __name__ == "__main__":

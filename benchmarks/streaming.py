@@ -16,14 +16,12 @@ Results: `benchmarks/results/streaming.json`, with the machine.
 """
 
 import argparse
-import json
-import pathlib
 import statistics
 import time
 
 import tensorflow as tf
 
-from benchmarks.machine import describe_machine
+from benchmarks.machine import describe_machine, write_results
 from serving.client import Client
 from serving.repository import scan_versions
 from serving.server import ModelServer
@@ -119,10 +117,8 @@ def main(argv=None):
         "cold_first_piece_ms": 1000 * cold_first,
         "rows": rows,
     }
-    out = pathlib.Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    print(f"cold first piece (first stream after start): {1000 * cold_first:.0f} ms\nwrote {out}")
+    print(f"cold first piece (first stream after start): {1000 * cold_first:.0f} ms")
+    write_results(result, args.out)
 
 
 if __name__ == "__main__":
