@@ -327,8 +327,9 @@ class DataPlane:
 
     def metadata_of(self, servable):
         """`metadata`'s response for a resolved servable (a copy: the caller may change it)."""
+        cached = self._metadata_responses.get(servable)
         response = get_model_metadata_pb2.GetModelMetadataResponse()
-        response.CopyFrom(self._metadata_responses.get(servable) or self._build_metadata(servable))
+        response.CopyFrom(cached if cached is not None else self._build_metadata(servable))
         return response
 
     def _build_metadata(self, servable):
