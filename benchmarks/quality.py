@@ -8,7 +8,8 @@ anchor come from the recipes (`training.recipes`, `Recipe.quality` and
 `Recipe.judge`): this module only runs them and records. With `--publish`,
 rows that meet their bar are written to `saved_models/<name>/` (servable
 SavedModel, `.keras`, `card.json`, figures); rows that miss get a `card.json`
-with their measured figures only, so `zoo.card` shows the miss. A row that
+with their measured figures only, so `zoo.card` shows the miss, unless
+`--ship-misses` ships them too, the card still saying `passed: false`. A row that
 varies its model (a twin without peepholes) is recorded, not published.
 Results: `benchmarks/results/quality.json`, merged row by row with earlier runs.
 """
@@ -33,14 +34,14 @@ def run_row(row):
     return recipe.quality()
 
 
-def _record(row_name, model, recipe, row, publish):
+def _record(row_name, model, recipe, row, publish, ship_misses=False):
     from training.publish import publish as publish_model
     from zoo._registry import artifact_dir
 
     extra = {key: row[key] for key in ("bar", "anchor", "notes") if key in row} | {"passed": row["passed"]}
     if not publish or row_name != recipe.model:
         return
-    if row["passed"] is False:  # a miss ships no weights, but its card shows the figure
+    if row["passed"] is False and not ship_misses:  # a miss ships no weights, but its card shows the figure
         folder = artifact_dir(recipe.model)
         folder.mkdir(parents=True, exist_ok=True)
         card = {"metrics": row["metrics"], "seed": recipe.seed, "machine": describe_machine(),
@@ -81,6 +82,8 @@ def main(argv=None):
     rows = list(quality_rows())
     parser.add_argument("--only", nargs="*", default=rows, choices=rows)
     parser.add_argument("--publish", action="store_true")
+    parser.add_argument("--ship-misses", action="store_true",
+                        help="with --publish, ship a row that misses its bar too (its card records the miss)")
     parser.add_argument("--table", action="store_true", help="print README's table from the results and stop")
     args = parser.parse_args(argv)
     if args.table:
@@ -95,7 +98,7 @@ def main(argv=None):
         summary = {k: row[k] for k in ("metric", "value", "bar", "passed", "train_seconds")}
         print(json.dumps({name: summary}), flush=True)
         row["machine"] = describe_machine()
-        _record(name, model, recipe, row, args.publish)
+        _record(name, model, recipe, row, args.publish, args.ship_misses)
         _merge_row(name, row)
 
 

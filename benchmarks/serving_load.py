@@ -69,7 +69,8 @@ def _cpu_seconds(pid):
 
 
 def in_process_rate(model_dir, rows, tokens, chunk):
-    """Characters per second of `generate` in this process at batch `rows`, chained in the clients' calls.
+    """(characters per second, CPU seconds) of `generate` in this process at batch `rows`, chained in the
+    clients' calls.
 
     `chunk` is `Client.stream`'s `chunk_size` (None: its growing default), so
     the reference makes the same calls of the same sizes as every client.
@@ -91,9 +92,9 @@ def in_process_rate(model_dir, rows, tokens, chunk):
             state, done = out["state"].numpy(), done + steps
 
     run()  # warm-up: the first call traces
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     run()
-    return rows * tokens / (time.perf_counter() - start)
+    return rows * tokens / (time.perf_counter() - start), time.process_time() - cpu
 
 
 def _start_server(model_dir, batching_file, grpc_threads, chunk_steps=None):
@@ -251,8 +252,11 @@ def main(argv=None):
     version = max(scan_versions(base))
     model_dir = base / str(version)
     load_before = os.getloadavg()
-    reference = [in_process_rate(model_dir, args.clients, args.tokens, args.chunk)]
-    print(f"in-process generate at batch {args.clients}: {reference[0]:,.0f} chars/s", flush=True)
+    reference, reference_cpu = [], []
+    rate, cpu = in_process_rate(model_dir, args.clients, args.tokens, args.chunk)
+    reference.append(rate)
+    reference_cpu.append(cpu)
+    print(f"in-process generate at batch {args.clients}: {rate:,.0f} chars/s", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         params = pathlib.Path(tmp) / "batching_parameters.txt"
         params.write_text(batching_parameters(args.clients))
@@ -263,8 +267,10 @@ def main(argv=None):
                                     args.generation_chunk_steps, args.client_processes)
             print(f"{name}: {runs[name]['chars_per_s']:,.0f} chars/s, first piece p99 "
                   f"{runs[name]['first_piece_s']['p99']:.2f} s, errors {runs[name]['errors']}", flush=True)
-    reference.append(in_process_rate(model_dir, args.clients, args.tokens, args.chunk))
-    print(f"in-process generate at batch {args.clients} (again): {reference[1]:,.0f} chars/s", flush=True)
+    rate, cpu = in_process_rate(model_dir, args.clients, args.tokens, args.chunk)
+    reference.append(rate)
+    reference_cpu.append(cpu)
+    print(f"in-process generate at batch {args.clients} (again): {rate:,.0f} chars/s", flush=True)
     mean_reference = float(np.mean(reference))
     for run in runs.values():
         run.update(_verdicts(run, mean_reference))
@@ -285,6 +291,7 @@ def main(argv=None):
         "generation_chunk_steps": args.generation_chunk_steps or DEFAULT_GENERATION_CHUNK_STEPS,
         "in_process_chars_per_s": reference,
         "in_process_chars_per_s_mean": mean_reference,
+        "in_process_cpu_s": reference_cpu,  # for all clients' characters once, against each run's server_cpu_s
         "runs": runs,
     }
     out = ROOT / args.out if not pathlib.Path(args.out).is_absolute() else pathlib.Path(args.out)

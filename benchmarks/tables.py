@@ -236,6 +236,38 @@ def serving_under_load(results):
 
 
 
+def _median_range(figure, digits=".2f"):
+    return f"{figure['median']:{digits}} ({figure['min']:{digits}}–{figure['max']:{digits}})"
+
+
+def peers_generation(results):
+    """char_lstm's exported `generate` against a PyTorch loop over the same weights, by threads and batch."""
+    peers = _load(results, "peers_tensorflow_cpu")
+    rows = []
+    for threads, part in peers["threads"].items():
+        for row in (part["generation"] or {}).get("rows", []):
+            per_s, ratios = row["chars_per_s"], row["ratios"]
+            rows.append([threads, str(row["batch"]), f"{per_s['zoo_one_call']['median']:,.0f}",
+                         f"{per_s['zoo_chunks']['median']:,.0f}", f"{per_s['pytorch']['median']:,.0f}",
+                         f"**{_median_range(ratios['zoo_one_call/pytorch']['wall'])}**",
+                         _median_range(ratios["zoo_chunks/pytorch"]["wall"]),
+                         f"≥ {peers['bars']['generation_zoo_over_pytorch_by_batch'][str(row['batch'])]}"])
+    return _table(["threads", "batch", "zoo one call chars/s", "zoo in a stream's chunks chars/s",
+                   "PyTorch chars/s", "one call / PyTorch (range)", "chunks / PyTorch (range)", "bar"], rows)
+
+
+def peers_memory(results):
+    """Peak RSS of training steps at B = 128, H = 1024, T = 100: the zoo's step against PyTorch's."""
+    rows = []
+    for pair in _load(results, "peers_tensorflow_cpu")["memory"]:
+        zoo, torch = pair["zoo"], pair["pytorch"]
+        rows.append([FAMILIES[pair["family"]], f"{zoo['peak_rss_mib']:,.0f}", f"{zoo['peak_over_before_mib']:,.0f}",
+                     f"{torch['peak_rss_mib']:,.0f}", f"{torch['peak_over_before_mib']:,.0f}",
+                     f"{pair['peak_ratio_zoo_over_pytorch']:.2f}"])
+    return _table(["family", "zoo peak RSS (MiB)", "zoo rise in the steps (MiB)", "PyTorch peak RSS (MiB)",
+                   "PyTorch rise in the steps (MiB)", "zoo / PyTorch peak"], rows)
+
+
 def rtrl_cost(results):
     """BENCHMARKS.md's RTRL table: CPU time per online step against BPTT's per step, memory counted, by H."""
     r = _load(results, "rtrl")
@@ -281,6 +313,8 @@ TABLES = {
     "streaming": streaming,
     "chunks": chunks,
     "serving_under_load": serving_under_load,
+    "peers_generation": peers_generation,
+    "peers_memory": peers_memory,
     "rtrl_cost": rtrl_cost,
     "rtrl_uoro": rtrl_uoro,
 }

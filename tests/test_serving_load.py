@@ -20,6 +20,7 @@ def test_a_small_run_writes_every_figure(tmp_path):
     serving_load.main(["--clients", "2", "--tokens", "16", "--out", str(out)])
     result = json.loads(out.read_text())
     assert len(result["in_process_chars_per_s"]) == 2 and result["machine"]["cpu_count"] >= 1
+    assert len(result["in_process_cpu_s"]) == 2 and min(result["in_process_cpu_s"]) > 0
     for run in result["runs"].values():
         assert (run["errors"], run["characters"], run["server_exit_code_on_sigterm"]) == (0, 32, 0)
         assert run["first_piece_s"]["p99"] >= run["first_piece_s"]["p50"] > 0

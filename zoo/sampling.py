@@ -141,7 +141,13 @@ def make_generate_fn(model):
             prompt, state, steps, temperature, top_k, seed, position,
         )
         ids, mask, lengths = _encode_prompts(prompt, code_to_id, model.vocabulary)
-        logits, states = run(ids, mask, model.unpack_states(state))
+        states = model.unpack_states(state)
+
+        def feed_one_character():  # a stream's later calls: each prompt is the last character drawn
+            first_logits, first_states = model.step(ids[:, 0], states)
+            return tf.cast(first_logits, tf.float32)[:, None], first_states
+
+        logits, states = tf.cond(tf.shape(ids)[1] == 1, feed_one_character, lambda: run(ids, mask, states))
         last_logits = tf.gather(logits, lengths - 1, batch_dims=1)  # (B, V)
         total = tf.reduce_max(tf.concat([steps, [0]], axis=0))
         tokens = tf.TensorArray(tf.int32, size=total)
@@ -152,8 +158,8 @@ def make_generate_fn(model):
             tokens = tokens.write(t, tf.where(active, token, -1))
 
             def feed():  # only rows that will draw again consume their token
-                new_logits, new_states = run(token[:, None], (t + 1 < steps)[:, None], states)
-                return new_logits[:, 0], new_states
+                new_logits, new_states = model.step(token, states, keep=t + 1 < steps)
+                return tf.cast(new_logits, tf.float32), new_states
 
             last_logits, states = tf.cond(t + 1 < total, feed, lambda: (last_logits, states))
             return t + 1, last_logits, states, tokens

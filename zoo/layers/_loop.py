@@ -263,6 +263,30 @@ class RecurrentLayer(keras.layers.Layer):
         result = ops.transpose(outputs_tm, (1, 0, 2)) if self.return_sequences else last_output
         return [result, *final_states] if self.return_state else result
 
+    def step(self, inputs, states, keep=None):
+        """One time step without the time loop: the numbers `call` gives on a one-step sequence.
+
+        A sampler feeds one character at a time; run through `call`, each of
+        those steps pays for the loop's set-up (its chunks, TensorArrays and
+        while loops), many times the step's own ops at small batches.
+
+        Args:
+            inputs: (B, I) tensor, this step's inputs.
+            states: list of (B, S_i) tensors.
+            keep: optional (B,) boolean; rows where it is False keep their
+                states and output zeros, as a masked step of `call` does.
+
+        Returns:
+            `(output (B, H), new_states)`.
+        """
+        states = [ops.cast(s, self.compute_dtype) for s in states]
+        output, new_states = self.cell(self.cell.project_inputs(inputs), states)
+        if keep is None:
+            return output, list(new_states)
+        keep = ops.expand_dims(keep, -1)
+        output = ops.where(keep, output, ops.zeros_like(output))
+        return output, [ops.where(keep, new, old) for new, old in zip(new_states, states)]
+
     def compute_output_shape(self, sequences_shape, initial_state_shape=None):
         batch, steps = sequences_shape[0], sequences_shape[1]
         out = (batch, steps, self.cell.output_size) if self.return_sequences else (batch, self.cell.output_size)

@@ -96,6 +96,26 @@ class CharLM(keras.Model):
             new_states.append(layer_states)
         return self.head(x), new_states  # (B, T, V)
 
+    def step(self, token_ids, states, keep=None):
+        """One character for every row, without the recurrent layers' time loops (see `RecurrentLayer.step`).
+
+        Args:
+            token_ids: (B,) int tensor.
+            states: one entry per layer, of that layer's state list.
+            keep: optional (B,) boolean; rows where it is False keep their states.
+
+        Returns:
+            `(logits (B, V), states)`: the numbers `call` gives on `token_ids[:, None]`.
+        """
+        x = self.embedding(token_ids)
+        new_states = []
+        for layer, layer_states in zip(self.recurrent, states):
+            x, layer_states = layer.step(x, layer_states, keep)
+            new_states.append(layer_states)
+        # Through the head as `call` runs it, on (B, 1, H): a (B, H) input would be another matmul kernel, whose
+        # rounding may differ in the last bit, and a seeded stream must not depend on how it was fed.
+        return self.head(ops.expand_dims(x, 1))[:, 0], new_states
+
     def encode(self, text):
         """Text -> list of ids; raises on characters outside the vocabulary."""
         index = {ch: i for i, ch in enumerate(self.vocabulary)}
