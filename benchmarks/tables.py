@@ -256,6 +256,25 @@ def peers_generation(results):
                    "PyTorch chars/s", "one call / PyTorch (range)", "chunks / PyTorch (range)", "bar"], rows)
 
 
+def peers_training(results):
+    """One training step (forward, backward, Adam) of the zoo's Trainer against PyTorch and the Keras built-in."""
+    peers = _load(results, "peers_tensorflow_cpu")
+    rows = []
+    for threads, part in peers["threads"].items():
+        for row in part["training"]:
+            per_s, ratios = row["tokens_per_s"], row["ratios"]
+            verdicts = row["bars"].values()
+            rows.append([threads, FAMILIES[row["family"]], f"{row['batch']} × {row['units']}",
+                         f"{per_s['zoo']['median']:,.0f}", f"{per_s['pytorch']['median']:,.0f}",
+                         f"{per_s['keras']['median']:,.0f}",
+                         f"**{_median_range(ratios['zoo/pytorch']['wall'])}**",
+                         f"**{_median_range(ratios['zoo/keras']['wall'])}**",
+                         "both met" if all(v["met"] for v in verdicts) else
+                         "missed: " + ", ".join(n for n, v in row["bars"].items() if not v["met"])])
+    return _table(["threads", "family", "B × H", "zoo tokens/s", "PyTorch tokens/s", "Keras tokens/s",
+                   "zoo / PyTorch (range)", "zoo / Keras (range)", "bars (≥ 1.0, ≥ 1.2)"], rows)
+
+
 def peers_memory(results):
     """Peak RSS of training steps at B = 128, H = 1024, T = 100: the zoo's step against PyTorch's."""
     rows = []
@@ -313,6 +332,7 @@ TABLES = {
     "streaming": streaming,
     "chunks": chunks,
     "serving_under_load": serving_under_load,
+    "peers_training": peers_training,
     "peers_generation": peers_generation,
     "peers_memory": peers_memory,
     "rtrl_cost": rtrl_cost,
