@@ -11,7 +11,7 @@ Serving: it only uses `status`, `metadata` and `predict`.
 Pieces grow by default: the first call asks for `FIRST_CHUNK` characters and
 each later one for twice as many, up to `MAX_CHUNK`, so the first piece comes
 as soon as a short call can bring it and a long stream needs few round trips
-(500 characters: 6 calls instead of 16 fixed pieces of 32, each carrying the
+(500 characters: 7 calls instead of 16 fixed pieces of 32, each carrying the
 whole recurrent state both ways). A fixed `chunk_size` keeps every piece that
 size.
 

@@ -338,7 +338,6 @@ _WHY = "decoding is TensorFlow graphs (`tf.while_loop`), the very functions the 
 
 
 def _compiled(model, name):
-    check_tensorflow_backend("zoo.decoding", _WHY)
     key = (id(model), name)
     if key not in _COMPILED:
         function, signature = endpoints(model)[name]

@@ -134,6 +134,10 @@ def make_generate_fn(model):
         logits, states = model(ids, states=states, step_mask=mask)
         return tf.cast(logits, tf.float32), states
 
+    def run_one(token, states, keep=None):  # one character per row, without the time loops: the same numbers
+        logits, states = model.step(token, states, keep=keep)
+        return tf.cast(logits, tf.float32), states
+
     def generate(prompt, state, steps, temperature, top_k, seed, position):
         # Every input passes through the checks, so nothing runs on bad arguments.
         prompt, state, steps, temperature, top_k, seed, position = passed_through(
@@ -144,8 +148,8 @@ def make_generate_fn(model):
         states = model.unpack_states(state)
 
         def feed_one_character():  # a stream's later calls: each prompt is the last character drawn
-            first_logits, first_states = model.step(ids[:, 0], states)
-            return tf.cast(first_logits, tf.float32)[:, None], first_states
+            first_logits, first_states = run_one(ids[:, 0], states)
+            return first_logits[:, None], first_states
 
         logits, states = tf.cond(tf.shape(ids)[1] == 1, feed_one_character, lambda: run(ids, mask, states))
         last_logits = tf.gather(logits, lengths - 1, batch_dims=1)  # (B, V)
@@ -158,8 +162,7 @@ def make_generate_fn(model):
             tokens = tokens.write(t, tf.where(active, token, -1))
 
             def feed():  # only rows that will draw again consume their token
-                new_logits, new_states = model.step(token, states, keep=t + 1 < steps)
-                return tf.cast(new_logits, tf.float32), new_states
+                return run_one(token, states, keep=t + 1 < steps)
 
             last_logits, states = tf.cond(t + 1 < total, feed, lambda: (last_logits, states))
             return t + 1, last_logits, states, tokens
@@ -209,7 +212,7 @@ _WHY = ("sampling is a TensorFlow graph, the very function the SavedModel's `gen
 
 
 def _compiled_generate(model):
-    check_tensorflow_backend("zoo.sampling", _WHY)
+    check_tensorflow_backend("zoo.sampling", _WHY)  # before the model's attributes are read
     key = id(model)
     if key not in _COMPILED:
         signature = generate_signature(sum(model.state_sizes))

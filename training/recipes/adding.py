@@ -105,7 +105,7 @@ class AddingExpRNNRecipe(ExpRNNOptimizer, AddingRecipe):
     model: str = "adding_exprnn"
     length: int = 750
     # 0.12 CPU-seconds per update at one thread on the quiet machine (0.33 when the machine is shared):
-    # 22,000 updates are about 44 CPU-minutes, the 45 CPU-minute budget.
+    # 22,000 updates took 42.5 CPU-minutes (its card), inside the 45 CPU-minute budget.
     steps: int = 22000
     batch_size: int = 50
     learning_rate: float = 1e-3

@@ -460,7 +460,7 @@ def harvest_states(reservoir, inputs, initial_state=None, noise=0.0, noise_seed=
     runs once for all steps; each step is one CSR matrix-vector product, an
     add, a tanh and the leak, in place. TensorFlow's while loop with its
     sparse·dense kernel made a fit + forecast of reservoirpy's README protocol
-    0.44–0.61× as fast as reservoirpy's; with this loop it is 1.1–1.8× (median
+    0.44–0.61× as fast as reservoirpy's; with this loop it is 1.2–2.0× (median
     rounds, 100–5,000 units; `python -m benchmarks.esn`,
     benchmarks/results/esn.json). The layer stays the one exported: its graph
     is what a SavedModel serves.
