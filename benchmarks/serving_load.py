@@ -6,21 +6,27 @@
 The shipped `char_lstm` is served by `python -m serving` in a child process
 (so its RSS is the server's alone), once with `--enable_batching` (TF
 Serving's request batching, plus continuous batching of `generate`) and once
-without. Each client (a thread; the 64 spread over `--client-processes` processes, so
-that the load generator's own interpreter lock does not pace it) streams `--tokens` characters through
-`Client.stream` (its default pieces: 16 characters, then doubling up to 128), all starting
-together, half over REST and half over gRPC, each with its own seed. Per run:
-aggregate characters per second (all characters over the wall time from the
-first start to the last end), time to first piece (from the call to
-`Client.stream`, which includes pinning the version) and between pieces
-(p50, p99), the server's RSS after a warm-up stream and after the run, and
-the errors.
+without; then twice more with batching on and every client on one protocol,
+REST or gRPC, which tells what each protocol costs. Each client (a thread; the
+64 spread over `--client-processes` processes, so that the load generator's own
+interpreter lock does not pace it) streams `--tokens` characters through
+`Client.stream` (its default pieces: 16 characters, then doubling up to 128,
+the last taking a short tail along), all starting together, half over REST and
+half over gRPC, each with its own seed. Per run: aggregate characters per
+second (all characters over the wall time from the first start to the last
+end), time to first piece (from the call to `Client.stream`, which includes
+pinning the version) and between pieces (p50, p99), the server's and the
+clients' CPU time, the server's RSS after a warm-up stream and after the run,
+and the errors.
 
 The reference is the same SavedModel version's `generate` signature called
 in this process at batch `--clients` (64), chained in the clients' calls of
 the same sizes until every row has `--tokens` characters: the same work, with no serving at
-all. It is measured before and after the served runs; the ratio uses the
-mean of the two. Results: `benchmarks/results/serving_load.json`, with the
+all. The runs are repeated in `--rounds` rounds (3; the order of the runs
+reversed every other round), the reference measured before the first round and
+after each; a round's ratio uses the mean of the references on either side of
+it. Each run reports its median round, and every round's headline figures
+beside it. Results: `benchmarks/results/serving_load.json`, with the
 machine and its load average.
 """
 
@@ -44,6 +50,9 @@ from serving.streaming import chunk_sizes
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PROMPT = "ROMEO."
 TEMPERATURE = 0.8
+# run name -> (batching on, every client on this protocol; None = half REST, half gRPC)
+RUNS = {"batching_on": (True, None), "batching_off": (False, None), "batching_on_rest_only": (True, "rest"),
+        "batching_on_grpc_only": (True, "grpc")}
 BARS = {"ratio_min": 0.6, "errors_max": 0, "rss_growth_max": 0.10, "first_piece_p99_s_max": 1.0}
 
 
@@ -155,11 +164,12 @@ def _client_process(targets, jobs, tokens, chunk, start):
 
 
 def served_run(model_dir, batching_file, clients, tokens, grpc_threads, chunk=None, chunk_steps=None,
-               client_processes=4):
+               client_processes=4, only=None):
     """The figures of one run of `clients` concurrent streams against a fresh server.
 
     The clients are spread over `client_processes` processes: 64 client threads in one Python process
     queue on its interpreter lock, and the load generator, not the server, then sets the time to first piece.
+    `only` ("rest" or "grpc") puts every client on that protocol instead of half on each.
     """
     from serving.client import Client
 
@@ -168,7 +178,7 @@ def served_run(model_dir, batching_file, clients, tokens, grpc_threads, chunk=No
         with Client(targets["grpc"], protocol="grpc") as client:  # warm: one stream through the whole path
             "".join(client.stream("char_lstm", PROMPT, 64, TEMPERATURE))
         rss_before = _rss_bytes(process.pid)
-        protocols = ["rest" if i % 2 == 0 else "grpc" for i in range(clients)]
+        protocols = [only or ("rest" if i % 2 == 0 else "grpc") for i in range(clients)]
         jobs = [(protocol, seed) for seed, protocol in enumerate(protocols)]
         shares = [jobs[i::client_processes] for i in range(client_processes) if jobs[i::client_processes]]
         context = multiprocessing.get_context("spawn")
@@ -223,6 +233,21 @@ def _verdicts(run, reference):
     }
 
 
+def _median_round(rounds):
+    """The round with the median ratio to in-process, with every round's headline figures beside it."""
+    ratios = [run["ratio_to_in_process"] for run in rounds]
+    median = dict(sorted(rounds, key=lambda run: run["ratio_to_in_process"])[(len(rounds) - 1) // 2])
+    median["ratio_median_round"] = {"min": min(ratios), "max": max(ratios), "rounds": len(rounds)}
+    median["errors_all_rounds"] = sum(run["errors"] for run in rounds)
+    median["rounds"] = [
+        {key: run[key] for key in ("chars_per_s", "ratio_to_in_process", "server_cpu_s", "clients_cpu_s", "errors",
+                                   "server_exit_code_on_sigterm")}
+        | {"first_piece_p99_s": run["first_piece_s"]["p99"]}
+        for run in rounds
+    ]
+    return median
+
+
 def batching_parameters(clients):
     """The parameters file of the batching run: every client's rows fit one lane."""
     return (
@@ -242,8 +267,11 @@ def main(argv=None):
     parser.add_argument("--generation-chunk-steps", type=int, default=None,
                         help="the server's --generation_chunk_steps (default: the server's default)")
     parser.add_argument("--client-processes", type=int, default=4, help="processes the client threads are spread over")
-    parser.add_argument("--runs", nargs="+", default=["batching_on", "batching_off"],
-                        choices=["batching_on", "batching_off"])
+    parser.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS),
+                        help="which runs (default all): the issue's two, and batching on with every client on one "
+                        "protocol, which splits the serving cost between REST and gRPC")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of every run, in alternating order, with the reference between rounds")
     parser.add_argument("--out", default="benchmarks/results/serving_load.json")
     args = parser.parse_args(argv)
     from serving.repository import scan_versions
@@ -252,28 +280,34 @@ def main(argv=None):
     version = max(scan_versions(base))
     model_dir = base / str(version)
     load_before = os.getloadavg()
-    reference, reference_cpu = [], []
-    rate, cpu = in_process_rate(model_dir, args.clients, args.tokens, args.chunk)
-    reference.append(rate)
-    reference_cpu.append(cpu)
-    print(f"in-process generate at batch {args.clients}: {rate:,.0f} chars/s", flush=True)
+    reference, reference_cpu, rounds = [], [], {name: [] for name in args.runs}
+
+    def measure_reference():
+        rate, cpu = in_process_rate(model_dir, args.clients, args.tokens, args.chunk)
+        reference.append(rate)
+        reference_cpu.append(cpu)
+        print(f"in-process generate at batch {args.clients}: {rate:,.0f} chars/s", flush=True)
+
+    measure_reference()
     with tempfile.TemporaryDirectory() as tmp:
         params = pathlib.Path(tmp) / "batching_parameters.txt"
         params.write_text(batching_parameters(args.clients))
-        runs = {}
-        for name in args.runs:
-            batching_file = params if name == "batching_on" else None
-            runs[name] = served_run(model_dir, batching_file, args.clients, args.tokens, args.clients, args.chunk,
-                                    args.generation_chunk_steps, args.client_processes)
-            print(f"{name}: {runs[name]['chars_per_s']:,.0f} chars/s, first piece p99 "
-                  f"{runs[name]['first_piece_s']['p99']:.2f} s, errors {runs[name]['errors']}", flush=True)
-    rate, cpu = in_process_rate(model_dir, args.clients, args.tokens, args.chunk)
-    reference.append(rate)
-    reference_cpu.append(cpu)
-    print(f"in-process generate at batch {args.clients} (again): {rate:,.0f} chars/s", flush=True)
+        for round_index in range(args.rounds):
+            order = args.runs if round_index % 2 == 0 else args.runs[::-1]
+            for name in order:
+                batching, only = RUNS[name]
+                run = served_run(model_dir, params if batching else None, args.clients, args.tokens, args.clients,
+                                 args.chunk, args.generation_chunk_steps, args.client_processes, only)
+                rounds[name].append(run)
+                print(f"round {round_index + 1} {name}: {run['chars_per_s']:,.0f} chars/s, first piece p99 "
+                      f"{run['first_piece_s']['p99']:.2f} s, errors {run['errors']}", flush=True)
+            measure_reference()
+            # Each round against the in-process rate measured just before and just after it.
+            for name in order:
+                run = rounds[name][-1]
+                run.update(_verdicts(run, float(np.mean(reference[-2:]))))
+    runs = {name: _median_round(done) for name, done in rounds.items()}
     mean_reference = float(np.mean(reference))
-    for run in runs.values():
-        run.update(_verdicts(run, mean_reference))
     result = {
         "machine": describe_machine(),
         "load_average_before": list(load_before),
@@ -286,17 +320,20 @@ def main(argv=None):
         "client_chunk_sizes": chunk_sizes(args.tokens, args.chunk),
         "batching_parameters": batching_parameters(args.clients),
         "server_flags_batching_on": ["--enable_batching", "--batching_parameters_file=<the parameters above>",
-                                     f"--grpc_max_threads={args.clients}"],
+                                     f"--grpc_max_threads={args.clients}"],  # also the *_only runs
         "server_flags_batching_off": [f"--grpc_max_threads={args.clients}"],
         "generation_chunk_steps": args.generation_chunk_steps or DEFAULT_GENERATION_CHUNK_STEPS,
-        "in_process_chars_per_s": reference,
+        "rounds": args.rounds,
+        "in_process_chars_per_s": reference,  # before the first round and after each
         "in_process_chars_per_s_mean": mean_reference,
         "in_process_cpu_s": reference_cpu,  # for all clients' characters once, against each run's server_cpu_s
         "runs": runs,
     }
     out = ROOT / args.out if not pathlib.Path(args.out).is_absolute() else pathlib.Path(args.out)
     for name, run in runs.items():
-        print(f"{name}: {run['ratio_to_in_process']:.0%} of in-process; bars {run['bars']}")
+        spread = run["ratio_median_round"]
+        print(f"{name}: {run['ratio_to_in_process']:.0%} of in-process "
+              f"(rounds {spread['min']:.0%}-{spread['max']:.0%}); bars {run['bars']}")
     write_results(result, out)
 
 

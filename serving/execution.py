@@ -26,6 +26,7 @@ __all__ = [
     "Executor",
     "DEFAULT_GENERATION_CHUNK_STEPS",
     "DEFAULT_GRPC_MAX_THREADS",
+    "DEFAULT_REST_API_NUM_THREADS",
     "add_flags",
     "server_options",
     "parse_bool",
@@ -102,10 +103,14 @@ def parse_bool(text):
 
 
 DEFAULT_GRPC_MAX_THREADS = 16  # this server's pool so far; TF Serving's default is 4 per CPU
+# anyio's worker limit, which the REST side had before it ran its own pool. TF Serving's default is 4 per CPU, but
+# here a batched `generate` request holds its thread until its rows are done: fewer threads, fewer requests merged.
+DEFAULT_REST_API_NUM_THREADS = 40
 
 
 def add_flags(parser):
-    """Adds `--enable_batching`, `--batching_parameters_file`, `--generation_chunk_steps`, `--grpc_max_threads`."""
+    """Adds `--enable_batching`, `--batching_parameters_file`, `--generation_chunk_steps`, `--grpc_max_threads`,
+    `--rest_api_num_threads`."""
     parser.add_argument(
         "--enable_batching",
         nargs="?",
@@ -131,6 +136,13 @@ def add_flags(parser):
         default=DEFAULT_GRPC_MAX_THREADS,
         help=f"threads answering gRPC calls; only calls in flight can be batched (default {DEFAULT_GRPC_MAX_THREADS}).",
     )
+    parser.add_argument(
+        "--rest_api_num_threads",
+        type=int,
+        default=DEFAULT_REST_API_NUM_THREADS,
+        help="threads running REST requests; only requests in flight can be batched "
+        f"(default {DEFAULT_REST_API_NUM_THREADS}).",
+    )
 
 
 def server_options(args):
@@ -144,8 +156,9 @@ def server_options(args):
         raise ValueError(
             f"--generation_chunk_steps must be >= 0. Received: --generation_chunk_steps={args.generation_chunk_steps}"
         )
-    if args.grpc_max_threads < 1:
-        raise ValueError(f"--grpc_max_threads must be >= 1. Received: --grpc_max_threads={args.grpc_max_threads}")
+    for flag in ("grpc_max_threads", "rest_api_num_threads"):
+        if getattr(args, flag) < 1:
+            raise ValueError(f"--{flag} must be >= 1. Received: --{flag}={getattr(args, flag)}")
     batching = None
     if args.enable_batching:  # TF Serving reads the parameters file only when batching is on
         path = args.batching_parameters_file
@@ -154,4 +167,5 @@ def server_options(args):
         "batching": batching,
         "generation_chunk_steps": args.generation_chunk_steps,
         "grpc_max_workers": args.grpc_max_threads,
+        "rest_api_num_threads": args.rest_api_num_threads,
     }

@@ -38,9 +38,11 @@ import numpy as np
 from serving.batching import QUEUE_FULL_MESSAGE, SHUTTING_DOWN_MESSAGE
 from serving.errors import Code, ServingError, from_exception
 
-__all__ = ["GenerationEngine", "is_generate_contract", "GENERATE_INPUTS", "GENERATE_OUTPUTS"]
+__all__ = ["GenerationEngine", "is_generate_contract", "GENERATE_INPUTS", "GENERATE_OUTPUTS", "LANE_IDLE_S"]
 
 log = logging.getLogger(__name__)
+
+LANE_IDLE_S = 1.0  # how long a lane with no rows waits for new ones before its thread ends
 
 # TensorFlow's DataType enum values, written out so this module loads without TensorFlow.
 _DT_FLOAT, _DT_INT32, _DT_STRING, _DT_INT64 = 1, 3, 7, 9
@@ -266,10 +268,17 @@ class GenerationEngine:
                 lane.thread = threading.Thread(target=self._drive, args=(lane,), name="generation-lane", daemon=True)
                 lane.thread.start()
             lane.pending.extend(request.rows)
+            self._lock.notify_all()  # a lane idling for work
 
     def _admit(self, lane):
-        """Moves waiting rows into the lane, up to `max_rows`; False when the lane is done."""
+        """Moves waiting rows into the lane, up to `max_rows`; False when the lane is done.
+
+        An empty lane waits `LANE_IDLE_S` for new rows before it ends: starting a lane's thread, and TensorFlow's
+        per-thread set-up in it, cost each request of a client calling one at a time about a millisecond.
+        """
         with self._lock:
+            if not lane.active:
+                self._lock.wait_for(lambda: lane.pending or self._stopping, LANE_IDLE_S)
             if self._stopping:
                 rows = list(lane.pending) + lane.active
                 lane.pending.clear()
@@ -315,6 +324,7 @@ class GenerationEngine:
         """Refuses new requests and ends every lane and loop within one chunk; waits for them."""
         with self._lock:
             self._stopping = True
+            self._lock.notify_all()  # idle lanes end now
             lanes = list(self._lanes.values())
             self._lock.wait_for(lambda: self._alone == 0, timeout_s)
         for lane in lanes:
@@ -322,6 +332,8 @@ class GenerationEngine:
 
     @property
     def busy(self):
-        """Whether any lane or request loop is still running (False once `stop` returns)."""
+        """Whether any row is still being advanced or waiting to be (False once `stop` returns); an idle lane's
+        thread waiting for new rows is not work."""
         with self._lock:
-            return bool(self._lanes) or self._alone > 0
+            rows = (row for lane in self._lanes.values() for row in (*lane.active, *lane.pending))
+            return any(not row.request.done.is_set() for row in rows) or self._alone > 0

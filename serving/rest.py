@@ -9,22 +9,20 @@ answer from the handler is `application/json`; errors are `{"error": msg}`
 with the status from `serving.errors`.
 
 `RestHandler.handle` is plain synchronous Python (method, path, body) ->
-(status, body); the ASGI glue runs it in a worker thread so TensorFlow never
-blocks the event loop, and answers 504 past `--rest_api_timeout_in_ms`.
+(status, body); the ASGI glue runs it in a worker thread (`--rest_api_num_threads`
+of them) so TensorFlow never blocks the event loop, and answers 504 past
+`--rest_api_timeout_in_ms`.
 """
 
-import inspect
+import asyncio
+import concurrent.futures
 import json
 import re
 import urllib.parse
 import weakref
 
-import anyio
-import anyio.to_thread
 from google.protobuf import json_format
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
 from tensorflow_serving.apis import get_model_metadata_pb2
 
@@ -32,13 +30,15 @@ from serving import json_codec
 from serving.dataplane import SIGNATURE_DEF_FIELD
 from serving.deadline import DEADLINE_EXCEEDED_MESSAGE, Deadline, bound
 from serving.errors import Code, ServingError, from_exception, invalid_argument
+from serving.execution import DEFAULT_REST_API_NUM_THREADS
 from serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from serving.servable import DEFAULT_SIGNATURE
 
-__all__ = ["RestHandler", "create_app", "METRICS_PATH", "JSON_CONTENT_TYPE"]
+__all__ = ["RestHandler", "RestApp", "create_app", "METRICS_PATH", "JSON_CONTENT_TYPE"]
 
 METRICS_PATH = "/monitoring/prometheus/metrics"
 JSON_CONTENT_TYPE = "application/json"
+
 
 _FLAGS = re.IGNORECASE | re.ASCII
 _V1 = re.compile(r"/v1/.*", _FLAGS | re.DOTALL)
@@ -185,84 +185,128 @@ class RestHandler:
         return json_codec.encode_regress(result.values)
 
 
-_ABANDON = (
-    "abandon_on_cancel"
-    if "abandon_on_cancel" in inspect.signature(anyio.to_thread.run_sync).parameters
-    else "cancellable"
-)
-
-
 def _error_body(error):
     return json.dumps({"error": error.message}, ensure_ascii=False).encode("utf-8")
 
 
 class _Endpoint:
-    """ASGI endpoint: reads the body, runs the handler in a thread, writes the answer."""
+    """ASGI app for TF Serving's paths: reads the body, runs the handler in a worker thread, writes the answer.
 
-    def __init__(self, handler, timeout_ms, limits):
+    Plain ASGI on asyncio and a thread pool of its own, not Starlette's request
+    and response objects and anyio's task groups: under 64 concurrent streams
+    those layers cost the server about a fifth of its CPU (BENCHMARKS.md,
+    "Serving under load").
+
+    Args:
+        handler: the `RestHandler`.
+        timeout_ms: per-request deadline; 0 or None = none.
+        limits: the `serving.limits.Limits` bounding the body size.
+        num_threads: worker threads; requests beyond them wait for one (a
+            `generate` request holds its thread until its rows are done, so
+            batching merges at most this many REST requests).
+    """
+
+    def __init__(self, handler, timeout_ms, limits, num_threads=DEFAULT_REST_API_NUM_THREADS):
         self.handler = handler
         self.timeout_s = timeout_ms / 1000 if timeout_ms and timeout_ms > 0 else None
         self.limits = limits
-
-    async def _read_body(self, request):
-        """The body, refused (ServingError) as soon as it is known to be over the size limit."""
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit():
-            self.limits.check_body_size(int(declared))  # before reading a byte of it
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            self.limits.check_body_size(size)  # chunked bodies declare no length
-            chunks.append(chunk)
-        return b"".join(chunks)
+        self._pool = concurrent.futures.ThreadPoolExecutor(num_threads, thread_name_prefix="rest-worker")
 
     async def __call__(self, scope, receive, send):
-        request = Request(scope, receive)
         try:
-            body = await self._read_body(request)
+            body = await self._read_body(scope, receive)
         except ServingError as error:
-            response = Response(_error_body(error), status_code=error.http_status, media_type=JSON_CONTENT_TYPE)
-            await response(scope, receive, send)
+            await _answer(send, error.http_status, _error_body(error), JSON_CONTENT_TYPE)
+            return
+        if body is None:  # the client left before sending the whole body: no one to answer
             return
         raw = scope.get("raw_path")
         path = raw.decode("latin-1").split("?", 1)[0] if raw else scope["path"]
         # A TensorFlow call cannot be stopped; past the timeout, or once the client hangs up, the
         # deadline tells whatever runs the request in chunks to stop before its next one.
         deadline = Deadline(self.timeout_s)
-        try:
-            with anyio.fail_after(self.timeout_s):
-                status, content, media_type = await self._handle(request, path, body, receive, deadline)
-        except TimeoutError:
-            deadline.cancel(Code.DEADLINE_EXCEEDED, DEADLINE_EXCEEDED_MESSAGE)
-            status, media_type = 504, JSON_CONTENT_TYPE
-            content = json.dumps({"error": DEADLINE_EXCEEDED_MESSAGE}).encode("utf-8")
-        await Response(content, status_code=status, media_type=media_type)(scope, receive, send)
+        await _answer(send, *await self._handle(scope["method"], path, body, receive, deadline))
 
-    async def _handle(self, request, path, body, receive, deadline):
-        """The handler's answer, computed in a worker thread while the connection is watched."""
+    async def _read_body(self, scope, receive):
+        """The body (None if the client disconnected first), refused (ServingError) as soon as it is known to be
+        over the size limit."""
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit():
+                self.limits.check_body_size(int(value))  # before reading a byte of it
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            self.limits.check_body_size(size)  # chunked bodies declare no length
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        return b"".join(chunks)
+
+    async def _handle(self, method, path, body, receive, deadline):
+        """(status, body, content type): the handler's answer, computed in a worker thread while the connection
+        is watched, or 504 past the deadline."""
 
         def handle():
             with bound(deadline):
-                return self.handler.handle(request.method, path, body)
+                return self.handler.handle(method, path, body)
 
         async def watch_disconnect():
             while (await receive())["type"] != "http.disconnect":
                 pass
             deadline.cancel(Code.CANCELLED, "The client closed the connection")
 
+        loop = asyncio.get_running_loop()
+        answer = loop.run_in_executor(self._pool, handle)
+        watcher = loop.create_task(watch_disconnect())
         try:
-            async with anyio.create_task_group() as group:
-                group.start_soon(watch_disconnect)
-                answer = await anyio.to_thread.run_sync(handle, **{_ABANDON: True})
-                group.cancel_scope.cancel()
-        except BaseException:
+            # shield: past the timeout the thread runs on (it cannot be stopped) while the client gets its 504
+            return await asyncio.wait_for(asyncio.shield(answer), self.timeout_s)
+        except asyncio.TimeoutError:
+            deadline.cancel(Code.DEADLINE_EXCEEDED, DEADLINE_EXCEEDED_MESSAGE)
+            return 504, json.dumps({"error": DEADLINE_EXCEEDED_MESSAGE}).encode("utf-8"), JSON_CONTENT_TYPE
+        except BaseException:  # the server is shutting down: let the work stop within a chunk
             deadline.cancel(Code.DEADLINE_EXCEEDED, DEADLINE_EXCEEDED_MESSAGE)
             raise
-        return answer
+        finally:
+            watcher.cancel()
+
+    def close(self):
+        """Lets the worker threads end once their requests are done; no new request is taken."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def create_app(dataplane, metrics=None, timeout_ms=30000, browser=None):
-    """The Starlette app serving TF Serving's REST API.
+async def _answer(send, status, content, media_type):
+    headers = [(b"content-type", media_type.encode("latin-1")), (b"content-length", str(len(content)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": content})
+
+
+class RestApp:
+    """The ASGI app serving TF Serving's REST API: `/v1/` paths go straight to the endpoint; every other
+    path (the metrics, the model browser's pages, anything unknown) through a Starlette router to the same
+    endpoint, past the browser's routes."""
+
+    def __init__(self, endpoint, browser=None):
+        self.endpoint = endpoint
+        extra = browser.routes() if browser is not None else []
+        self.router = Starlette(routes=[*extra, Route("/{path:path}", endpoint=endpoint)])
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and _V1.match(scope["path"]):
+            await self.endpoint(scope, receive, send)
+        else:
+            await self.router(scope, receive, send)
+
+    def close(self):
+        """Ends the endpoint's worker threads once their requests are done (after the server stopped)."""
+        self.endpoint.close()
+
+
+def create_app(dataplane, metrics=None, timeout_ms=30000, browser=None, num_threads=DEFAULT_REST_API_NUM_THREADS):
+    """The ASGI app (`RestApp`) serving TF Serving's REST API.
 
     Args:
         dataplane: a `serving.dataplane.DataPlane` (its `limits` bound the body size).
@@ -270,7 +314,7 @@ def create_app(dataplane, metrics=None, timeout_ms=30000, browser=None):
         timeout_ms: per-request deadline (TF Serving's `--rest_api_timeout_in_ms`); 0 = none.
         browser: optional `serving.model_browser.ModelBrowser`, whose read-only GET routes under
             /browser/ come before TF Serving's; every other request reaches the handler as without it.
+        num_threads: threads running requests (`--rest_api_num_threads`).
     """
-    endpoint = _Endpoint(RestHandler(dataplane, metrics), timeout_ms, dataplane.limits)
-    extra = browser.routes() if browser is not None else []
-    return Starlette(routes=[*extra, Route("/{path:path}", endpoint=endpoint)])
+    endpoint = _Endpoint(RestHandler(dataplane, metrics), timeout_ms, dataplane.limits, num_threads)
+    return RestApp(endpoint, browser)

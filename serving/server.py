@@ -21,7 +21,7 @@ import grpc
 import uvicorn
 
 from serving.dataplane import DataPlane
-from serving.execution import DEFAULT_GENERATION_CHUNK_STEPS, Executor
+from serving.execution import DEFAULT_GENERATION_CHUNK_STEPS, DEFAULT_REST_API_NUM_THREADS, Executor
 from serving.grpc_service import GRPC_OPTIONS, add_services
 from serving.limits import (
     DEFAULT_MAX_GENERATION_STEPS,
@@ -86,6 +86,7 @@ class ModelServer:
         file_system_poll_wait_seconds: seconds between rescans of the base
             paths; 0 turns the poller off.
         rest_api_timeout_in_ms: REST deadline per request (504 past it); 0 = none.
+        rest_api_num_threads: threads running REST requests.
         model_config_file_poll_wait_seconds: seconds between re-reads of
             `model_config_file` (models added, removed or relabelled take
             effect); 0 = read it once, as TF Serving's default.
@@ -129,6 +130,7 @@ class ModelServer:
         host="127.0.0.1",
         file_system_poll_wait_seconds=1.0,
         rest_api_timeout_in_ms=30000,
+        rest_api_num_threads=DEFAULT_REST_API_NUM_THREADS,
         model_config_file_poll_wait_seconds=0,
         grpc_max_workers=16,
         max_request_size_bytes=DEFAULT_MAX_REQUEST_SIZE_BYTES,
@@ -156,11 +158,12 @@ class ModelServer:
         self._ports = (port, rest_api_port)
         self.poll_wait_seconds = float(file_system_poll_wait_seconds)
         self.rest_api_timeout_in_ms = rest_api_timeout_in_ms
+        self._rest_api_num_threads = rest_api_num_threads
         self._grpc_max_workers = grpc_max_workers
         self.repository = self.dataplane = None
         self.metrics = Metrics()
         self.grpc_port = self.rest_port = None
-        self._grpc = self._uvicorn = self._rest_thread = None
+        self._grpc = self._uvicorn = self._rest_thread = self._rest_app = None
         self._threads = []  # the pollers
         self._stopping = threading.Event()
         self._execution = (batching, generation_chunk_steps)
@@ -226,7 +229,9 @@ class ModelServer:
             raise
         self.rest_port = sock.getsockname()[1]
         browser = ModelBrowser(self.repository) if self.model_browser else None
-        app = create_app(self.dataplane, self.metrics, self.rest_api_timeout_in_ms, browser=browser)
+        self._rest_app = app = create_app(
+            self.dataplane, self.metrics, self.rest_api_timeout_in_ms, browser, self._rest_api_num_threads
+        )
         config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False, timeout_graceful_shutdown=5)
         self._uvicorn = uvicorn.Server(config)
         self._rest_thread = threading.Thread(
@@ -268,9 +273,10 @@ class ModelServer:
             self._grpc.stop(grace).wait()
         if self._rest_thread is not None:
             self._rest_thread.join(grace + 5)
+            self._rest_app.close()
         if self.executor is not None:  # after the drain: only abandoned work is left, each stops within a chunk
             self.executor.stop()
-        self._grpc = self._uvicorn = self._rest_thread = None
+        self._grpc = self._uvicorn = self._rest_thread = self._rest_app = None
         self._threads = []
 
     def __enter__(self):

@@ -6,14 +6,18 @@ none), the model version is pinned at the start so a hot swap cannot mix two
 models in one text, and the token position tells the stateless sampler which
 random draw comes next: the concatenated chunks equal one long in-process call
 with the same seed, whatever the chunk size. Works unchanged against real TF
-Serving: it only uses `status`, `metadata` and `predict`.
+Serving: it only uses `metadata` and `predict` (one metadata call, unpinned,
+names the version the server serves now and the state's width).
 
 Pieces grow by default: the first call asks for `FIRST_CHUNK` characters and
 each later one for twice as many, up to `MAX_CHUNK`, so the first piece comes
 as soon as a short call can bring it and a long stream needs few round trips
-(500 characters: 7 calls instead of 16 fixed pieces of 32, each carrying the
-whole recurrent state both ways). A fixed `chunk_size` keeps every piece that
-size.
+(500 characters: 6 calls instead of 16 fixed pieces of 32, each carrying the
+whole recurrent state both ways). A call that would leave fewer than
+`FIRST_CHUNK` characters for one more takes them too (500 = 16 + 32 + 64 + 128
++ 128 + 132): a round trip costs the server and client several milliseconds of
+CPU, far more than a few more steps. A fixed `chunk_size` keeps every piece
+that size.
 
 Because everything a stream needs to continue is on the client, a stream is
 resumable: `TextStream.checkpoint` after any piece, handed to `resume`, gives
@@ -35,20 +39,20 @@ __all__ = [
 ]
 
 FIRST_CHUNK = 16  # characters of a growing stream's first call
-MAX_CHUNK = 128  # ... and the most any later call asks for
+MAX_CHUNK = 128  # ... and the most any later call asks for (the last also takes a tail under FIRST_CHUNK)
 
 
 def pin_version(client, model):
-    """The newest AVAILABLE version of `model`, so every chunk hits the same one."""
-    available = [s["version"] for s in client.status(model) if s["state"] == "AVAILABLE"]
-    if not available:
-        raise RuntimeError(f"Model {model!r} has no AVAILABLE version to stream from.")
-    return max(available)
+    """The version the server answers unpinned calls to `model` with now (its newest available one)."""
+    return client.pin(model)[0]
 
 
 def state_width(client, model, version):
     """Width S of the `state` input of the `generate` signature, from metadata."""
-    signatures = client.metadata(model, version=version)
+    return _state_width(client.metadata(model, version=version), model, version)
+
+
+def _state_width(signatures, model, version):
     if "generate" not in signatures:
         raise ValueError(
             f"Model {model!r} version {version} has no `generate` signature to stream from. "
@@ -84,6 +88,14 @@ class StreamCheckpoint:
     chunk_size: int
     max_chunk_size: int | None = None
 
+    def next_steps(self):
+        """Characters the next call asks for: a growing stream's last call takes a short tail along."""
+        left = self.max_tokens - self.position
+        steps = min(self.chunk_size, left)
+        if self.max_chunk_size is not None and left - steps < FIRST_CHUNK:
+            steps = left
+        return steps
+
     def after(self, prompt, state, steps):
         """The checkpoint once a call of `steps` characters left `state` and ended on `prompt`."""
         grown = self.chunk_size if self.max_chunk_size is None else min(2 * self.chunk_size, self.max_chunk_size)
@@ -118,7 +130,7 @@ def chunk_sizes(max_tokens, chunk_size=None):
     _check_settings(max_tokens, first)
     checkpoint, sizes = StreamCheckpoint("", 0, "", (), 0, max_tokens, 1.0, 0, 0, first, largest), []
     while checkpoint.position < max_tokens:
-        sizes.append(min(checkpoint.chunk_size, max_tokens - checkpoint.position))
+        sizes.append(checkpoint.next_steps())
         checkpoint = checkpoint.after("", (), sizes[-1])
     return sizes
 
@@ -136,11 +148,12 @@ class TextStream:
 
     @classmethod
     def start(cls, client, model, prompt, max_tokens, temperature=1.0, top_k=0, seed=0, chunk_size=None):
-        """Pins the newest version and reads the state width; nothing is generated yet."""
+        """Pins the version the server serves now and reads the state width (one metadata call); nothing is
+        generated yet."""
         first, largest = _schedule(chunk_size)
         _check_settings(max_tokens, first)
-        version = pin_version(client, model)
-        zeros = (0.0,) * state_width(client, model, version)
+        version, signatures = client.pin(model)
+        zeros = (0.0,) * _state_width(signatures, model, version)
         checkpoint = StreamCheckpoint(
             model, version, prompt, zeros, 0, max_tokens, float(temperature), int(top_k), int(seed), first, largest
         )
@@ -166,7 +179,7 @@ class TextStream:
         done = self._checkpoint
         if done.position >= done.max_tokens:
             raise StopIteration
-        steps = min(done.chunk_size, done.max_tokens - done.position)
+        steps = done.next_steps()
         try:
             outputs = self._generate(done, steps)
         except ServingError as error:

@@ -25,6 +25,14 @@ def client(request, clients):
     return clients[request.param]
 
 
+@pytest.fixture(params=PROTOCOLS)
+def protocol_client(request, server):
+    """A fresh client of its own (its signature cache starts empty)."""
+    target = server.rest_target if request.param == "rest" else server.grpc_target
+    with Client(target, protocol=request.param) as made:
+        yield made
+
+
 def assert_same_outputs(left, right):
     assert sorted(left) == sorted(right)
     for name in left:
@@ -94,6 +102,42 @@ def test_metadata(client):
     assert signatures["multi"]["inputs"]["s"]["dtype"] == np.dtype(object)
     assert set(signatures["multi"]["outputs"]) == {"sum", "n2", "upper", "echo_bytes", "d"}
     assert client.metadata("tiny", label="stable").keys() == signatures.keys()
+
+
+def test_pin_names_the_served_version_and_spares_its_calls_a_metadata_call(server, protocol_client):
+    client = protocol_client
+    asked = []
+    fetch = client._transport.signature_defs
+    client._transport.signature_defs = lambda *key: asked.append(key) or fetch(*key)
+    version, signatures = client.pin("tiny")
+    assert version == 2 and signatures == client.metadata("tiny", version=2)
+    assert client.pin("tiny", label="stable")[0] == 1
+    asked.clear()
+    assert client.predict("tiny", {"x": [[1.0]]}, version=2)["y"].tolist() == [[3.0]]
+    assert client.predict("tiny", {"x": [[1.0]]}, version=1)["y"].tolist() == [[2.5]]
+    assert asked == []  # both versions' signatures came with the pins
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.array([[0.5, -1.0], [np.nan, np.inf]], np.float32), np.arange(6, dtype=">i4").reshape(2, 3)[:, ::2],
+        np.array(2**62 + 1, np.int64), np.array([True, False]), np.array([0, 255], np.uint8),
+        np.array([1 / 3], np.float64), np.zeros((0, 3), np.float16), np.array([b"a\x00", "é".encode()], object),
+        np.array([1 + 2j], np.complex64),
+    ],
+    ids=lambda a: f"{a.dtype}{list(a.shape)}",
+)
+def test_request_tensors_read_back_as_tensorflow_writes_them(array):
+    import tensorflow as tf
+
+    from serving.client import _fill_tensor_proto
+
+    proto = tf.make_tensor_proto(array).__class__()
+    _fill_tensor_proto(proto, array)
+    expected = tf.make_tensor_proto(array)
+    assert (proto.dtype, proto.tensor_shape) == (expected.dtype, expected.tensor_shape)
+    assert_same_outputs({"x": tf.make_ndarray(proto)}, {"x": tf.make_ndarray(expected)})
 
 
 def test_status(client):

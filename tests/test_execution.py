@@ -112,6 +112,7 @@ def test_parse_bool_refuses_other_words():
         (["--generation_chunk_steps=-1"],
          "--generation_chunk_steps must be >= 0. Received: --generation_chunk_steps=-1"),
         (["--grpc_max_threads=0"], "--grpc_max_threads must be >= 1. Received: --grpc_max_threads=0"),
+        (["--rest_api_num_threads=0"], "--rest_api_num_threads must be >= 1. Received: --rest_api_num_threads=0"),
     ],
 )
 def test_bad_batching_flags_stop_the_command_before_loading(tmp_path, capsys, flags, message):

@@ -217,6 +217,7 @@ def test_a_full_lane_answers_unavailable():
 
 
 def test_stop_ends_the_lanes_within_one_chunk():
+    before = set(threading.enumerate())
     servable = None  # the fake: these test the bookkeeping, not the model
     engine = GenerationEngine(chunk_steps=2, max_rows=8)
     run = CountingRun(servable, delay_s=0.05)
@@ -229,7 +230,7 @@ def test_stop_ends_the_lanes_within_one_chunk():
         with pytest.raises(ServingError, match="The server is shutting down") as caught:
             future.result(10)
     assert caught.value.code == Code.UNAVAILABLE and not engine.busy
-    assert not [t for t in threading.enumerate() if t.name == "generation-lane"]
+    assert not _engine_threads(before)
     with pytest.raises(ServingError, match="The server is shutting down"):
         engine.run("k", run, _feeds(servable, [("a", 1, 1.0, 1, 0)]))
 
@@ -243,14 +244,41 @@ def _serve(exported, tmp_path, **kwargs):
     return ModelServer("chars", base, file_system_poll_wait_seconds=0, **kwargs)
 
 
-def _engine_threads():
-    return [t for t in threading.enumerate() if t.name == "generation-lane" or t.name.startswith("batch-thread")]
+def test_an_idle_lane_serves_the_next_request_in_its_thread_then_ends(monkeypatch):
+    from serving import generation
+
+    monkeypatch.setattr(generation, "LANE_IDLE_S", 0.3)
+    engine = GenerationEngine(chunk_steps=2, max_rows=8)
+    threads, fake = [], CountingRun()
+
+    def run(feeds):
+        threads.append(threading.current_thread())
+        return fake(feeds)
+
+    feeds = _feeds(None, [("ab", 3, 1.0, 1, 0)])
+    first = engine.run("k", run, feeds)
+    time.sleep(0.1)  # idle, not yet past LANE_IDLE_S
+    _assert_same_outputs(engine.run("k", run, feeds), first)
+    assert len(set(threads)) == 1 and not engine.busy  # one thread for both; idling is not work
+    threads[0].join(2)
+    assert not threads[0].is_alive()  # ended once idle for LANE_IDLE_S
+    _assert_same_outputs(engine.run("k", run, feeds), first)  # a new lane, after the old one ended
+    assert threads[-1] is not threads[0]
+    engine.stop()
+
+
+def _engine_threads(before):
+    """Lane and batch threads started since `before` (a set of threads): an earlier test's idle lane may still be
+    waiting out `LANE_IDLE_S`."""
+    return [t for t in set(threading.enumerate()) - before
+            if t.name == "generation-lane" or t.name.startswith("batch-thread")]
 
 
 @pytest.mark.slow
 def test_concurrent_streams_with_batching_equal_in_process_sampling(exported, model, tmp_path):
     from serving.batching import BatchingOptions
 
+    before = set(threading.enumerate())
     server = _serve(exported, tmp_path, batching=BatchingOptions(max_batch_size=16), generation_chunk_steps=3)
     with server:
 
@@ -264,7 +292,7 @@ def test_concurrent_streams_with_batching_equal_in_process_sampling(exported, mo
             texts = list(pool.map(stream, range(8)))
     for i, text in enumerate(texts):
         assert text == sampling.sample(model, "ab", 20 + 5 * i, 0.9, 0, i)
-    assert not _engine_threads()
+    assert not _engine_threads(before)
 
 
 @pytest.mark.slow
@@ -273,6 +301,7 @@ def test_a_request_past_its_deadline_stops_and_stop_leaves_no_engine_thread(expo
     from serving.batching import BatchingOptions
 
     options = BatchingOptions(max_batch_size=8) if batching else None
+    before = set(threading.enumerate())
     server = _serve(exported, tmp_path, batching=options, generation_chunk_steps=2, rest_api_timeout_in_ms=300)
     server.start()
     try:
@@ -300,7 +329,7 @@ def test_a_request_past_its_deadline_stops_and_stop_leaves_no_engine_thread(expo
     finally:
         server.stop(grace=0)
     abandoned.join(5)
-    assert not abandoned.is_alive() and not server.executor.engine.busy and not _engine_threads()
+    assert not abandoned.is_alive() and not server.executor.engine.busy and not _engine_threads(before)
 
 
 @pytest.mark.slow

@@ -99,7 +99,13 @@ def test_a_growing_checkpoint_doubles_up_to_its_cap_and_a_fixed_one_stays():
     assert sizes == [16, 32, 64, 128, 128] and growing.position == 368
     fixed = StreamCheckpoint("m", 1, "a", (0.0,), 0, 1000, 1.0, 0, 0, 7)  # a checkpoint saved before pieces grew
     assert fixed.after("b", (1.0,), 7).after("c", (1.0,), 7).chunk_size == 7
-    assert chunk_sizes(20, chunk_size=7) == [7, 7, 6] and chunk_sizes(500) == [16, 32, 64, 128, 128, 128, 4]
+    assert chunk_sizes(20, chunk_size=7) == [7, 7, 6] and chunk_sizes(500) == [16, 32, 64, 128, 128, 132]
+
+
+def test_a_growing_stream_takes_a_tail_shorter_than_its_first_piece_into_its_last_call():
+    assert chunk_sizes(20) == [20] and chunk_sizes(16) == [16] and chunk_sizes(5) == [5]
+    assert chunk_sizes(16 + 32 + 15) == [16, 47] and chunk_sizes(16 + 32 + 16) == [16, 32, 16]
+    assert chunk_sizes(0) == []
 
 
 @pytest.mark.slow
