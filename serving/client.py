@@ -4,6 +4,7 @@
     client = Client("localhost:8500", protocol="grpc")   # gRPC
     client.status("tiny")          # [{"version": 2, "state": "AVAILABLE", ...}]
     client.metadata("tiny")        # {"serving_default": {"inputs": {...}, "outputs": {...}}}
+    client.pin("tiny")             # (2, the metadata of version 2): the version served now
     client.predict("tiny", {"x": [[1.0], [2.0]]})        # {"y": array([[2.5], [3.0]], dtype=float32)}
 
 Both protocols give the same NumPy results. The client uses only calls real
@@ -12,7 +13,8 @@ inputs, any shapes), status and metadata; gRPC Predict, GetModelMetadata and
 GetModelStatus. Inputs are cast to the signature's dtypes where that loses
 nothing of kind (float64 -> float32, int64 -> int32), and REST outputs are
 read back in the signature's dtypes, so the signatures are fetched from
-metadata and cached (for a pinned version, for good; otherwise for a second).
+metadata and cached (for a pinned version, for good; otherwise for a second;
+an unpinned answer fills its version's entry too, from its `model_spec`).
 Every failure raises `serving.errors.ServingError` with a canonical `code`
 and TF Serving's `message`, whichever the protocol; a server that cannot be
 reached is UNAVAILABLE and a timeout DEADLINE_EXCEEDED. UNAVAILABLE is retried
