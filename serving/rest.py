@@ -193,9 +193,9 @@ class _Endpoint:
     """ASGI app for TF Serving's paths: reads the body, runs the handler in a worker thread, writes the answer.
 
     Plain ASGI on asyncio and a thread pool of its own, not Starlette's request
-    and response objects and anyio's task groups: under 64 concurrent streams
-    those layers cost the server about a fifth of its CPU (BENCHMARKS.md,
-    "Serving under load").
+    and response objects and anyio's task groups, whose cost showed in the
+    server's profile under 64 concurrent REST streams (BENCHMARKS.md, "Serving
+    under load").
 
     Args:
         handler: the `RestHandler`.
