@@ -122,6 +122,30 @@ def _string_to_json(value):
         return {"b64": base64.b64encode(value).decode("ascii")}
 
 
+# Digits that carry every float of the dtype through decimal text and back unchanged.
+_ROUND_TRIP_FORMAT = {np.dtype(np.float32): "%.9g", np.dtype(np.float64): "%.17g"}
+
+
+def _array_json_text(array):
+    """`array` as JSON text, as TF Serving reads it back into the same values.
+
+    Floats are written with the digits their own precision needs (9 for
+    float32), not the 17 of the float64 they become in Python: a stream's
+    1,024-float state is 40% shorter, and faster to write and to parse. A
+    whole number keeps its ".0" (a JSON integer above 2^24 is refused for a
+    float32 input as TF Serving would, even where the float holds it).
+    """
+    digits = _ROUND_TRIP_FORMAT.get(array.dtype)
+    if digits is None or not array.size or not np.isfinite(array).all():  # NaN, Infinity: json's own spellings
+        return json.dumps(_array_to_json(array), allow_nan=True)
+    flat = array.reshape(-1)
+    formats = np.where(np.floor(flat) == flat, "%.1f", digits).tolist()
+    items = (",".join(formats) % tuple(flat.tolist())).split(",")
+    for size in reversed(array.shape):  # innermost dimension first
+        items = ["[" + ",".join(items[i : i + size]) + "]" for i in range(0, len(items), size)]
+    return items[0]
+
+
 def _array_to_json(array):
     if array.dtype == object:
         flat = np.empty(array.size, dtype=object)
@@ -194,11 +218,10 @@ class _RestTransport:
         return json.loads(reply.content)
 
     def predict(self, model, arrays, signature_name, version, label, signature):
-        body = {"inputs": {name: _array_to_json(array) for name, array in arrays.items()}}
-        if signature_name:
-            body["signature_name"] = signature_name
+        inputs = ",".join(f"{json.dumps(name)}:{_array_json_text(array)}" for name, array in arrays.items())
+        body = '{"inputs":{' + inputs + "}" + (f',"signature_name":{json.dumps(signature_name)}' if signature_name else "")
         path = self._model_path(model, version, label) + ":predict"
-        outputs = self._call("POST", path, json.dumps(body, allow_nan=True))["outputs"]
+        outputs = self._call("POST", path, body + "}")["outputs"]
         infos = dict(signature.outputs) if signature is not None else {}
         if len(infos) == 1:  # one output: the value comes bare
             outputs = {next(iter(infos)): outputs}

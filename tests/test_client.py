@@ -222,3 +222,27 @@ def test_argument_errors():
         Client("localhost:8501", protocol="http")
     with pytest.raises(ValueError, match="Give a version or a label, not both"):
         Client("localhost:8501").predict("m", {}, version=1, label="x")
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.tanh(np.random.default_rng(0).standard_normal((2, 512))).astype(np.float32),
+        np.array([16777218.0, -0.0, 3.0, 1e20, 1e-38, 1.4e-45, 3.4028235e38], np.float32),
+        np.random.default_rng(1).standard_normal((3, 4, 5)) * 10.0 ** np.arange(-30, 30).reshape(3, 4, 5),
+        np.array(0.1, np.float32), np.zeros((2, 0, 3), np.float32), np.array([[np.nan, -np.inf, 1.0]]),
+    ],
+    ids=lambda a: f"{a.dtype}{list(a.shape)}",
+)
+def test_rest_request_floats_are_short_and_read_back_exactly(array):
+    import json
+
+    from serving.client import _array_json_text
+
+    text = _array_json_text(array)
+    back = np.array(json.loads(text), dtype=array.dtype)
+    np.testing.assert_array_equal(back.reshape(array.shape), array)
+    assert np.array(json.loads(text)).shape == array.shape or not array.size  # JSON has no (2, 0, 3)
+    if array.dtype == np.float32 and array.size > 100:
+        assert len(text) < 0.7 * len(json.dumps(array.tolist()))  # 9 digits, not float64's 17
+    assert "16777218," not in text  # a whole number keeps ".0": TF Serving refuses a JSON integer past 2^24
