@@ -219,9 +219,9 @@ class _RestTransport:
 
     def predict(self, model, arrays, signature_name, version, label, signature):
         inputs = ",".join(f"{json.dumps(name)}:{_array_json_text(array)}" for name, array in arrays.items())
-        body = '{"inputs":{' + inputs + "}" + (f',"signature_name":{json.dumps(signature_name)}' if signature_name else "")
+        named = f',"signature_name":{json.dumps(signature_name)}' if signature_name else ""
         path = self._model_path(model, version, label) + ":predict"
-        outputs = self._call("POST", path, body + "}")["outputs"]
+        outputs = self._call("POST", path, '{"inputs":{' + inputs + "}" + named + "}")["outputs"]
         infos = dict(signature.outputs) if signature is not None else {}
         if len(infos) == 1:  # one output: the value comes bare
             outputs = {next(iter(infos)): outputs}
