@@ -90,6 +90,20 @@ def test_default_pieces_grow_and_the_text_is_unchanged(server, models, protocol)
     assert "".join(pieces) == expected
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_stream_costs_one_metadata_call_and_a_predict_per_piece(server, models, protocol):
+    calls = []
+    with _client(server, protocol) as client:
+        transport = client._transport
+        for name in ("signature_defs", "status", "predict"):
+            method = getattr(transport, name)
+            setattr(transport, name, lambda *args, name=name, method=method: calls.append(name) or method(*args))
+        text = "".join(client.stream("chars", "abc", 50, temperature=0.9, seed=5))
+    assert text == sampling.sample(models[1], "abc", 50, temperature=0.9, seed=5)
+    assert calls == ["signature_defs", "predict", "predict"]  # pieces of 16 and 34: no status call, no 2-char tail
+
+
 def test_a_growing_checkpoint_doubles_up_to_its_cap_and_a_fixed_one_stays():
     growing = StreamCheckpoint("m", 1, "a", (0.0,), 0, 1000, 1.0, 0, 0, FIRST_CHUNK, MAX_CHUNK)
     sizes = []
