@@ -249,6 +249,25 @@ def serving_under_load(results):
 
 
 
+def serving_pieces(results):
+    """CPU per piece of one streaming `generate` call, against the signature call itself."""
+    pieces = _load(results, "serving_pieces")["cpu_us_per_call"]
+    labels = {
+        "signature": "the SavedModel's `generate` (reference)",
+        "data_plane": "data plane: checks, limits, generation lane, the same call",
+        "rest_client_write": "REST client: write the request",
+        "rest_server_read": "REST server: read the request",
+        "rest_server_write": "REST server: write the answer",
+        "rest_client_read": "REST client: read the answer",
+        "grpc_client_write": "gRPC client: write the request",
+        "grpc_servicer": "gRPC servicer around the data plane",
+        "grpc_client_read": "gRPC client: read the answer",
+    }
+    rows = [[label, f"{pieces[name]['median_us']:,.0f}", f"{pieces[name]['min_us']:,.0f}–{pieces[name]['max_us']:,.0f}"]
+            for name, label in labels.items()]
+    return _table(["piece", "CPU µs per call, median", "range over rounds"], rows)
+
+
 def _median_range(figure, digits=".2f"):
     return f"{figure['median']:{digits}} ({figure['min']:{digits}}–{figure['max']:{digits}})"
 
@@ -345,6 +364,7 @@ TABLES = {
     "streaming": streaming,
     "chunks": chunks,
     "serving_under_load": serving_under_load,
+    "serving_pieces": serving_pieces,
     "peers_training": peers_training,
     "peers_generation": peers_generation,
     "peers_memory": peers_memory,
