@@ -1,4 +1,5 @@
-"""`benchmarks.serving_load` end to end on a tiny load (the real run is 64 clients x 500 characters)."""
+"""`benchmarks.serving_load` end to end on a tiny load (the real run is 64 clients x 500 characters), and
+`benchmarks.serving_pieces` on a few calls."""
 
 import json
 
@@ -17,12 +18,32 @@ def test_batching_parameters_fit_every_client_in_one_lane():
 @pytest.mark.slow
 def test_a_small_run_writes_every_figure(tmp_path):
     out = tmp_path / "load.json"
-    serving_load.main(["--clients", "2", "--tokens", "16", "--out", str(out)])
+    serving_load.main(["--clients", "2", "--tokens", "16", "--rounds", "2", "--runs", "batching_off",
+                       "batching_on_rest_only", "--out", str(out)])
     result = json.loads(out.read_text())
-    assert len(result["in_process_chars_per_s"]) == 2 and result["machine"]["cpu_count"] >= 1
-    assert len(result["in_process_cpu_s"]) == 2 and min(result["in_process_cpu_s"]) > 0
+    assert len(result["in_process_chars_per_s"]) == 3 and result["machine"]["cpu_count"] >= 1  # before, after each
+    assert len(result["in_process_cpu_s"]) == 3 and min(result["in_process_cpu_s"]) > 0
+    assert set(result["runs"]) == {"batching_off", "batching_on_rest_only"}
+    assert result["runs"]["batching_on_rest_only"]["clients_rest"] == 2
     for run in result["runs"].values():
         assert (run["errors"], run["characters"], run["server_exit_code_on_sigterm"]) == (0, 32, 0)
+        assert len(run["rounds"]) == 2 and run["errors_all_rounds"] == 0
+        ratios = [r["ratio_to_in_process"] for r in run["rounds"]]
+        assert run["ratio_to_in_process"] in ratios and run["ratio_median_round"]["min"] == min(ratios)
         assert run["first_piece_s"]["p99"] >= run["first_piece_s"]["p50"] > 0
         assert set(run["bars"]) == {"ratio_at_least_60_percent", "zero_errors", "rss_growth_under_10_percent",
                                     "first_piece_p99_under_1_s"}
+
+
+@pytest.mark.slow
+def test_the_pieces_of_one_call_are_each_timed_and_the_bodies_measured(tmp_path):
+    from benchmarks import serving_pieces
+
+    out = tmp_path / "pieces.json"
+    serving_pieces.main(["--calls", "2", "--rounds", "2", "--out", str(out)])
+    result = json.loads(out.read_text())
+    pieces = result["cpu_us_per_call"]
+    assert set(pieces) >= {"signature", "data_plane", "rest_server_read", "rest_server_write", "grpc_servicer"}
+    assert all(0 < f["min_us"] <= f["median_us"] <= f["max_us"] for f in pieces.values())
+    # 9 significant digits per float32, not float64's 17: the REST request is far shorter than before
+    assert result["rest_request_bytes"] < 0.7 * result["rest_request_bytes_float64_digits"]
