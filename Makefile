@@ -64,6 +64,7 @@ benchmark: $(BENCH_STAMP)
 	$(PY) -m benchmarks.streaming --repeats 7
 	$(PY) -m benchmarks.serving_load
 	$(PY) -m benchmarks.serving_pieces
+	$(PY) -m benchmarks.xla_step
 	$(PY) -m benchmarks.esn --check-radius --dense-too
 	$(PY) -m benchmarks.esn --units 400 1000 --dense-too --skip-nrmse84 --out benchmarks/results/esn_sizes.json
 	$(PY) -m benchmarks.esn --validate

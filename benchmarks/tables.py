@@ -268,6 +268,17 @@ def serving_pieces(results):
     return _table(["piece", "CPU µs per call, median", "range over rounds"], rows)
 
 
+def xla_step(results):
+    """The recipes' training step with and without XLA, one thread."""
+    rows = [[f"{FAMILIES[r['family']]} {r['batch']} × {r['units']}", f"{r['step_ms']['plain']:.1f}",
+             f"{r['step_ms']['xla']:.1f}", f"**{_median_range(r['speedup'])}**",
+             f"{r['first_step_s']['plain']:.1f} / {r['first_step_s']['xla']:.1f}",
+             f"{r['weights_max_abs_difference_after_one_step']:.1e}"]
+            for r in _load(results, "xla_step")["rows"]]
+    return _table(["shape (B × H)", "step ms, today's", "step ms, XLA", "XLA speed-up (range)",
+                   "first step s, today's / XLA", "weights apart after one step"], rows)
+
+
 def _median_range(figure, digits=".2f"):
     return f"{figure['median']:{digits}} ({figure['min']:{digits}}–{figure['max']:{digits}})"
 
@@ -365,6 +376,7 @@ TABLES = {
     "chunks": chunks,
     "serving_under_load": serving_under_load,
     "serving_pieces": serving_pieces,
+    "xla_step": xla_step,
     "peers_training": peers_training,
     "peers_generation": peers_generation,
     "peers_memory": peers_memory,
