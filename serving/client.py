@@ -237,7 +237,8 @@ class _RestTransport:
         doc = self._call("GET", self._model_path(model, version, label) + "/metadata")
         signature_map = get_model_metadata_pb2.SignatureDefMap()
         json_format.ParseDict(doc["metadata"]["signature_def"], signature_map, ignore_unknown_fields=True)
-        return int(doc["model_spec"]["version"]), dict(signature_map.signature_def)
+        version = doc.get("model_spec", {}).get("version")
+        return (int(version) if version is not None else None), dict(signature_map.signature_def)
 
     def status(self, model, version):
         doc = self._call("GET", self._model_path(model, version))
@@ -323,7 +324,8 @@ class _GrpcTransport:
         response = self._call(self.prediction.GetModelMetadata, request)
         signature_map = get_model_metadata_pb2.SignatureDefMap()
         response.metadata["signature_def"].Unpack(signature_map)
-        return response.model_spec.version.value, dict(signature_map.signature_def)
+        spec = response.model_spec
+        return (spec.version.value if spec.HasField("version") else None), dict(signature_map.signature_def)
 
     def status(self, model, version):
         request = get_model_status_pb2.GetModelStatusRequest()
@@ -427,6 +429,13 @@ class Client:
         """
         _check_version_choice(None, label)
         version, signatures = self._fetch_signatures(model, None, label)
+        if version is None:  # TF Serving names it; a server that does not: its newest available version
+            available = [s["version"] for s in self.status(model) if s["state"] == "AVAILABLE"]
+            if label is not None or not available:
+                raise ServingError(Code.UNKNOWN, f"Cannot tell which version of {model!r} the server serves: its "
+                                   "metadata names none" + (" and no version is AVAILABLE" if not available else ""))
+            version = max(available)
+            self._signature_cache[(model, version, None)] = self._signature_cache[(model, None, None)]
         return version, _describe_signatures(signatures)
 
     def status(self, model, version=None):
@@ -490,7 +499,7 @@ class Client:
         resolved, signatures = self._retrying(self._transport.signature_defs, model, version, label)
         fetched = (time.monotonic(), signatures)
         self._signature_cache[(model, version, label)] = fetched
-        if resolved:  # a version's signatures never change
+        if resolved is not None:  # a version's signatures never change
             self._signature_cache[(model, resolved, None)] = fetched
         return resolved, signatures
 

@@ -118,6 +118,14 @@ def test_pin_names_the_served_version_and_spares_its_calls_a_metadata_call(serve
     assert asked == []  # both versions' signatures came with the pins
 
 
+def test_pin_falls_back_to_the_newest_available_version_when_metadata_names_none(server, protocol_client):
+    fetch = protocol_client._transport.signature_defs
+    protocol_client._transport.signature_defs = lambda *key: (None, fetch(*key)[1])
+    assert protocol_client.pin("tiny")[0] == 2
+    with pytest.raises(ServingError, match="metadata names none"):
+        protocol_client.pin("tiny", label="stable")  # a label's version cannot be told from status
+
+
 @pytest.mark.parametrize(
     "array",
     [
