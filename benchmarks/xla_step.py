@@ -15,6 +15,7 @@ differently: not bit-identical). Results: `benchmarks/results/xla_step.json`.
 """
 
 import argparse
+import pathlib
 import tempfile
 import time
 
@@ -26,12 +27,12 @@ from benchmarks.timing import interleaved
 SHAPES = ((32, 128), (32, 512), (128, 128))
 
 
-def _trainer(family, batch, units, jit_compile):
+def _trainer(family, batch, units, jit_compile, run_dir):
     from benchmarks.peers import PeerConfig
     from training.loop import Trainer
 
     config = PeerConfig(family=family, batch_size=batch, units=units, jit_compile=jit_compile,
-                        out_dir=tempfile.mkdtemp(prefix="xla_step_"))  # the trainer's run folder; nothing is saved
+                        out_dir=str(run_dir / f"{family}_{batch}_{units}_{jit_compile}"))  # nothing is saved there
     trainer = Trainer(config)
     inputs, targets, _ = trainer.data.batch(0)
     start = time.perf_counter()
@@ -40,9 +41,10 @@ def _trainer(family, batch, units, jit_compile):
     return trainer, (lambda: trainer.train_step(inputs, targets)), first_s
 
 
-def measure(family, batch, units, rounds, calls):
-    plain, plain_step, plain_first = _trainer(family, batch, units, False)
-    xla, xla_step, xla_first = _trainer(family, batch, units, True)
+def measure(family, batch, units, rounds, calls, run_dir):
+    """One shape's figures; `run_dir` (a `pathlib.Path`) holds the trainers' run folders."""
+    plain, plain_step, plain_first = _trainer(family, batch, units, False, run_dir)
+    xla, xla_step, xla_first = _trainer(family, batch, units, True, run_dir)
     # Same start, same single step each: how far apart do the weights land?
     apart = max(float(np.max(np.abs(a.numpy() - b.numpy())))
                 for a, b in zip(plain.model.trainable_variables, xla.model.trainable_variables, strict=True))
@@ -71,13 +73,14 @@ def main(argv=None):
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     rows = []
-    for family in args.families:
-        for batch, units in SHAPES:
-            row = measure(family, batch, units, args.rounds, args.calls)
-            rows.append(row)
-            s = row["speedup"]
-            print(f"{family} {batch}x{units}: XLA {s['median']:.2f}x ({s['min']:.2f}-{s['max']:.2f}), weights apart "
-                  f"{row['weights_max_abs_difference_after_one_step']:.1e}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="xla_step_") as run_dir:
+        for family in args.families:
+            for batch, units in SHAPES:
+                row = measure(family, batch, units, args.rounds, args.calls, pathlib.Path(run_dir))
+                rows.append(row)
+                s = row["speedup"]
+                print(f"{family} {batch}x{units}: XLA {s['median']:.2f}x ({s['min']:.2f}-{s['max']:.2f}), weights "
+                      f"apart {row['weights_max_abs_difference_after_one_step']:.1e}", flush=True)
     write_results({"machine": describe_machine(), "threads": 1, "time_steps": 100, "rounds": args.rounds,
                    "calls": args.calls, "rows": rows}, args.out)
 

@@ -103,10 +103,10 @@ def test_tiny_run_reports_every_contender_ratio_and_bar(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_xla_step_is_timed_against_todays_and_lands_near_it():
+def test_the_xla_step_is_timed_against_todays_and_lands_near_it(tmp_path):
     from benchmarks.xla_step import measure
 
-    row = measure("elman", 4, 8, rounds=2, calls=1)
+    row = measure("elman", 4, 8, rounds=2, calls=1, run_dir=tmp_path)
     assert set(row["step_ms"]) == {"plain", "xla"} and all(t > 0 for t in row["step_ms"].values())
     assert row["speedup"]["min"] <= row["speedup"]["median"] <= row["speedup"]["max"]
     assert 0 <= row["weights_max_abs_difference_after_one_step"] < 1e-5  # float32 rounding, not another result
