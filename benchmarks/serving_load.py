@@ -240,6 +240,7 @@ def _median_round(rounds):
     median = dict(sorted(rounds, key=lambda run: run["ratio_to_in_process"])[(len(rounds) - 1) // 2])
     median["ratio_median_round"] = {"min": min(ratios), "max": max(ratios), "rounds": len(rounds)}
     median["errors_all_rounds"] = sum(run["errors"] for run in rounds)
+    median["bars"] = {**median["bars"], "zero_errors": median["errors_all_rounds"] <= BARS["errors_max"]}
     median["rounds"] = [
         {key: run[key] for key in ("chars_per_s", "in_process_chars_per_s", "ratio_to_in_process", "server_cpu_s",
                                    "clients_cpu_s", "errors", "server_exit_code_on_sigterm")}

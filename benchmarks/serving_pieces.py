@@ -50,7 +50,7 @@ def _pieces(servable, feeds):
 
     from serving import json_codec
     from serving.batching import BatchingOptions
-    from serving.client import _array_json_text, _array_to_json, _fill_tensor_proto
+    from serving.client import _array_to_json, _fill_tensor_proto, predict_body
     from serving.dataplane import DataPlane
     from serving.execution import Executor
     from serving.grpc_service import PredictionServicer
@@ -64,8 +64,7 @@ def _pieces(servable, feeds):
     outputs = servable.run("generate", feeds)
 
     def rest_body():
-        inputs = ",".join(f"{json.dumps(name)}:{_array_json_text(array)}" for name, array in feeds.items())
-        return '{"inputs":{' + inputs + '},"signature_name":"generate"}'
+        return predict_body(feeds, "generate")
 
     body = rest_body().encode()
     answer = json_codec.encode_outputs(outputs, json_codec.COLUMNAR)

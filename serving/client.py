@@ -146,6 +146,13 @@ def _array_json_text(array):
     return items[0]
 
 
+def predict_body(arrays, signature_name=""):
+    """The REST predict request's JSON text: the columnar `inputs` form, floats as `_array_json_text` writes them."""
+    inputs = ",".join(f"{json.dumps(name)}:{_array_json_text(array)}" for name, array in arrays.items())
+    named = f',"signature_name":{json.dumps(signature_name)}' if signature_name else ""
+    return '{"inputs":{' + inputs + "}" + named + "}"
+
+
 def _array_to_json(array):
     if array.dtype == object:
         flat = np.empty(array.size, dtype=object)
@@ -218,10 +225,8 @@ class _RestTransport:
         return json.loads(reply.content)
 
     def predict(self, model, arrays, signature_name, version, label, signature):
-        inputs = ",".join(f"{json.dumps(name)}:{_array_json_text(array)}" for name, array in arrays.items())
-        named = f',"signature_name":{json.dumps(signature_name)}' if signature_name else ""
         path = self._model_path(model, version, label) + ":predict"
-        outputs = self._call("POST", path, '{"inputs":{' + inputs + "}" + named + "}")["outputs"]
+        outputs = self._call("POST", path, predict_body(arrays, signature_name))["outputs"]
         infos = dict(signature.outputs) if signature is not None else {}
         if len(infos) == 1:  # one output: the value comes bare
             outputs = {next(iter(infos)): outputs}

@@ -39,7 +39,6 @@ __all__ = ["RestHandler", "RestApp", "create_app", "METRICS_PATH", "JSON_CONTENT
 METRICS_PATH = "/monitoring/prometheus/metrics"
 JSON_CONTENT_TYPE = "application/json"
 
-
 _FLAGS = re.IGNORECASE | re.ASCII
 _V1 = re.compile(r"/v1/.*", _FLAGS | re.DOTALL)
 _PREDICT = re.compile(

@@ -15,6 +15,17 @@ def test_batching_parameters_fit_every_client_in_one_lane():
     assert options.max_batch_size == 64 and options.batch_timeout_micros == 0
 
 
+def test_an_error_in_any_round_fails_the_zero_errors_bar():
+    def run(ratio, errors):
+        return {"chars_per_s": 1.0, "in_process_chars_per_s": 1.0, "ratio_to_in_process": ratio, "server_cpu_s": 1.0,
+                "clients_cpu_s": 1.0, "errors": errors, "server_exit_code_on_sigterm": 0, "first_piece_s": {"p99": 0.1},
+                "bars": {"zero_errors": errors == 0}}
+
+    median = serving_load._median_round([run(0.5, 0), run(0.4, 2), run(0.6, 0)])
+    assert median["ratio_to_in_process"] == 0.5 and median["errors_all_rounds"] == 2
+    assert median["bars"]["zero_errors"] is False  # the median round had none; another round did
+
+
 @pytest.mark.slow
 def test_a_small_run_writes_every_figure(tmp_path):
     out = tmp_path / "load.json"
