@@ -7,7 +7,9 @@ Training: one forward + backward + Adam update (global-norm clip at the
 recipe's `clipnorm`, MSE of the last output against random targets) on a fixed
 random float32 batch, T = 100, I = H. The zoo layer and the Keras built-in
 (`use_cudnn=False`) both go through `training.loop.Trainer.train_step`, the
-step every recipe trains with, built from `PeerConfig`; PyTorch trains
+step every recipe trains with, built from `PeerConfig` (compiled with XLA where
+it runs: the recipes' default `jit_compile="auto"`; `xla` in each shape's
+record says what it ran as); PyTorch trains
 `torch.nn.LSTM`/`GRU`/`RNN` (tanh) on the same batch. Reported per shape:
 tokens/s (B·T over the time per step) of each contender, median and min–max
 over interleaved rounds (`benchmarks.timing`), in wall and in process CPU time,
@@ -104,7 +106,12 @@ def trainer_step(config):
 
     trainer = Trainer(config)
     inputs, targets, _ = trainer.data.batch(0)
-    return lambda: trainer.train_step(inputs, targets)
+
+    def step():
+        return trainer.train_step(inputs, targets)
+
+    step.trainer = trainer  # whether it ran under XLA is known once it ran
+    return step
 
 
 def torch_step(config):
@@ -185,7 +192,8 @@ def measure_training(family, batch, units, time_steps, rounds, threads, out_dir,
     summary = summarize(wall, cpu, batch * time_steps, TRAINING_BARS, TRAINING_BARS)
     return {"family": family, "batch": batch, "units": units, "time_steps": time_steps, "rounds": rounds,
             "steps_per_timing": block, "tokens_per_s": summary["per_s"], "cpu_tokens_per_s": summary["cpu_per_s"],
-            "ratios": summary["ratios"], "bars": summary["bars"]}
+            "ratios": summary["ratios"], "bars": summary["bars"],
+            "xla": {name: contenders[name].trainer.jit_compile for name in ("zoo", "keras")}}
 
 
 # -- generation --------------------------------------------------------------------------------------------------

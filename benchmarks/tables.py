@@ -270,8 +270,8 @@ def xla_step(results):
              f"{r['first_step_s']['plain']:.1f} / {r['first_step_s']['xla']:.1f}",
              f"{r['weights_max_abs_difference_after_one_step']:.1e}"]
             for r in _load(results, "xla_step")["rows"]]
-    return _table(["shape (B × H)", "step ms, today's", "step ms, XLA", "XLA speed-up (range)",
-                   "first step s, today's / XLA", "weights apart after one step"], rows)
+    return _table(["shape (B × H)", "step ms, without XLA", "step ms, XLA", "XLA speed-up (range)",
+                   "first step s, without / with XLA", "weights apart after one step"], rows)
 
 
 def _median_range(figure, digits=".2f"):

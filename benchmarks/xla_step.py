@@ -6,7 +6,7 @@ Issue 12 asks for the fastest correct step by default; its probe saw XLA run
 the zoo's layers 1.2-1.8x faster at B = 32, H = 128. This measures it on the
 step the recipes train with: `training.loop.Trainer.train_step` on
 `benchmarks.peers`' one-layer net and fixed batch (T = 100, Adam, global-norm
-clip), once built with `jit_compile=False` (today's default) and once with
+clip), once built with `jit_compile=False` (the default before "auto") and once with
 `jit_compile=True`, timed in interleaved rounds (wall time per step, median
 and range of the ratio). Also per shape: the first step's time (tracing, and
 XLA's compiling) and how far the two variants' weights are apart after the

@@ -83,6 +83,36 @@ def test_same_seed_same_text_different_seed_different_text(model):
     assert len(a) == 60 and set(a) <= set(VOCAB)
 
 
+def test_a_batch_draws_the_tokens_stateless_categorical_draws_row_by_row():
+    # The sampler draws a batch at once from Philox numbers it computes itself; a seed must keep meaning what
+    # `tf.random.stateless_categorical` (the op versions before drew with, a row at a time) makes of it.
+    rng = np.random.default_rng(4)
+    batch, vocab = 64, 84
+    for _ in range(6):
+        logits = (rng.normal(size=(batch, vocab)) * rng.uniform(0.5, 4.0)).astype(np.float32)
+        temperature = rng.choice([0.0, 0.3, 0.8, 1.0, 1.7], size=batch).astype(np.float32)
+        top_k = rng.choice([0, 1, 3, 10, vocab, 200], size=batch).astype(np.int32)
+        seed = rng.integers(-(2**62), 2**62, size=batch)
+        position = rng.integers(0, 2**40, size=batch)
+        drawn = sampling.pick_tokens(tf.constant(logits), temperature, top_k, seed, position).numpy()
+        kth_best = -np.sort(-logits, axis=1)[np.arange(batch), np.where(top_k > 0, np.minimum(top_k, vocab), vocab) - 1]
+        kept = np.where(logits < kth_best[:, None], -np.inf, logits).astype(np.float32)
+        expected = [
+            int(tf.random.stateless_categorical((kept[b] / temperature[b])[None], 1, seed=[seed[b], position[b]])[0, 0])
+            if temperature[b] > 0 else int(np.argmax(kept[b]))
+            for b in range(batch)
+        ]
+        np.testing.assert_array_equal(drawn, expected)
+
+
+def test_a_chunk_of_uniforms_is_every_position_drawn_alone():
+    seed = tf.constant([3, -9], tf.int64)
+    ahead = sampling.stateless_uniforms(seed[:, None], tf.range(5, dtype=tf.int64))
+    alone = [[sampling.stateless_uniforms(seed[b], tf.constant(p, tf.int64)) for p in range(5)] for b in range(2)]
+    np.testing.assert_array_equal(ahead, np.array(alone))
+    assert ahead.dtype == tf.float64 and 0.0 <= np.min(ahead) and np.max(ahead) < 1.0
+
+
 @pytest.mark.parametrize("chunk_size", [1, 7, 32])
 def test_chunked_stream_equals_one_call(model, chunk_size):
     whole = sampling.sample(model, "abc", 50, seed=11, top_k=4)

@@ -72,6 +72,21 @@ def test_fused_gradients_equal_tensorflows_differentiation(name, rng):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12, err_msg=getattr(variable, "path", "initial state"))
 
 
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_xla_compiled_loops_give_the_eager_numbers(name, rng):
+    """The recipes' default step runs under XLA (`jit_compile="auto"`): the fused loop and the generic one,
+    compiled, must give the float64 loss and gradients the eager loops give (which the tests above tie to
+    TensorFlow's differentiation, finite differences and the NumPy references)."""
+    layer, xs, initial, weights = _setup(name, rng)
+    eager_loss, eager = _loss_and_gradients(layer, xs, initial, weights, mask=None)
+    for mask in (None, tf.ones((B, T), bool)):
+        compiled = tf.function(lambda m=mask: _loss_and_gradients(layer, xs, initial, weights, m), jit_compile=True)
+        loss, gradients = compiled()
+        np.testing.assert_allclose(loss, eager_loss, rtol=1e-12)
+        for variable, a, b in zip(layer.trainable_weights + (initial or []), gradients, eager):
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12, err_msg=getattr(variable, "path", "initial state"))
+
+
 @pytest.mark.parametrize("name", ["peephole_lstm", "gru", "elman_sigmoid_learned_h0"])
 def test_fused_gradients_match_finite_differences(name, rng):
     layer, xs, initial, weights = _setup(name, rng)

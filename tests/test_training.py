@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from training import bptt, runs
+from training.__main__ import _parser
 from training.__main__ import main as cli_main
 from training.config import TrainConfig
 from training.data import shakespeare, text_file_corpus
@@ -179,7 +180,7 @@ def test_one_validation_serves_every_recipe():
     for name in RECIPES:
         with pytest.raises(ValueError, match=r"`seed` must be a non-negative integer\. Received: seed=-1"):
             recipe_for(name, seed=-1)
-    with pytest.raises(TypeError, match=r"`jit_compile` must be True or False\. Received: jit_compile=1"):
+    with pytest.raises(ValueError, match=r"`jit_compile` must be True, False or 'auto'\. Received: jit_compile=1"):
         recipe_for("adding_lstm", jit_compile=1)
     with pytest.raises(ValueError, match=r"`length` must be a positive integer\. Received: length=0"):
         recipe_for("adding_lstm", length=0)
@@ -459,3 +460,62 @@ def test_exprnn_recipes_train_the_orthogonal_parameter_ten_times_slower():
     model = lstm.build_model()
     model(np.zeros((1, 2, 10), np.float32))
     assert isinstance(lstm.make_optimizer(1.0, model.trainable_variables), keras.optimizers.Adam)
+
+
+# -- the step's XLA default ------------------------------------------------------------------------------------
+
+
+def _adder_batch(recipe, rows):
+    return recipe.batch(recipe.rng(0), rows)
+
+
+def test_the_default_step_runs_under_xla_and_lands_where_the_plain_step_does(tmp_path):
+    auto, plain = (Trainer(_recipe(tmp_path / name, jit_compile=jit)) for name, jit in (("a", "auto"), ("p", False)))
+    for step in range(3):
+        batch = auto.recipe.batch(auto.recipe.rng(step))
+        np.testing.assert_allclose(auto.train_step(*batch)[0], plain.train_step(*batch)[0], rtol=1e-5)
+    assert auto.jit_compile is True and plain.jit_compile is False
+    for a, b in zip(auto.model.weights, plain.model.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6)  # float32 rounding, fused otherwise
+
+
+def test_a_step_xla_cannot_compile_runs_without_it_and_loses_no_update(tmp_path, monkeypatch, caplog):
+    import tensorflow as tf
+
+    eager_step = Trainer._replica_step_eager
+
+    def with_a_string_op(self, inputs, targets, states):  # strings have no XLA kernels
+        loss, states = eager_step(self, inputs, targets, states)
+        return loss + 0.0 * tf.cast(tf.strings.length(tf.strings.as_string(loss)), tf.float32), states
+
+    monkeypatch.setattr(Trainer, "_replica_step_eager", with_a_string_op)
+    auto, plain = (Trainer(_recipe(tmp_path / name, jit_compile=jit)) for name, jit in (("a", "auto"), ("p", False)))
+    batch = auto.recipe.batch(auto.recipe.rng(0))
+    with caplog.at_level("WARNING", logger="training.loop"):
+        assert auto.train_step(*batch)[0] == plain.train_step(*batch)[0]
+    assert auto.jit_compile is False and "The train step runs without XLA: it does not compile" in caplog.text
+    for a, b in zip(auto.model.weights, plain.model.weights):  # one update each, the same one
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    with pytest.raises(tf.errors.OpError):  # forced, it fails as asked
+        Trainer(_recipe(tmp_path / "x", jit_compile=True)).train_step(*batch)
+
+
+def test_batches_of_changing_shapes_leave_xla_for_good(tmp_path):
+    from training.loop import XLA_MAX_SHAPES
+
+    trainer = Trainer(_recipe(tmp_path, jit_compile="auto"))
+    for rows in range(1, XLA_MAX_SHAPES + 1):
+        trainer.train_step(*_adder_batch(trainer.recipe, rows))
+    assert trainer.jit_compile is True
+    trainer.train_step(*_adder_batch(trainer.recipe, XLA_MAX_SHAPES + 1))
+    assert trainer.jit_compile is False
+
+
+def test_jit_compile_is_a_cli_choice_of_auto_true_or_false():
+    defaults = recipe_for("binary_adder")
+    assert defaults.jit_compile == "auto"
+    for word, value in (("auto", "auto"), ("false", False), ("True", True)):
+        args = vars(_parser(defaults).parse_args(["train", "binary_adder", "--jit-compile", word]))
+        assert args["jit_compile"] == value
+    with pytest.raises(SystemExit):
+        _parser(defaults).parse_args(["train", "binary_adder", "--jit-compile", "always"])

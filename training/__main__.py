@@ -26,6 +26,11 @@ def _parse_override(text):
         return key, value
 
 
+def _bool_or_choice(text):
+    """"true"/"false" -> True/False; other words (e.g. "auto") stay words, for the field's own check."""
+    return {"true": True, "false": False}.get(text.lower(), text)
+
+
 def _parser(defaults):
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -36,7 +41,11 @@ def _parser(defaults):
             continue
         flag = "--" + field.name.replace("_", "-")
         default = getattr(defaults, field.name)
-        if isinstance(default, bool):
+        if field.type == bool | str:
+            choices = [*field.metadata["choices"], "true", "false"]
+            train.add_argument(flag, type=_bool_or_choice, choices=[_bool_or_choice(c) for c in choices],
+                               default=default, metavar="{" + ",".join(choices) + "}")
+        elif isinstance(default, bool):
             train.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
         else:
             train.add_argument(flag, type=type(default) if default is not None else str, default=default)

@@ -36,6 +36,11 @@ def knob(default, *, minimum=None, choices=None, at_least=None):
 def _check_field(field, value):
     """Raises ValueError/TypeError naming `field` when `value` breaks its rule (`zoo._checks` wording)."""
     name, rule = field.name, field.metadata
+    if field.type == bool | str:  # True, False or one of the choices, as Keras's `jit_compile`
+        if not isinstance(value, bool) and value not in rule["choices"]:
+            named = " or ".join(repr(choice) for choice in rule["choices"])
+            raise ValueError(f"`{name}` must be True, False or {named}. Received: {name}={value!r}")
+        return
     if field.type is bool and not isinstance(value, bool):
         raise TypeError(f"`{name}` must be True or False. Received: {name}={value!r}")
     if field.type is int:
@@ -145,7 +150,9 @@ class TrainConfig(Recipe):
     clipnorm: float = 1.0  # global gradient-norm clip: tames the exploding-gradient spikes of BPTT
     eval_every: int = 250  # steps between evaluations (logged, not used for selection)
     checkpoint_every: int = 250  # steps between checkpoints
-    jit_compile: bool = False  # XLA for the train step (GPU); export never uses XLA
+    # XLA for the train step: "auto" compiles it wherever XLA runs and the model's ops compile (one device; see
+    # `training.loop.Trainer`), True or False forces it. Export never uses XLA.
+    jit_compile: bool | str = knob("auto", choices=("auto",))
     mixed_precision: bool = False  # bfloat16 compute, float32 weights and state (GPU)
     # CPU threads for TensorFlow's ops; 0 = TensorFlow's default (every core). One thread
     # spends the fewest CPU-seconds per update (2 cores: 0.49 s against 0.64 s for char_lstm).

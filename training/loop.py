@@ -15,6 +15,8 @@ replica count; each replica reads its rows of it, so a run on two workers reache
 the weights of a run on one.
 """
 
+import functools
+import logging
 import time
 
 import keras
@@ -27,6 +29,21 @@ from zoo._checks import check_one_of, check_tensorflow_backend
 __all__ = ["Trainer", "TaskBatches", "LossNotFiniteError", "task_loss", "LOSSES"]
 
 LOSSES = ("softmax", "sigmoid", "mse")
+# Under jit_compile="auto" the step leaves XLA rather than compile for more input shapes than this: each new
+# shape compiles anew (about a second), more than XLA saves over a run's steps.
+XLA_MAX_SHAPES = 3
+
+log = logging.getLogger(__name__)
+
+
+@functools.cache
+def xla_runs():
+    """Whether XLA compiles on this TensorFlow build and device (a build may ship without its JIT)."""
+    try:
+        tf.function(lambda x: x + 1.0, jit_compile=True)(tf.constant(1.0))
+    except (tf.errors.OpError, NotImplementedError):
+        return False
+    return True
 
 
 def task_loss(kind, targets, outputs):
@@ -93,7 +110,15 @@ class Trainer:
         carried = {"carried": self.carried} if self.carried else {}
         self.manager = runs.checkpoint_manager(self.run_dir, model=self.model, optimizer=self.optimizer,
                                                step=self.step, **carried)
-        self._replica_step = tf.function(self._replica_step_eager, jit_compile=recipe.jit_compile)
+        self._auto_xla = recipe.jit_compile == "auto"
+        # One device only: XLA inside a strategy's replicas would also have to compile their all-reduce.
+        self._use_step(self.replicas == 1 and xla_runs() if self._auto_xla else recipe.jit_compile)
+
+    def _use_step(self, jit_compile):
+        self.jit_compile = jit_compile  # what the step runs as now
+        self._replica_step = tf.function(self._replica_step_eager, jit_compile=jit_compile)
+        self._step_ran = False
+        self._xla_shapes = set()  # the input shapes the XLA step has compiled for
 
     # -- the math ---------------------------------------------------------------
     def forward(self, inputs, states, training):
@@ -129,12 +154,35 @@ class Trainer:
     def train_step(self, inputs, targets, states=()):
         """One update on a global NumPy batch; returns (mean loss, new carried states)."""
         if self.replicas == 1:
-            loss, states = self._replica_step(inputs, targets, list(states))
+            loss, states = self._single_device_step(inputs, targets, list(states))
             return float(loss), states
         shards = distribute.shard(self.strategy, (inputs, targets, list(states)))
         losses, states = self.strategy.run(self._replica_step, args=shards)
         loss = self.strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
         return float(loss), [self.strategy.gather(s, axis=0) for s in states]
+
+    def _single_device_step(self, inputs, targets, states):
+        """The step as compiled; under jit_compile="auto" it leaves XLA for good when its first call does not
+        compile (an op without an XLA kernel: compiling fails before anything runs, so no update is lost) or
+        before a batch of yet another shape would compile anew."""
+        if not (self._auto_xla and self.jit_compile):
+            return self._replica_step(inputs, targets, states)
+        self._xla_shapes.add(tuple(tuple(x.shape) for x in tf.nest.flatten((inputs, targets, states))))
+        if len(self._xla_shapes) > XLA_MAX_SHAPES:
+            log.warning("The train step runs without XLA from now on: its batches came in more than %d shapes, "
+                        "and XLA compiles each one anew", XLA_MAX_SHAPES)
+            self._use_step(False)
+            return self._replica_step(inputs, targets, states)
+        try:
+            result = self._replica_step(inputs, targets, states)
+        except tf.errors.OpError as error:
+            if self._step_ran:
+                raise
+            log.warning("The train step runs without XLA: it does not compile (%s)", str(error).strip().split("\n")[0])
+            self._use_step(False)
+            return self._replica_step(inputs, targets, states)
+        self._step_ran = True
+        return result
 
     def loss_on(self, inputs, targets):
         """Mean loss of the current model on a batch, without training."""

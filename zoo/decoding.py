@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo._checks import check_generation_arguments, check_tensorflow_backend, generation_asserts, passed_through
-from zoo.sampling import char_tables, pick_tokens
+from zoo.sampling import char_tables, pick_tokens, stateless_uniforms
 
 __all__ = [
     "beam_search",
@@ -85,10 +85,12 @@ def sample_ids(step, states, *, start_id, end_id, vocab_size, max_length, temper
     start_id, end_id = _check_token("start_id", start_id, vocab_size), _check_token("end_id", end_id, vocab_size)
     batch = tf.shape(max_length)[0]
     longest = tf.reduce_max(tf.concat([max_length, [0]], axis=0))
+    uniforms = stateless_uniforms(seed[:, None], tf.range(tf.cast(longest, tf.int64)))  # every step's, up front
 
     def body(t, tokens, states, ids, log_prob, done):
         logits, new_states = step(tokens, states)
-        token = pick_tokens(logits, temperature, top_k, seed, tf.zeros_like(seed) + tf.cast(t, tf.int64))
+        position = tf.zeros_like(seed) + tf.cast(t, tf.int64)
+        token = pick_tokens(logits, temperature, top_k, seed, position, uniforms[:, t])
         active = tf.logical_not(done)
         chosen = tf.gather(tf.nn.log_softmax(logits), token, batch_dims=1)  # (B,)
         log_prob = tf.where(active, log_prob + chosen, log_prob)

@@ -3,8 +3,9 @@
 The same function is the SavedModel's `generate` signature and the in-process
 sampler, so a served stream and `sample(...)` give the same text for a seed.
 
-Determinism across chunking: the token at stream position p is drawn with
-`tf.random.stateless_categorical` seeded by (seed, p), and a chunk returns the
+Determinism across chunking: the token at stream position p is the one
+`tf.random.stateless_categorical` seeded by (seed, p) draws (its Philox numbers
+computed for a whole chunk at once, `stateless_uniforms`), and a chunk returns the
 state *before* its last token was fed; the next chunk's prompt is that token.
 Feeding it as a one-character prompt runs the very same (B, 1) model step the
 loop would have run, so splitting a stream into chunks changes nothing.
@@ -22,6 +23,7 @@ from zoo._checks import (
     passed_through,
     vocabulary_asserts,
 )
+from zoo.layers._loop import weights_read_once
 
 __all__ = [
     "GENERATE_SIGNATURE",
@@ -31,6 +33,7 @@ __all__ = [
     "pick_tokens",
     "sample_signature",
     "sample",
+    "stateless_uniforms",
     "stream",
     "stream_from",
 ]
@@ -85,13 +88,87 @@ def _encode_prompts(prompt, code_to_id, vocabulary):
     return dense, tf.sequence_mask(lengths, tf.shape(dense)[1]), lengths
 
 
-def pick_tokens(logits, temperature, top_k, seed, position):
+# Philox-4x32-10 (Salmon et al. 2011) as TensorFlow's CPU kernels run it, and the key TensorFlow derives from a
+# stateless seed: `stateless_uniforms` computes, for many seeds at once, the numbers one
+# `tf.random.stateless_categorical` call draws from.
+_PHILOX_MULTIPLIERS = (0xD2511F53, 0xCD9E8D57)
+_PHILOX_KEY_STEPS = (0x9E3779B9, 0xBB67AE85)
+_SEED_SCRAMBLE_KEY = (0x3EC8F720, 0x02461E29)
+_WORD = 0xFFFFFFFF
+
+
+def _philox(counter, key):
+    """Philox-4x32-10 of 4 counter words and 2 key words: uint64 tensors of one shape, each holding 32 bits."""
+    (c0, c1, c2, c3), (k0, k1) = counter, key
+    word, shift = tf.constant(_WORD, tf.uint64), tf.constant(32, tf.uint64)
+    for round_ in range(10):
+        if round_:
+            k0 = tf.bitwise.bitwise_and(k0 + _PHILOX_KEY_STEPS[0], word)
+            k1 = tf.bitwise.bitwise_and(k1 + _PHILOX_KEY_STEPS[1], word)
+        p0, p1 = c0 * _PHILOX_MULTIPLIERS[0], c2 * _PHILOX_MULTIPLIERS[1]  # < 2**64: exact in uint64
+        high0, high1 = tf.bitwise.right_shift(p0, shift), tf.bitwise.right_shift(p1, shift)
+        c0, c1, c2, c3 = (
+            tf.bitwise.bitwise_xor(tf.bitwise.bitwise_xor(high1, c1), k0),
+            tf.bitwise.bitwise_and(p1, word),
+            tf.bitwise.bitwise_xor(tf.bitwise.bitwise_xor(high0, c3), k1),
+            tf.bitwise.bitwise_and(p0, word),
+        )
+    return c0, c1, c2, c3
+
+
+def stateless_uniforms(seed, position):
+    """The uniform number in [0, 1) that `tf.random.stateless_categorical(logits, 1, seed=[seed, position])`
+    draws a row's token with, for every (seed, position) pair at once.
+
+    That op runs one small kernel per seed, so a batch with a seed per row needs a call per row (a `map_fn`,
+    most of a sampling step's cost at batch 64); these are the same Philox numbers as one graph over all
+    rows and positions.
+
+    Args:
+        seed, position: int64 tensors that broadcast together.
+
+    Returns:
+        float64 tensor of their broadcast shape.
+    """
+    shape = tf.broadcast_dynamic_shape(tf.shape(seed), tf.shape(position))
+    seed, position = tf.broadcast_to(seed, shape), tf.broadcast_to(position, shape)
+    word, shift = tf.constant(_WORD, tf.uint64), tf.constant(32, tf.uint64)
+
+    def halves(value):  # int64 -> its low and high 32-bit words
+        bits = tf.bitcast(value, tf.uint64)
+        return tf.bitwise.bitwise_and(bits, word), tf.bitwise.right_shift(bits, shift)
+
+    scramble = tuple(tf.constant(k, tf.uint64) for k in _SEED_SCRAMBLE_KEY)  # scalars: they broadcast
+    k0, k1, c2, c3 = _philox((*halves(seed), *halves(position)), scramble)
+    zero = tf.zeros_like(c2)
+    x0, x1, _, _ = _philox((zero, zero, c2, c3), (k0, k1))
+    # 52 random mantissa bits over 2**52: exact in float64, as TensorFlow turns two words into a double.
+    mantissa = tf.bitwise.bitwise_or(tf.bitwise.left_shift(tf.bitwise.bitwise_and(x0, 0xFFFFF), shift), x1)
+    return tf.cast(mantissa, tf.float64) * 2.0**-52
+
+
+def _draw(logits, uniforms):
+    """Inverse-CDF draw of one token per row, as `tf.random.stateless_categorical` draws on the CPU.
+
+    The cumulative sum of exp(logit - max) over finite logits, in float64, and the first token whose cumulative
+    sum exceeds `uniforms` times the total.
+    """
+    logits = tf.cast(logits, tf.float64)
+    finite = tf.math.is_finite(logits)
+    top = tf.reduce_max(tf.where(finite, logits, tf.constant(-np.inf, tf.float64)), axis=-1, keepdims=True)
+    cdf = tf.cumsum(tf.where(finite, tf.exp(logits - top), tf.zeros_like(logits)), axis=-1)
+    return tf.reduce_sum(tf.cast(cdf <= uniforms[:, None] * cdf[:, -1:], tf.int32), axis=-1)
+
+
+def pick_tokens(logits, temperature, top_k, seed, position, uniforms=None):
     """The next token of each row: argmax at temperature 0, else a seeded top-k draw.
 
     The one sampling rule of the zoo: `CharLM`'s `generate` and the
     encoder-decoder's `sample` (`zoo.decoding`) both pick with it, so a seed
     means the same thing everywhere. A row's draw depends only on its own
-    (seed, position), never on the rest of the batch.
+    (seed, position), never on the rest of the batch: it is the token
+    `tf.random.stateless_categorical` draws from the row's scaled logits with
+    seed (seed, position).
 
     Args:
         logits: (B, V) float.
@@ -99,6 +176,8 @@ def pick_tokens(logits, temperature, top_k, seed, position):
         top_k: (B,) int32; 0 keeps every token.
         seed: (B,) int64.
         position: (B,) int64, the stream position of the token being drawn.
+        uniforms: optional (B,) float64, `stateless_uniforms(seed, position)` computed ahead (a sampling loop
+            computes a whole chunk's at once, outside the loop).
 
     Returns:
         (B,) int32 token ids.
@@ -108,13 +187,7 @@ def pick_tokens(logits, temperature, top_k, seed, position):
     kth_best = tf.gather(tf.math.top_k(logits, k=vocab).values, k - 1, batch_dims=1)  # (B,)
     logits = tf.where(logits < kth_best[:, None], tf.constant(-np.inf, logits.dtype), logits)
     scaled = logits / tf.where(temperature > 0, temperature, 1.0)[:, None]
-    seeds = tf.stack([seed, position], axis=1)  # (B, 2): one stream of randomness per row
-
-    def draw(row):
-        row_logits, row_seed = row
-        return tf.random.stateless_categorical(row_logits[None], 1, seed=row_seed, dtype=tf.int32)[0, 0]
-
-    drawn = tf.map_fn(draw, (scaled, seeds), fn_output_signature=tf.int32)
+    drawn = _draw(scaled, stateless_uniforms(seed, position) if uniforms is None else uniforms)
     greedy = tf.argmax(logits, axis=-1, output_type=tf.int32)
     return tf.where(temperature > 0, drawn, greedy)
 
@@ -145,6 +218,10 @@ def make_generate_fn(model):
             prompt, state, steps, temperature, top_k, seed, position,
         )
         ids, mask, lengths = _encode_prompts(prompt, code_to_id, model.vocabulary)
+        with weights_read_once(model):  # not once per drawn character: a step at batch 1 is mostly such small ops
+            return _generate(ids, mask, lengths, state, steps, temperature, top_k, seed, position)
+
+    def _generate(ids, mask, lengths, state, steps, temperature, top_k, seed, position):
         states = model.unpack_states(state)
 
         def feed_one_character():  # a stream's later calls: each prompt is the last character drawn
@@ -155,10 +232,11 @@ def make_generate_fn(model):
         last_logits = tf.gather(logits, lengths - 1, batch_dims=1)  # (B, V)
         total = tf.reduce_max(tf.concat([steps, [0]], axis=0))
         tokens = tf.TensorArray(tf.int32, size=total)
+        uniforms = stateless_uniforms(seed[:, None], position[:, None] + tf.range(tf.cast(total, tf.int64)))  # (B, N)
 
         def body(t, last_logits, states, tokens):
             active = t < steps
-            token = pick_tokens(last_logits, temperature, top_k, seed, position + tf.cast(t, tf.int64))
+            token = pick_tokens(last_logits, temperature, top_k, seed, position + tf.cast(t, tf.int64), uniforms[:, t])
             tokens = tokens.write(t, tf.where(active, token, -1))
 
             def feed():  # only rows that will draw again consume their token
@@ -168,7 +246,7 @@ def make_generate_fn(model):
             return t + 1, last_logits, states, tokens
 
         _, _, states, tokens = tf.while_loop(lambda t, *_: t < total, body, (0, last_logits, states, tokens))
-        batch = tf.shape(prompt)[0]
+        batch = tf.shape(steps)[0]
         token_ids = tf.cond(  # stacking an empty TensorArray of unknown width fails: steps may all be 0
             total > 0, lambda: tf.transpose(tokens.stack()), lambda: tf.zeros([batch, 0], tf.int32)
         )

@@ -34,12 +34,22 @@ def stale_reasons(version_dir):
         reasons.append("no zoo.json")
     elif _REPR.search(metadata.read_text()):
         reasons.append("zoo.json holds a Python repr")
+    if _draws_row_by_row(version_dir):
+        reasons.append("a sampler that draws row by row")
     warmup = version_dir / WARMUP_FILE
     if not warmup.exists():
         reasons.append("no warmup file")
     elif warmup.stat().st_size == 0:
         reasons.append("an empty warmup file")
     return reasons
+
+
+def _draws_row_by_row(version_dir):
+    """Whether the graph samples with `StatelessMultinomial`, one call per row in a `map_fn` (most of a sampling
+    step at batch 32): the exporter now draws the same tokens for the whole batch at once
+    (`zoo.sampling.stateless_uniforms`)."""
+    graph = version_dir / "saved_model.pb"
+    return graph.exists() and b"StatelessMultinomial" in graph.read_bytes()
 
 
 def _base(name, models_dir):

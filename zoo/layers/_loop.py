@@ -12,7 +12,7 @@ import contextlib
 import keras
 from keras import ops
 
-__all__ = ["RecurrentLayer", "run_time_loop"]
+__all__ = ["RecurrentLayer", "run_time_loop", "weights_read_once"]
 
 # On TensorFlow the sequence is projected and run in this many consecutive chunks.
 # The recurrence is a chain of small dependent ops that leaves CPU cores idle; the
@@ -175,8 +175,9 @@ def run_time_loop(step, inputs, states, output_size, mask=None, go_backwards=Fal
     return outputs, last_output, list(final_states)
 
 
-def _weights_read_once(cell):
-    """On TensorFlow, a scope in which the cell's weights are tensors read once, up front.
+def weights_read_once(layer):
+    """On TensorFlow, a scope in which the weights of `layer` (a cell, a layer, a model) are tensors read once,
+    up front.
 
     A variable used inside a `tf.while_loop` is read at every step and, for
     the gradient, its value is pushed onto a stack at every step; a tensor read
@@ -187,7 +188,7 @@ def _weights_read_once(cell):
         return contextlib.nullcontext()
     import tensorflow as tf
 
-    return keras.StatelessScope(state_mapping=[(w, tf.convert_to_tensor(w)) for w in cell.weights])
+    return keras.StatelessScope(state_mapping=[(w, tf.convert_to_tensor(w)) for w in layer.weights])
 
 
 class RecurrentLayer(keras.layers.Layer):
@@ -249,7 +250,7 @@ class RecurrentLayer(keras.layers.Layer):
             initial_state = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
             self._check_initial_state(initial_state)
             states = [ops.cast(s, self.compute_dtype) for s in initial_state]
-        with _weights_read_once(self.cell):
+        with weights_read_once(self.cell):
             outputs_tm, last_output, final_states = run_time_loop(
                 self.cell,
                 ops.transpose(sequences, (1, 0, 2)),
