@@ -437,6 +437,9 @@ def parse_args(argv):
     parser.add_argument("--memory-steps", type=int, default=3)
     parser.add_argument("--memory-threads", type=int, default=1)
     parser.add_argument("--out", help="results file; default benchmarks/results/peers_<backend>_<device>.json")
+    parser.add_argument("--keep-other-parts", action="store_true",
+                        help="take the parts not run now from the results file already at the output path; "
+                             "`parts_measured_by` says which command and machine state measured each part")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--worker-out", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -499,7 +502,29 @@ def main(argv=None):
                        "absolute RSS counts both libraries; peak_over_before_mib is what the steps added",
         "bar_summary": bar_summary(by_threads),
     }
+    provenance = {"command": result["command"], "measured_at": machine.get("measured_at"),
+                  "load_average_before": result["load_average_before"],
+                  "load_average_after": result["load_average_after"]}
+    result["parts_measured_by"] = {part: provenance for part in args.parts}
+    if args.keep_other_parts and out.exists():
+        result = with_parts_of(json.loads(out.read_text()), result, args.parts)
     write_results(result, out)
+
+
+def with_parts_of(previous, result, measured):
+    """`result` with the parts it did not measure taken from `previous` (same grid shape, other runs)."""
+    kept = [part for part in ("training", "generation", "memory") if part not in measured]
+    earlier = previous.get("parts_measured_by") or {part: {"command": previous.get("command")} for part in kept}
+    for part in kept:
+        if part == "memory":
+            result["memory"] = previous["memory"]
+        else:
+            for threads, entry in previous["threads"].items():
+                result["threads"].setdefault(threads, {"threads": int(threads), "training": [], "generation": None})
+                result["threads"][threads][part] = entry[part]
+        result["parts_measured_by"][part] = earlier.get(part)
+    result["bar_summary"] = bar_summary(result["threads"])
+    return result
 
 
 if __name__ == "__main__":

@@ -100,6 +100,33 @@ def test_tiny_run_reports_every_contender_ratio_and_bar(tmp_path):
         assert row["bars"][name]["bar"] == bar and row["bars"][name]["met"] == (wall >= bar)
     assert result["bar_summary"]["judged"] == 2
     assert result["machine"]["torch"].startswith("2.")
+    assert set(row["xla"]) == {"zoo", "keras"} and all(isinstance(v, bool) for v in row["xla"].values())
+    assert result["parts_measured_by"]["training"]["command"].startswith("python -m benchmarks.peers --family gru")
+
+
+def _verdict(met):
+    return {"bar": 1.0, "value": 1.1 if met else 0.9, "met": met}
+
+
+def test_a_part_run_alone_keeps_the_other_parts_of_the_file_and_says_who_measured_each():
+    previous = {
+        "command": "python -m benchmarks.peers --rounds 3",
+        "threads": {"1": {"threads": 1, "training": [{"family": "gru", "batch": 2, "units": 8,
+                                                       "bars": {"zoo/pytorch": _verdict(False)}}],
+                          "generation": {"rows": [{"batch": 1, "bars": {"one": _verdict(False)}}]}}},
+        "memory": [{"family": "gru"}],
+    }
+    now = {"command": "python -m benchmarks.peers --parts generation", "memory": [],
+           "threads": {"1": {"threads": 1, "training": [], "generation": {"rows": [{"batch": 1,
+                                                                                   "bars": {"one": _verdict(True)}}]}}},
+           "parts_measured_by": {"generation": {"command": "python -m benchmarks.peers --parts generation"}}}
+    merged = peers.with_parts_of(previous, now, ["generation"])
+    assert merged["threads"]["1"]["training"] == previous["threads"]["1"]["training"]
+    assert merged["threads"]["1"]["generation"]["rows"][0]["bars"]["one"]["met"]
+    assert merged["memory"] == [{"family": "gru"}]
+    assert merged["parts_measured_by"]["training"] == {"command": "python -m benchmarks.peers --rounds 3"}
+    assert merged["parts_measured_by"]["generation"]["command"].endswith("--parts generation")
+    assert merged["bar_summary"]["judged"] == 2 and merged["bar_summary"]["met"] == 1  # counted over both parts
 
 
 @pytest.mark.slow

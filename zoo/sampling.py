@@ -234,18 +234,20 @@ def make_generate_fn(model):
         tokens = tf.TensorArray(tf.int32, size=total)
         uniforms = stateless_uniforms(seed[:, None], position[:, None] + tf.range(tf.cast(total, tf.int64)))  # (B, N)
 
-        def body(t, last_logits, states, tokens):
-            active = t < steps
+        def draw(t, last_logits, tokens):  # token t of every row; a row past its steps writes -1
             token = pick_tokens(last_logits, temperature, top_k, seed, position + tf.cast(t, tf.int64), uniforms[:, t])
-            tokens = tokens.write(t, tf.where(active, token, -1))
+            return token, tokens.write(t, tf.where(t < steps, token, -1))
 
-            def feed():  # only rows that will draw again consume their token
-                return run_one(token, states, keep=t + 1 < steps)
-
-            last_logits, states = tf.cond(t + 1 < total, feed, lambda: (last_logits, states))
+        def body(t, last_logits, states, tokens):  # draws token t and feeds it to the rows that draw again
+            token, tokens = draw(t, last_logits, tokens)
+            last_logits, states = run_one(token, states, keep=t + 1 < steps)
             return t + 1, last_logits, states, tokens
 
-        _, _, states, tokens = tf.while_loop(lambda t, *_: t < total, body, (0, last_logits, states, tokens))
+        # The last token is drawn after the loop, never fed: inside, a branch skipping its feed would route every
+        # weight and state through a switch at each step, a large share of a step's ops at batch 1.
+        _, last_logits, states, tokens = tf.while_loop(
+            lambda t, *_: t < total - 1, body, (0, last_logits, states, tokens))
+        tokens = tf.cond(total > 0, lambda: draw(total - 1, last_logits, tokens)[1], lambda: tokens)
         batch = tf.shape(steps)[0]
         token_ids = tf.cond(  # stacking an empty TensorArray of unknown width fails: steps may all be 0
             total > 0, lambda: tf.transpose(tokens.stack()), lambda: tf.zeros([batch, 0], tf.int32)
