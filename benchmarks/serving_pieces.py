@@ -12,9 +12,11 @@ spend CPU on, each alone, none over a socket:
 - REST: the client writing the request body, the server reading it
   (`parse_body` + `decode_inputs`), the server writing the answer
   (`encode_outputs`, TF Serving's number forms), the client reading it;
-- gRPC: the client writing the `PredictRequest`, the servicer's `Predict`
-  around the data plane (so its own share is `grpc_servicer - data_plane`),
-  the client reading the answer.
+- gRPC: the client writing the `PredictRequest`, the server reading its
+  tensors (`serving.tensor_protos`, and for comparison TensorFlow's own
+  `tf.make_ndarray`), the server writing the answer's tensors, the servicer's
+  `Predict` around the data plane (so its own share is
+  `grpc_servicer - data_plane`), the client reading the answer.
 
 CPU time of the calling process per call (the lane thread's included),
 median and range over interleaved rounds. The request body sizes are
@@ -50,10 +52,11 @@ def _pieces(servable, feeds):
 
     from serving import json_codec
     from serving.batching import BatchingOptions
-    from serving.client import _array_to_json, _fill_tensor_proto, predict_body
+    from serving.client import _array_to_json, predict_body
     from serving.dataplane import DataPlane
     from serving.execution import Executor
     from serving.grpc_service import PredictionServicer
+    from serving.tensor_protos import array_from_tensor_proto, fill_packed_tensor_proto, tensor_proto_from_array
 
     class Repository:
         def resolve(self, *args, **kwargs):
@@ -78,7 +81,7 @@ def _pieces(servable, feeds):
         request = predict_pb2.PredictRequest()
         request.model_spec.name, request.model_spec.signature_name = "char_lstm", "generate"
         for name, array in feeds.items():
-            _fill_tensor_proto(request.inputs[name], array)
+            fill_packed_tensor_proto(request.inputs[name], array)
         return request
 
     request = grpc_request()
@@ -92,8 +95,11 @@ def _pieces(servable, feeds):
         "rest_server_write": lambda: json_codec.encode_outputs(outputs, json_codec.COLUMNAR),
         "rest_client_read": lambda: json.loads(answer),
         "grpc_client_write": grpc_request,
+        "grpc_server_read": lambda: {name: array_from_tensor_proto(p) for name, p in request.inputs.items()},
+        "grpc_server_read_tf": lambda: {name: tf.make_ndarray(p) for name, p in request.inputs.items()},
+        "grpc_server_write": lambda: [tensor_proto_from_array(array) for array in outputs.values()],
         "grpc_servicer": lambda: PredictionServicer(dataplane).Predict(request, _Context()),
-        "grpc_client_read": lambda: {name: tf.make_ndarray(p) for name, p in response.outputs.items()},
+        "grpc_client_read": lambda: {name: array_from_tensor_proto(p) for name, p in response.outputs.items()},
     }
     sizes = {"rest_request_bytes": len(body), "rest_request_bytes_float64_digits": len(float64_body),
              "rest_answer_bytes": len(answer), "grpc_request_bytes": request.ByteSize(),

@@ -255,6 +255,9 @@ def serving_pieces(results):
         "rest_server_write": "REST server: write the answer",
         "rest_client_read": "REST client: read the answer",
         "grpc_client_write": "gRPC client: write the request",
+        "grpc_server_read": "gRPC server: read the request's tensors",
+        "grpc_server_read_tf": "the same with TensorFlow's `tf.make_ndarray` (before)",
+        "grpc_server_write": "gRPC server: write the answer's tensors",
         "grpc_servicer": "gRPC servicer around the data plane",
         "grpc_client_read": "gRPC client: read the answer",
     }

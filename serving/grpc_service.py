@@ -13,8 +13,6 @@ import functools
 import logging
 
 import numpy as np
-import tensorflow as tf
-from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow_serving.apis import (
     classification_pb2,
     inference_pb2,
@@ -29,6 +27,7 @@ from serving.dataplane import ClassifyResult, serialized_examples
 from serving.deadline import Deadline, bound
 from serving.errors import Code, ServingError, from_exception, truncate_for_grpc
 from serving.repository import parse_model_config
+from serving.tensor_protos import array_from_tensor_proto, tensor_proto_from_array
 
 __all__ = [
     "PredictionServicer",
@@ -46,50 +45,6 @@ GRPC_OPTIONS = (
     ("grpc.max_receive_message_length", 2**31 - 1),
     ("grpc.max_send_message_length", 2**31 - 1),
 )
-
-# dtype -> the typed repeated field TF's Tensor::AsProtoField fills.
-_TYPED_FIELD = {
-    types_pb2.DT_FLOAT: "float_val",
-    types_pb2.DT_DOUBLE: "double_val",
-    types_pb2.DT_INT32: "int_val",
-    types_pb2.DT_INT16: "int_val",
-    types_pb2.DT_INT8: "int_val",
-    types_pb2.DT_UINT8: "int_val",
-    types_pb2.DT_UINT16: "int_val",
-    types_pb2.DT_INT64: "int64_val",
-    types_pb2.DT_UINT32: "uint32_val",
-    types_pb2.DT_UINT64: "uint64_val",
-    types_pb2.DT_BOOL: "bool_val",
-}
-
-
-def tensor_proto_from_array(array):
-    """A `TensorProto` holding `array` in its typed `*_val` field (like `AsProtoField`)."""
-    array = np.asarray(array)
-    dtype = tf.dtypes.as_dtype(array.dtype)
-    proto = tensor_pb2.TensorProto(dtype=dtype.as_datatype_enum)
-    proto.tensor_shape.CopyFrom(tf.TensorShape(array.shape).as_proto())
-    flat = array.reshape(-1)
-    enum = dtype.as_datatype_enum
-    if enum == types_pb2.DT_STRING:
-        proto.string_val.extend(v if isinstance(v, bytes) else str(v).encode("utf-8") for v in flat.tolist())
-    elif enum in (types_pb2.DT_HALF, types_pb2.DT_BFLOAT16):
-        proto.half_val.extend(flat.view(np.uint16).tolist())  # raw 16-bit patterns, as TF stores them
-    elif enum == types_pb2.DT_COMPLEX64:
-        proto.scomplex_val.extend(flat.view(np.float32).tolist())
-    elif enum == types_pb2.DT_COMPLEX128:
-        proto.dcomplex_val.extend(flat.view(np.float64).tolist())
-    elif enum in _TYPED_FIELD:
-        getattr(proto, _TYPED_FIELD[enum]).extend(flat.tolist())
-    else:
-        return tf.make_tensor_proto(array)  # no typed field: packed tensor_content
-    return proto
-
-
-def array_from_tensor_proto(proto):
-    """A NumPy array from a `TensorProto`, typed fields or `tensor_content` alike."""
-    return tf.make_ndarray(proto)
-
 
 def _declared_elements(proto):
     """Elements a `TensorProto` declares, read from its shape before any array is built."""

@@ -126,28 +126,6 @@ def test_pin_falls_back_to_the_newest_available_version_when_metadata_names_none
         protocol_client.pin("tiny", label="stable")  # a label's version cannot be told from status
 
 
-@pytest.mark.parametrize(
-    "array",
-    [
-        np.array([[0.5, -1.0], [np.nan, np.inf]], np.float32), np.arange(6, dtype=">i4").reshape(2, 3)[:, ::2],
-        np.array(2**62 + 1, np.int64), np.array([True, False]), np.array([0, 255], np.uint8),
-        np.array([1 / 3], np.float64), np.zeros((0, 3), np.float16), np.array([b"a\x00", "é".encode()], object),
-        np.array([1 + 2j], np.complex64),
-    ],
-    ids=lambda a: f"{a.dtype}{list(a.shape)}",
-)
-def test_request_tensors_read_back_as_tensorflow_writes_them(array):
-    import tensorflow as tf
-
-    from serving.client import _fill_tensor_proto
-
-    proto = tf.make_tensor_proto(array).__class__()
-    _fill_tensor_proto(proto, array)
-    expected = tf.make_tensor_proto(array)
-    assert (proto.dtype, proto.tensor_shape) == (expected.dtype, expected.tensor_shape)
-    assert_same_outputs({"x": tf.make_ndarray(proto)}, {"x": tf.make_ndarray(expected)})
-
-
 def test_status(client):
     assert client.status("tiny") == [
         {"version": 2, "state": "AVAILABLE", "error_code": "OK", "error_message": ""},
