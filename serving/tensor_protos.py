@@ -88,15 +88,15 @@ def tensor_proto_from_array(array):
 def array_from_tensor_proto(proto):
     """A NumPy array from a `TensorProto`, typed fields or `tensor_content` alike (`tf.make_ndarray`'s result)."""
     shape = [dim.size for dim in proto.tensor_shape.dim]
-    count = int(np.prod(shape, dtype=np.int64))
     if proto.tensor_shape.unknown_rank or any(size < 0 for size in shape):
         return tf.make_ndarray(proto)  # its error for a shape no array can have
-    dtype = _DT_TO_NUMPY.get(proto.dtype)
+    count = int(np.prod(shape, dtype=np.int64))
+    dtype = _DT_TO_NUMPY.get(proto.dtype)  # each of these has a typed field
     if dtype is not None and proto.tensor_content:
         values = np.frombuffer(proto.tensor_content, dtype.newbyteorder("<"))
         if values.size == count:
             return values.astype(dtype).reshape(shape)  # a writable copy, in native byte order
-    elif dtype is not None and proto.dtype in _TYPED_FIELD:
+    elif dtype is not None:
         values = getattr(proto, _TYPED_FIELD[proto.dtype])
         if len(values) == count:
             return np.array(values, dtype).reshape(shape)

@@ -94,7 +94,8 @@ def test_a_batch_draws_the_tokens_stateless_categorical_draws_row_by_row():
         top_k = rng.choice([0, 1, 3, 10, vocab, 200], size=batch).astype(np.int32)
         seed = rng.integers(-(2**62), 2**62, size=batch)
         position = rng.integers(0, 2**40, size=batch)
-        drawn = sampling.pick_tokens(tf.constant(logits), temperature, top_k, seed, position).numpy()
+        uniforms = sampling.stateless_uniforms(seed, position)
+        drawn = sampling.pick_tokens(tf.constant(logits), temperature, top_k, uniforms).numpy()
         kth_best = -np.sort(-logits, axis=1)[np.arange(batch), np.where(top_k > 0, np.minimum(top_k, vocab), vocab) - 1]
         kept = np.where(logits < kth_best[:, None], -np.inf, logits).astype(np.float32)
         expected = [

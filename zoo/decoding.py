@@ -89,8 +89,7 @@ def sample_ids(step, states, *, start_id, end_id, vocab_size, max_length, temper
 
     def body(t, tokens, states, ids, log_prob, done):
         logits, new_states = step(tokens, states)
-        position = tf.zeros_like(seed) + tf.cast(t, tf.int64)
-        token = pick_tokens(logits, temperature, top_k, seed, position, uniforms[:, t])
+        token = pick_tokens(logits, temperature, top_k, uniforms[:, t])  # position t of each row's seed
         active = tf.logical_not(done)
         chosen = tf.gather(tf.nn.log_softmax(logits), token, batch_dims=1)  # (B,)
         log_prob = tf.where(active, log_prob + chosen, log_prob)

@@ -160,24 +160,22 @@ def _draw(logits, uniforms):
     return tf.reduce_sum(tf.cast(cdf <= uniforms[:, None] * cdf[:, -1:], tf.int32), axis=-1)
 
 
-def pick_tokens(logits, temperature, top_k, seed, position, uniforms=None):
+def pick_tokens(logits, temperature, top_k, uniforms):
     """The next token of each row: argmax at temperature 0, else a seeded top-k draw.
 
     The one sampling rule of the zoo: `CharLM`'s `generate` and the
     encoder-decoder's `sample` (`zoo.decoding`) both pick with it, so a seed
     means the same thing everywhere. A row's draw depends only on its own
-    (seed, position), never on the rest of the batch: it is the token
-    `tf.random.stateless_categorical` draws from the row's scaled logits with
-    seed (seed, position).
+    uniform, `stateless_uniforms(seed, position)`, never on the rest of the
+    batch: it is the token `tf.random.stateless_categorical` draws from the
+    row's scaled logits with seed (seed, position).
 
     Args:
         logits: (B, V) float.
         temperature: (B,) float32; 0 picks the argmax.
         top_k: (B,) int32; 0 keeps every token.
-        seed: (B,) int64.
-        position: (B,) int64, the stream position of the token being drawn.
-        uniforms: optional (B,) float64, `stateless_uniforms(seed, position)` computed ahead (a sampling loop
-            computes a whole chunk's at once, outside the loop).
+        uniforms: (B,) float64, each row's `stateless_uniforms(seed, position)` for the stream position of the
+            token being drawn (a sampling loop computes a whole chunk's at once, outside the loop).
 
     Returns:
         (B,) int32 token ids.
@@ -187,7 +185,7 @@ def pick_tokens(logits, temperature, top_k, seed, position, uniforms=None):
     kth_best = tf.gather(tf.math.top_k(logits, k=vocab).values, k - 1, batch_dims=1)  # (B,)
     logits = tf.where(logits < kth_best[:, None], tf.constant(-np.inf, logits.dtype), logits)
     scaled = logits / tf.where(temperature > 0, temperature, 1.0)[:, None]
-    drawn = _draw(scaled, stateless_uniforms(seed, position) if uniforms is None else uniforms)
+    drawn = _draw(scaled, uniforms)
     greedy = tf.argmax(logits, axis=-1, output_type=tf.int32)
     return tf.where(temperature > 0, drawn, greedy)
 
@@ -235,7 +233,7 @@ def make_generate_fn(model):
         uniforms = stateless_uniforms(seed[:, None], position[:, None] + tf.range(tf.cast(total, tf.int64)))  # (B, N)
 
         def draw(t, last_logits, tokens):  # token t of every row; a row past its steps writes -1
-            token = pick_tokens(last_logits, temperature, top_k, seed, position + tf.cast(t, tf.int64), uniforms[:, t])
+            token = pick_tokens(last_logits, temperature, top_k, uniforms[:, t])
             return token, tokens.write(t, tf.where(t < steps, token, -1))
 
         def body(t, last_logits, states, tokens):  # draws token t and feeds it to the rows that draw again
