@@ -106,12 +106,51 @@ def test_a_batch_draws_the_tokens_stateless_categorical_draws_row_by_row():
         np.testing.assert_array_equal(drawn, expected)
 
 
+def test_the_cheaper_picks_draw_what_the_full_rule_draws_where_they_apply():
+    rng = np.random.default_rng(5)
+    batch, vocab = 256, 84
+    logits = tf.constant((rng.normal(size=(batch, vocab)) * 3).astype(np.float32))
+    temperature = rng.choice([0.3, 0.8, 1.0, 1.7], size=batch).astype(np.float32)
+    keeps_all = rng.choice([0, vocab, 200], size=batch).astype(np.int32)
+    uniforms = sampling.stateless_uniforms(rng.integers(0, 2**40, size=batch), np.arange(batch))
+    full = sampling.pick_tokens(logits, temperature, keeps_all, uniforms).numpy()
+    for filter_top_k, greedy_rows in [(False, True), (True, False), (False, False)]:
+        cheaper = sampling.pick_tokens(logits, temperature, keeps_all, uniforms, filter_top_k, greedy_rows)
+        np.testing.assert_array_equal(cheaper, full)
+
+
 def test_a_chunk_of_uniforms_is_every_position_drawn_alone():
     seed = tf.constant([3, -9], tf.int64)
     ahead = sampling.stateless_uniforms(seed[:, None], tf.range(5, dtype=tf.int64))
     alone = [[sampling.stateless_uniforms(seed[b], tf.constant(p, tf.int64)) for p in range(5)] for b in range(2)]
     np.testing.assert_array_equal(ahead, np.array(alone))
     assert ahead.dtype == tf.float64 and 0.0 <= np.min(ahead) and np.max(ahead) < 1.0
+
+
+@pytest.mark.parametrize(
+    "mate, plan",
+    [({"top_k": 3}, (True, False, False)), ({"temperature": 0.0}, (False, True, False)),
+     ({"steps": 5}, (False, False, True)), ({"top_k": 2, "temperature": 0.0, "steps": 80}, (True, True, True))],
+)
+def test_every_sampling_plan_gives_a_row_the_same_numbers(model, mate, plan):
+    # Each call runs the cheapest loop its batch allows (`sampling_plan`); a row must not see which one it got.
+    # Both batches have two rows: the kernels' numbers may depend on the batch size, never on the other rows.
+    generate = sampling._compiled_generate(model)
+    row = dict(prompt="abc", steps=60, temperature=0.9, top_k=0, seed=5, position=3)
+    plain_mate = {**row, "prompt": "j", "seed": 8}
+    outputs = []
+    for rows in ([row, plain_mate], [row, {**plain_mate, **mate}]):
+        inputs = {name: tf.constant([r[name] for r in rows], dtype) for name, dtype in
+                  [("prompt", tf.string), ("steps", tf.int32), ("temperature", tf.float32), ("top_k", tf.int32),
+                   ("seed", tf.int64), ("position", tf.int64)]}
+        inputs["state"] = tf.zeros((2, sum(model.state_sizes)))
+        chosen = sampling.sampling_plan(inputs["temperature"], inputs["top_k"], inputs["steps"], len(VOCAB))
+        outputs.append((sampling.SAMPLING_PLANS[int(chosen)], generate(**inputs)))
+    (cheapest, alone), (chosen, together) = outputs
+    assert cheapest == (False, False, False) and chosen == plan
+    assert together["text"].numpy()[0] == alone["text"].numpy()[0]
+    np.testing.assert_array_equal(together["token_ids"].numpy()[0, :60], alone["token_ids"].numpy()[0, :60])
+    np.testing.assert_array_equal(together["state"].numpy()[0], alone["state"].numpy()[0])
 
 
 @pytest.mark.parametrize("chunk_size", [1, 7, 32])

@@ -220,6 +220,13 @@ def test_stale_reasons_name_what_is_wrong(tmp_path):
     (tmp_path / WARMUP_FILE).write_bytes(b"")
     (tmp_path / METADATA_FILE).write_text("{}")
     assert stale_reasons(tmp_path) == ["an empty warmup file"]
+    (tmp_path / WARMUP_FILE).write_bytes(b"request")
+    (tmp_path / METADATA_FILE).write_text('{"signatures": ["generate", "serving_default"]}')
+    (tmp_path / "saved_model.pb").write_bytes(b"...TensorListReserve...While...")  # a sampler with one loop
+    assert stale_reasons(tmp_path) == [
+        "a sampler that filters, takes the argmax and freezes rows at every step, needed or not"]
+    (tmp_path / "saved_model.pb").write_bytes(b"...StatelessCase...While...")  # one loop per sampling plan
+    assert stale_reasons(tmp_path) == []
 
 
 def test_reexport_writes_a_new_warm_version_with_the_same_card_and_retires_the_old(tmp_path):

@@ -160,7 +160,7 @@ def _draw(logits, uniforms):
     return tf.reduce_sum(tf.cast(cdf <= uniforms[:, None] * cdf[:, -1:], tf.int32), axis=-1)
 
 
-def pick_tokens(logits, temperature, top_k, uniforms):
+def pick_tokens(logits, temperature, top_k, uniforms, filter_top_k=True, greedy_rows=True):
     """The next token of each row: argmax at temperature 0, else a seeded top-k draw.
 
     The one sampling rule of the zoo: `CharLM`'s `generate` and the
@@ -176,18 +176,42 @@ def pick_tokens(logits, temperature, top_k, uniforms):
         top_k: (B,) int32; 0 keeps every token.
         uniforms: (B,) float64, each row's `stateless_uniforms(seed, position)` for the stream position of the
             token being drawn (a sampling loop computes a whole chunk's at once, outside the loop).
+        filter_top_k, greedy_rows: False when the caller knows that no row keeps fewer than V tokens, or that
+            no row has temperature 0: the step then leaves out ops that would change nothing (`sampling_plan`).
 
     Returns:
         (B,) int32 token ids.
     """
-    vocab = tf.shape(logits)[-1]
-    k = tf.where(top_k > 0, tf.minimum(top_k, vocab), vocab)
-    kth_best = tf.gather(tf.math.top_k(logits, k=vocab).values, k - 1, batch_dims=1)  # (B,)
-    logits = tf.where(logits < kth_best[:, None], tf.constant(-np.inf, logits.dtype), logits)
+    if filter_top_k:
+        vocab = tf.shape(logits)[-1]
+        k = tf.where(top_k > 0, tf.minimum(top_k, vocab), vocab)
+        kth_best = tf.gather(tf.math.top_k(logits, k=vocab).values, k - 1, batch_dims=1)  # (B,)
+        logits = tf.where(logits < kth_best[:, None], tf.constant(-np.inf, logits.dtype), logits)
+    if not greedy_rows:
+        return _draw(logits / temperature[:, None], uniforms)
     scaled = logits / tf.where(temperature > 0, temperature, 1.0)[:, None]
     drawn = _draw(scaled, uniforms)
     greedy = tf.argmax(logits, axis=-1, output_type=tf.int32)
     return tf.where(temperature > 0, drawn, greedy)
+
+
+# The variants of a sampling loop `sampling_plan` chooses among: (filter_top_k, greedy_rows, ragged).
+SAMPLING_PLANS = tuple((f, g, r) for f in (False, True) for g in (False, True) for r in (False, True))
+
+
+def sampling_plan(temperature, top_k, steps, vocab):
+    """Index into `SAMPLING_PLANS` of the cheapest loop that gives a batch's exact tokens.
+
+    At batch 1 a step is mostly per-op overhead, so ops that change nothing for any row are worth leaving out:
+    top-k filtering when every row keeps all `vocab` tokens, the argmax when no row is greedy, and the per-row
+    state freeze when every row draws the same number of tokens (`ragged` False). Every variant computes the
+    same numbers for the rows it is chosen for.
+    """
+    filter_top_k = tf.reduce_any(tf.logical_and(top_k > 0, top_k < vocab))
+    greedy_rows = tf.reduce_any(temperature <= 0)
+    ragged = tf.reduce_any(steps != tf.reduce_max(steps))
+    bits = [tf.cast(flag, tf.int32) for flag in (filter_top_k, greedy_rows, ragged)]
+    return bits[0] * 4 + bits[1] * 2 + bits[2]
 
 
 def make_generate_fn(model):
@@ -229,27 +253,31 @@ def make_generate_fn(model):
         logits, states = tf.cond(tf.shape(ids)[1] == 1, feed_one_character, lambda: run(ids, mask, states))
         last_logits = tf.gather(logits, lengths - 1, batch_dims=1)  # (B, V)
         total = tf.reduce_max(tf.concat([steps, [0]], axis=0))
-        tokens = tf.TensorArray(tf.int32, size=total)
         uniforms = stateless_uniforms(seed[:, None], position[:, None] + tf.range(tf.cast(total, tf.int64)))  # (B, N)
-
-        def draw(t, last_logits, tokens):  # token t of every row; a row past its steps writes -1
-            token = pick_tokens(last_logits, temperature, top_k, uniforms[:, t])
-            return token, tokens.write(t, tf.where(t < steps, token, -1))
-
-        def body(t, last_logits, states, tokens):  # draws token t and feeds it to the rows that draw again
-            token, tokens = draw(t, last_logits, tokens)
-            last_logits, states = run_one(token, states, keep=t + 1 < steps)
-            return t + 1, last_logits, states, tokens
-
-        # The last token is drawn after the loop, never fed: inside, a branch skipping its feed would route every
-        # weight and state through a switch at each step, a large share of a step's ops at batch 1.
-        _, last_logits, states, tokens = tf.while_loop(
-            lambda t, *_: t < total - 1, body, (0, last_logits, states, tokens))
-        tokens = tf.cond(total > 0, lambda: draw(total - 1, last_logits, tokens)[1], lambda: tokens)
         batch = tf.shape(steps)[0]
-        token_ids = tf.cond(  # stacking an empty TensorArray of unknown width fails: steps may all be 0
-            total > 0, lambda: tf.transpose(tokens.stack()), lambda: tf.zeros([batch, 0], tf.int32)
-        )
+
+        def sampling_loop(filter_top_k, greedy_rows, ragged):
+            def draw(t, last_logits, tokens):  # token t of every row; a row past its steps writes -1
+                token = pick_tokens(last_logits, temperature, top_k, uniforms[:, t], filter_top_k, greedy_rows)
+                return token, tokens.write(t, tf.where(t < steps, token, -1) if ragged else token)
+
+            def body(t, last_logits, states, tokens):  # draws token t and feeds it to the rows that draw again
+                token, tokens = draw(t, last_logits, tokens)
+                last_logits, states = run_one(token, states, keep=t + 1 < steps if ragged else None)
+                return t + 1, last_logits, states, tokens
+
+            # The last token is drawn after the loop, never fed: inside, a branch skipping its feed would route
+            # every weight and state through a switch at each step, a large share of a step's ops at batch 1.
+            _, logits, final_states, tokens = tf.while_loop(
+                lambda t, *_: t < total - 1, body, (0, last_logits, states, tf.TensorArray(tf.int32, size=total)))
+            tokens = tf.cond(total > 0, lambda: draw(total - 1, logits, tokens)[1], lambda: tokens)
+            token_ids = tf.cond(  # stacking an empty TensorArray of unknown width fails: steps may all be 0
+                total > 0, lambda: tf.transpose(tokens.stack()), lambda: tf.zeros([batch, 0], tf.int32))
+            return final_states, token_ids
+
+        plan = sampling_plan(temperature, top_k, steps, len(model.vocabulary))
+        loops = [lambda flags=flags: sampling_loop(*flags) for flags in SAMPLING_PLANS]
+        states, token_ids = tf.switch_case(plan, loops)  # the one loop this call needs, chosen before it runs
         token_ids = tf.reshape(token_ids, [batch, total])  # (B, N)
         chars = tf.gather(id_to_char, tf.maximum(token_ids, 0))
         text = tf.strings.reduce_join(tf.where(token_ids >= 0, chars, ""), axis=1)

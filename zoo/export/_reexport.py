@@ -36,6 +36,8 @@ def stale_reasons(version_dir):
         reasons.append("zoo.json holds a Python repr")
     if _draws_row_by_row(version_dir):
         reasons.append("a sampler that draws row by row")
+    if _samples_without_a_plan(version_dir):
+        reasons.append("a sampler that filters, takes the argmax and freezes rows at every step, needed or not")
     warmup = version_dir / WARMUP_FILE
     if not warmup.exists():
         reasons.append("no warmup file")
@@ -50,6 +52,16 @@ def _draws_row_by_row(version_dir):
     (`zoo.sampling.stateless_uniforms`)."""
     graph = version_dir / "saved_model.pb"
     return graph.exists() and b"StatelessMultinomial" in graph.read_bytes()
+
+
+def _samples_without_a_plan(version_dir):
+    """Whether the version serves `generate` from a graph with no `Case` choosing among
+    `zoo.sampling.SAMPLING_PLANS`: its loop runs every step's top-k filter, argmax and per-row state freeze even
+    for a batch that needs none (a third of a step at batch 1)."""
+    graph = version_dir / "saved_model.pb"
+    if not graph.exists() or not (version_dir / METADATA_FILE).exists():
+        return False
+    return "generate" in read_zoo_metadata(version_dir).get("signatures", {}) and b"Case" not in graph.read_bytes()
 
 
 def _base(name, models_dir):
