@@ -500,6 +500,24 @@ def test_a_step_xla_cannot_compile_runs_without_it_and_loses_no_update(tmp_path,
         Trainer(_recipe(tmp_path / "x", jit_compile=True)).train_step(*batch)
 
 
+def test_a_first_step_that_fails_for_its_data_raises_its_own_error_and_says_nothing_of_xla(
+        tmp_path, monkeypatch, caplog):
+    import tensorflow as tf
+
+    eager_step = Trainer._replica_step_eager
+
+    def with_a_bad_number(self, inputs, targets, states):  # no XLA kernel, and no number without XLA either
+        loss, states = eager_step(self, inputs, targets, states)
+        return loss + tf.strings.to_number(tf.constant("not a number")), states
+
+    monkeypatch.setattr(Trainer, "_replica_step_eager", with_a_bad_number)
+    trainer = Trainer(_recipe(tmp_path, jit_compile="auto"))
+    with caplog.at_level("WARNING", logger="training.loop"), pytest.raises(tf.errors.InvalidArgumentError,
+                                                                           match="not a number"):
+        trainer.train_step(*trainer.recipe.batch(trainer.recipe.rng(0)))
+    assert "XLA" not in caplog.text and trainer.jit_compile is True
+
+
 def test_batches_of_changing_shapes_leave_xla_for_good(tmp_path):
     from training.loop import XLA_MAX_SHAPES
 

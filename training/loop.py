@@ -178,10 +178,21 @@ class Trainer:
         except tf.errors.OpError as error:
             if self._step_ran:
                 raise
-            log.warning("The train step runs without XLA: it does not compile (%s)", str(error).strip().split("\n")[0])
-            self._use_step(False)
-            return self._replica_step(inputs, targets, states)
+            return self._plain_step_instead(error, inputs, targets, states)
         self._step_ran = True
+        return result
+
+    def _plain_step_instead(self, xla_error, inputs, targets, states):
+        """The plain step on the batch whose first XLA call failed; it keeps the plain step only when that runs.
+        Otherwise the batch itself is at fault (bad ids, say): its own error is raised, not a word about XLA."""
+        self._use_step(False)
+        try:
+            result = self._replica_step(inputs, targets, states)
+        except tf.errors.OpError:
+            self._use_step(True)
+            raise
+        log.warning("The train step runs without XLA: it does not compile (%s)",
+                    str(xla_error).strip().split("\n")[0])
         return result
 
     def loss_on(self, inputs, targets):
