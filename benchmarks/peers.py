@@ -24,6 +24,13 @@ anything is timed: the first 50 greedy characters of both must be identical.
 Memory: peak RSS of a training step at B = 128, H = 1024 for the zoo step and
 PyTorch, each in a fresh process.
 
+Peak: what one float32 matrix product (`--peak-size`, square) runs at in
+TensorFlow and in PyTorch at each thread count, GFLOP/s, interleaved rounds.
+Every training row is then put in those units (`flop_rates`): the step's
+matrix products do 10·G·H² FLOPs per token (G gates), so a contender's
+tokens/s says which share of the machine's best matrix-product rate it runs
+at, and how much of it a ratio bar would need.
+
 TensorFlow makes its thread pools at its first op, so each thread count runs in
 its own worker process (`--worker`), where every contender gets the same count.
 Results: `benchmarks/results/peers_<backend>_<device>.json`, with the bars of
@@ -50,6 +57,8 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 FAMILIES = ("lstm", "gru", "elman")
 # Issue 12's bars: the median per-round ratio (wall time) must reach them on every shape.
 TRAINING_BARS = {"zoo/pytorch": 1.0, "zoo/keras": 1.2}
+GATES = {"lstm": 4, "gru": 3, "elman": 1}
+PARTS = ("training", "generation", "memory", "peak")
 GENERATION_BARS = {1: 1.5, 32: 1.0}  # zoo/pytorch, by batch
 GREEDY_CHARS = 50
 
@@ -194,6 +203,49 @@ def measure_training(family, batch, units, time_steps, rounds, threads, out_dir,
             "steps_per_timing": block, "tokens_per_s": summary["per_s"], "cpu_tokens_per_s": summary["cpu_per_s"],
             "ratios": summary["ratios"], "bars": summary["bars"],
             "xla": {name: contenders[name].trainer.jit_compile for name in ("zoo", "keras")}}
+
+
+def matmul_flops_per_token(family, units):
+    """FLOPs per token of a training step's matrix products, I = H, G gates: forward x·W and h·U, backward
+    dW (x is data: no dx), dU and dh, each 2·G·H² (a multiply-add counts 2). Elementwise work is left out,
+    so a rate in these units is a lower bound on what the step computes."""
+    return 10 * GATES[family] * units**2
+
+
+def measure_gemm_peak(size, rounds, min_block_seconds):
+    """GFLOP/s of one float32 (size × size)·(size × size) product in TensorFlow and in PyTorch, interleaved."""
+    import tensorflow as tf
+    import torch
+
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((size, size)).astype(np.float32) for _ in range(2))
+    tf_a, tf_b = tf.constant(a), tf.constant(b)
+    tf_product = tf.function(tf.matmul)
+    torch_a, torch_b = torch.from_numpy(a), torch.from_numpy(b)
+    contenders = {"tensorflow": lambda: tf_product(tf_a, tf_b).numpy(),
+                  "pytorch": lambda: torch.mm(torch_a, torch_b)}
+    wall, _ = interleaved(contenders, rounds, warm_block(contenders, min_block_seconds))
+    return {"size": size, "rounds": rounds,
+            "gflops_per_s": {name: spread(2 * size**3 / np.array(times) / 1e9) for name, times in wall.items()}}
+
+
+def flop_rates(by_threads):
+    """Adds to every training row with a GEMM peak at its thread count: each contender's median tokens/s as
+    GFLOP/s of matrix products, its share of the best peak (either library's median), and the share the zoo
+    would need to meet zoo/keras's bar."""
+    for part in by_threads.values():
+        peak = part.get("gemm_peak")
+        if not peak:
+            continue
+        best = max(rate["median"] for rate in peak["gflops_per_s"].values())
+        for row in part["training"]:
+            flops = matmul_flops_per_token(row["family"], row["units"])
+            rates = {name: rate["median"] * flops / 1e9 for name, rate in row["tokens_per_s"].items()}
+            row["matmul_flops_per_token"] = flops
+            row["matmul_gflops_per_s"] = rates
+            row["share_of_gemm_peak"] = {name: rate / best for name, rate in rates.items()}
+            row["zoo_share_needed_for_keras_bar"] = TRAINING_BARS["zoo/keras"] * rates["keras"] / best
+    return by_threads
 
 
 # -- generation --------------------------------------------------------------------------------------------------
@@ -391,6 +443,9 @@ def worker(spec):
         # machine with no idle core can collapse (its threads wait on each other), so the load is recorded.
         result = {"threads": threads, "load_average_before": list(os.getloadavg()), "training": [],
                   "generation": None}
+        if spec.get("peak_size"):
+            result["gemm_peak"] = measure_gemm_peak(spec["peak_size"], spec["rounds"], spec["min_block_seconds"])
+            print(json.dumps({"threads": threads, "gemm_peak": result["gemm_peak"]["gflops_per_s"]}), flush=True)
         for family, batch, units in spec["shapes"]:
             row = measure_training(family, batch, units, spec["time_steps"], spec["rounds"], threads, out_dir,
                                    spec["min_block_seconds"])
@@ -429,8 +484,8 @@ def parse_args(argv):
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--min-block-seconds", type=float, default=0.5, help="least wall time of one timing")
-    parser.add_argument("--parts", nargs="+", choices=("training", "generation", "memory"),
-                        default=["training", "generation", "memory"])
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
+    parser.add_argument("--peak-size", type=int, default=2048, help="side of the square product of `peak`")
     parser.add_argument("--generation-batch", action="append", type=int, help="repeatable; default 1 and 32")
     parser.add_argument("--tokens", type=int, default=500, help="characters generated per row")
     parser.add_argument("--memory-shape", type=int, nargs=3, default=[128, 1024, 100], metavar=("B", "H", "T"))
@@ -462,14 +517,15 @@ def main(argv=None):
     shapes = [(f, b, h) for f in args.family or FAMILIES for b in args.batch or (32, 128)
               for h in args.units or (128, 512, 1024)] if "training" in args.parts else []
     generation_batches = (args.generation_batch or [1, 32]) if "generation" in args.parts else []
+    peak_size = args.peak_size if "peak" in args.parts else 0
     load_before = os.getloadavg()
     by_threads = {}
     for threads in args.threads:
-        if shapes or generation_batches:
+        if shapes or generation_batches or peak_size:
             by_threads[str(threads)] = run_worker({
                 "kind": "speed", "threads": threads, "shapes": shapes, "time_steps": args.time_steps,
                 "rounds": args.rounds, "min_block_seconds": args.min_block_seconds,
-                "generation_batches": generation_batches, "tokens": args.tokens})
+                "generation_batches": generation_batches, "tokens": args.tokens, "peak_size": peak_size})
     memory = []
     if "memory" in args.parts:
         batch, units, time_steps = args.memory_shape
@@ -508,20 +564,23 @@ def main(argv=None):
     result["parts_measured_by"] = {part: provenance for part in args.parts}
     if args.keep_other_parts and out.exists():
         result = with_parts_of(json.loads(out.read_text()), result, args.parts)
+    flop_rates(result["threads"])
     write_results(result, out)
 
 
 def with_parts_of(previous, result, measured):
     """`result` with the parts it did not measure taken from `previous` (same grid shape, other runs)."""
-    kept = [part for part in ("training", "generation", "memory") if part not in measured]
+    kept = [part for part in PARTS if part not in measured]
     earlier = previous.get("parts_measured_by") or {part: {"command": previous.get("command")} for part in kept}
     for part in kept:
         if part == "memory":
             result["memory"] = previous["memory"]
         else:
+            key = "gemm_peak" if part == "peak" else part
             for threads, entry in previous["threads"].items():
                 result["threads"].setdefault(threads, {"threads": int(threads), "training": [], "generation": None})
-                result["threads"][threads][part] = entry[part]
+                if key in entry:
+                    result["threads"][threads][key] = entry[key]
         result["parts_measured_by"][part] = earlier.get(part)
     result["bar_summary"] = bar_summary(result["threads"])
     return result

@@ -316,6 +316,24 @@ def peers_training(results):
                    "zoo / PyTorch (range)", "zoo / Keras (range)", "bars (≥ 1.0, ≥ 1.2)"], rows)
 
 
+def peers_flops(results):
+    """The training rows in GFLOP/s of matrix products against the GEMM peak measured at the same thread count."""
+    peers = _load(results, "peers_tensorflow_cpu")
+    rows = []
+    for threads, part in peers["threads"].items():
+        peak = part.get("gemm_peak")
+        if not peak:
+            continue
+        best = max(rate["median"] for rate in peak["gflops_per_s"].values())
+        for row in part["training"]:
+            rates, shares = row["matmul_gflops_per_s"], row["share_of_gemm_peak"]
+            rows.append([threads, FAMILIES[row["family"]], f"{row['batch']} × {row['units']}", f"{best:.0f}",
+                         *(f"{rates[name]:.0f} ({shares[name]:.0%})" for name in ("zoo", "keras", "pytorch")),
+                         f"{row['zoo_share_needed_for_keras_bar']:.0%}"])
+    return _table(["threads", "family", "B × H", "GEMM peak GFLOP/s", "zoo GFLOP/s (share of peak)",
+                   "Keras GFLOP/s (share)", "PyTorch GFLOP/s (share)", "zoo / Keras ≥ 1.2 needs"], rows)
+
+
 def peers_memory(results):
     """Peak RSS of training steps at B = 128, H = 1024, T = 100: the zoo's step against PyTorch's."""
     rows = []
@@ -378,6 +396,7 @@ TABLES = {
     "peers_training": peers_training,
     "peers_generation": peers_generation,
     "peers_memory": peers_memory,
+    "peers_flops": peers_flops,
     "rtrl_cost": rtrl_cost,
     "rtrl_uoro": rtrl_uoro,
 }

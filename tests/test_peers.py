@@ -104,6 +104,35 @@ def test_tiny_run_reports_every_contender_ratio_and_bar(tmp_path):
     assert result["parts_measured_by"]["training"]["command"].startswith("python -m benchmarks.peers --family gru")
 
 
+def test_flop_rates_put_each_training_row_in_units_of_the_gemm_peak():
+    tokens = {"zoo": {"median": 1e6}, "keras": {"median": 5e5}, "pytorch": {"median": 2.5e5}}
+    by_threads = {"1": {"gemm_peak": {"gflops_per_s": {"tensorflow": {"median": 100.0}, "pytorch": {"median": 80.0}}},
+                        "training": [{"family": "lstm", "batch": 2, "units": 10, "tokens_per_s": tokens}]},
+                  "2": {"training": [{"family": "gru", "batch": 2, "units": 10, "tokens_per_s": tokens}]}}
+    peers.flop_rates(by_threads)
+    (row,) = by_threads["1"]["training"]
+    assert row["matmul_flops_per_token"] == 10 * 4 * 10**2  # forward x·W, h·U; backward dW, dU, dh
+    assert row["matmul_gflops_per_s"] == pytest.approx({"zoo": 4.0, "keras": 2.0, "pytorch": 1.0})
+    assert row["share_of_gemm_peak"] == pytest.approx({"zoo": 0.04, "keras": 0.02, "pytorch": 0.01})  # the best
+    assert row["zoo_share_needed_for_keras_bar"] == pytest.approx(1.2 * 0.02)
+    assert "share_of_gemm_peak" not in by_threads["2"]["training"][0]  # no peak measured at that thread count
+
+
+def test_a_peak_run_times_one_product_in_both_libraries_and_keeps_the_rest(tmp_path):
+    pytest.importorskip("torch")
+    out = tmp_path / "peers.json"
+    previous = {"command": "earlier", "memory": [{"family": "gru"}],
+                "threads": {"1": {"threads": 1, "training": [], "generation": None}}}
+    out.write_text(json.dumps(previous))
+    peers.main(["--parts", "peak", "--threads", "1", "--rounds", "1", "--peak-size", "64",
+                "--min-block-seconds", "0.01", "--keep-other-parts", "--out", str(out)])
+    result = json.loads(out.read_text())
+    peak = result["threads"]["1"]["gemm_peak"]
+    assert peak["size"] == 64 and all(rate["median"] > 0 for rate in peak["gflops_per_s"].values())
+    assert set(peak["gflops_per_s"]) == {"tensorflow", "pytorch"} and result["memory"] == [{"family": "gru"}]
+    assert result["parts_measured_by"]["peak"]["command"].endswith("--out " + str(out))
+
+
 def _verdict(met):
     return {"bar": 1.0, "value": 1.1 if met else 0.9, "met": met}
 
