@@ -334,6 +334,21 @@ def peers_flops(results):
                    "Keras GFLOP/s (share)", "PyTorch GFLOP/s (share)", "zoo / Keras ≥ 1.2 needs"], rows)
 
 
+def char_cost(results):
+    """CPU seconds per update of each character recipe here, against the update time its card records."""
+    r = _load(results, "char_cost")
+    rows = []
+    for row in r["rows"]:
+        card = row["card"]
+        rows.append([row["model"], f"{row['update_matmul_flops'] / 1e9:.1f}", f"{row['cpu_s_per_update']:.3f}",
+                     f"{row['matmul_gflops_per_cpu_s']:.0f}", f"{card['cpu_s_per_update']:.3f}",
+                     f"{card['matmul_gflops_per_cpu_s']:.0f}", f"{row['recipe_steps']:,}",
+                     f"{row['recipe_cpu_minutes_here']:.0f}", f"{row['updates_in_budget_here']:,}"])
+    return _table(["model", "GFLOP per update (products)", "CPU-s per update here", "GFLOP per CPU-s here",
+                   "CPU-s per update on the card", "GFLOP per CPU-s on the card", "recipe's updates",
+                   "CPU-minutes they take here", f"updates in {r['budget_cpu_minutes']} CPU-minutes here"], rows)
+
+
 def peers_memory(results):
     """Peak RSS of training steps at B = 128, H = 1024, T = 100: the zoo's step against PyTorch's."""
     rows = []
@@ -397,6 +412,7 @@ TABLES = {
     "peers_generation": peers_generation,
     "peers_memory": peers_memory,
     "peers_flops": peers_flops,
+    "char_cost": char_cost,
     "rtrl_cost": rtrl_cost,
     "rtrl_uoro": rtrl_uoro,
 }
