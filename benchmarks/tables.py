@@ -169,6 +169,24 @@ def esn_nrmse84(results):
     )
 
 
+def esn_readout_options(results):
+    """NRMSE84 with the linear and the squared-state readout: validation rows, then the chosen one on the test."""
+    options = _load(results, "esn_readout_options")["readout_options"]
+    defaults = _load(results, "esn_validation")["validation"]["chosen"]
+    rows = []
+    for units in (400, 1000):
+        chosen, test = options[f"chosen_{units}"], options[f"test_{units}"]
+        for row in options[f"validation_{units}"]["rows"]:
+            change = {"squared_readout": False, "ridge": defaults["ridge"], **row["change"]}
+            picked = row["change"] == chosen
+            rows.append([str(units), "states and their squares" if change["squared_readout"] else "states",
+                         _g(change["ridge"]), _short(row["geometric_mean"]),
+                         f"**{_short(options[f'median_test_{units}'])}** (seeds 0–{len(test) - 1})" if picked else "—",
+                         f"{_short(min(test.values()))} – {_short(max(test.values()))}" if picked else "—"])
+    return _table(["units", "readout reads", "ridge", "validation, geometric mean", "NRMSE84 test, median",
+                   "range"], rows)
+
+
 def serving_latency(results):
     """Per-request latency of the embedded server against the same signature in-process."""
     latency = _load(results, "serving")["latency"]
@@ -412,6 +430,7 @@ TABLES = {
     "peers_generation": peers_generation,
     "peers_memory": peers_memory,
     "peers_flops": peers_flops,
+    "esn_readout_options": esn_readout_options,
     "char_cost": char_cost,
     "rtrl_cost": rtrl_cost,
     "rtrl_uoro": rtrl_uoro,

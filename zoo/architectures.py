@@ -295,7 +295,8 @@ def esn_mackey_glass(units, spectral_radius, leak_rate, input_scaling, ridge, wa
 @register(
     "esn_mackey_glass_jaeger",
     defaults={"units": 400, "spectral_radius": 1.15, "leak_rate": 0.275, "input_scaling": 1.4, "bias_scaling": 1.0,
-              "rc_connectivity": 0.2, "input_connectivity": 1.0, "ridge": 1e-12, "warmup": 300, "seed": 0},
+              "rc_connectivity": 0.2, "input_connectivity": 1.0, "ridge": 1e-11, "warmup": 300, "seed": 0,
+              "squared_readout": True},
     card={
         "task": "Mackey-Glass tau=17 free-running prediction, 84 steps (Jaeger 2001's NRMSE84)",
         "paper": (
@@ -308,12 +309,12 @@ def esn_mackey_glass(units, spectral_radius, leak_rate, input_scaling, ridge, wa
     example_input=lambda config: np.zeros((1, 2, 1), np.float64),
 )
 def esn_mackey_glass_jaeger(units, spectral_radius, leak_rate, input_scaling, bias_scaling, rc_connectivity,
-                            input_connectivity, ridge, warmup, seed):
+                            input_connectivity, ridge, warmup, seed, squared_readout):
     """A 400-unit leaky reservoir whose input is the series itself: fed back as the input when running free."""
     return ESNForecaster(units=units, spectral_radius=spectral_radius, leak_rate=leak_rate, input_scaling=input_scaling,
                          bias_scaling=bias_scaling, rc_connectivity=rc_connectivity,
                          input_connectivity=input_connectivity, ridge=ridge, warmup=warmup, seed=seed,
-                         name="esn_mackey_glass_jaeger")
+                         squared_readout=squared_readout, name="esn_mackey_glass_jaeger")
 
 
 # -- sequence-to-sequence addition -------------------------------------------------------

@@ -46,6 +46,7 @@ class RidgeReadout(keras.layers.Layer):
         warmup: steps dropped at the start of every sequence passed to `partial_fit`.
         online: fit by recursive least squares, step by step, instead of in closed form.
         forgetting: γ in (0, 1] of the online fit.
+        squares: read the states and their elementwise squares.
         dtype: float64 unless given.
 
     Call arguments:
@@ -59,7 +60,7 @@ class RidgeReadout(keras.layers.Layer):
 
     ONLINE_BIAS_PRIOR = 1e-6  # the online fit's bias penalty, relative to λ: nearly unregularised, as in closed form
 
-    def __init__(self, units=None, ridge=0.0, warmup=0, online=False, forgetting=1.0, **kwargs):
+    def __init__(self, units=None, ridge=0.0, warmup=0, online=False, forgetting=1.0, squares=False, **kwargs):
         if kwargs.get("dtype") is None:
             kwargs["dtype"] = "float64"
         super().__init__(**kwargs)
@@ -71,6 +72,9 @@ class RidgeReadout(keras.layers.Layer):
             raise TypeError(f"`online` must be True or False. Received: online={online!r}")
         self.online = online
         self.forgetting = check_number("forgetting", forgetting, 0, 1, low_open=True)
+        if not isinstance(squares, bool):
+            raise TypeError(f"`squares` must be True or False. Received: squares={squares!r}")
+        self.squares = squares
         if online and self.ridge == 0:
             raise ValueError(
                 "The online fit starts from P = I/λ and needs `ridge` > 0. Received: ridge=0, online=True"
@@ -80,11 +84,13 @@ class RidgeReadout(keras.layers.Layer):
     def build(self, input_shape):
         if self.units is None:
             raise ValueError("RidgeReadout does not know its output width yet: pass `units` or call `fit` first.")
-        features = input_shape[-1]
+        features = input_shape[-1] * (2 if self.squares else 1)
         self.kernel = self.add_weight(shape=(features, self.units), name="kernel", initializer="zeros", trainable=False)
         self.bias = self.add_weight(shape=(self.units,), name="bias", initializer="zeros", trainable=False)
 
     def call(self, states):
+        if self.squares:
+            states = ops.concatenate([states, states * states], axis=-1)
         return ops.matmul(states, self.kernel) + self.bias
 
     def compute_output_shape(self, input_shape):
@@ -178,9 +184,12 @@ class RidgeReadout(keras.layers.Layer):
         return self.partial_fit(states, targets).finalize()
 
     def predict(self, states):
-        """y = x·W_out + b in float64 NumPy: (..., H) -> (..., O)."""
-        states = np.asarray(states, dtype=np.float64)
-        return states @ np.asarray(self.kernel.numpy(), np.float64) + np.asarray(self.bias.numpy(), np.float64)
+        """y = x·W_out + b in float64 NumPy (x with its squares under `squares`): (..., H) -> (..., O)."""
+        features = self._features(np.asarray(states, dtype=np.float64))
+        return features @ np.asarray(self.kernel.numpy(), np.float64) + np.asarray(self.bias.numpy(), np.float64)
+
+    def _features(self, states):
+        return np.concatenate([states, states * states], axis=-1) if self.squares else states
 
     def _prepare(self, states, targets):
         """(N, H) and (N, O) float64 rows, the warm-up of each sequence dropped."""
@@ -204,14 +213,16 @@ class RidgeReadout(keras.layers.Layer):
             self.units = y.shape[-1]
         if not self.built:
             self.build((None, x.shape[-1]))
+        x = self._features(x)
         if (x.shape[-1], y.shape[-1]) != tuple(self.kernel.shape):
+            width = self.kernel.shape[0] // (2 if self.squares else 1)
             raise ValueError(
-                f"This readout maps {self.kernel.shape[0]} features to {self.kernel.shape[1]} outputs. "
-                f"Received: states with {x.shape[-1]} features, targets with {y.shape[-1]} outputs."
+                f"This readout maps states of {width} features to {self.kernel.shape[1]} outputs. "
+                f"Received: states with {np.shape(states)[-1]} features, targets with {y.shape[-1]} outputs."
             )
         x, y = x[:, self.warmup :], y[:, self.warmup :]
         return x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1])
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "ridge": self.ridge, "warmup": self.warmup,
-                "online": self.online, "forgetting": self.forgetting}
+                "online": self.online, "forgetting": self.forgetting, "squares": self.squares}

@@ -23,6 +23,7 @@ class ESNForecaster(keras.Model):
         output_dim: readout width O.
         ridge: λ of the readout.
         warmup: steps at the start of each fitted sequence left out of the fit.
+        squared_readout: the readout also reads the states' squares (`RidgeReadout`'s `squares`).
 
     Call arguments:
         inputs: (B, T, I) float64 tensor.
@@ -38,7 +39,7 @@ class ESNForecaster(keras.Model):
 
     def __init__(self, units=100, spectral_radius=1.25, leak_rate=0.3, input_scaling=1.0, bias_scaling=1.0,
                  rc_connectivity=0.1, input_connectivity=0.1, seed=0, output_dim=1, ridge=1e-5, warmup=100,
-                 **kwargs):
+                 squared_readout=False, **kwargs):
         kwargs.setdefault("dtype", "float64")
         super().__init__(**kwargs)
         self.reservoir_config = dict(
@@ -47,8 +48,9 @@ class ESNForecaster(keras.Model):
             seed=seed,
         )
         self.output_dim, self.ridge, self.warmup = output_dim, ridge, warmup
+        self.squared_readout = squared_readout
         self.reservoir = EchoState(return_sequences=True, return_state=True, name="reservoir", **self.reservoir_config)
-        self.readout = RidgeReadout(output_dim, ridge=ridge, warmup=warmup, name="readout")
+        self.readout = RidgeReadout(output_dim, ridge=ridge, warmup=warmup, squares=squared_readout, name="readout")
 
     def build(self, input_shape):
         self.reservoir.build(input_shape)
@@ -133,4 +135,4 @@ class ESNForecaster(keras.Model):
 
     def get_config(self):
         return {**super().get_config(), **self.reservoir_config, "output_dim": self.output_dim,
-                "ridge": self.ridge, "warmup": self.warmup}
+                "ridge": self.ridge, "warmup": self.warmup, "squared_readout": self.squared_readout}
