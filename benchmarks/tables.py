@@ -172,12 +172,12 @@ def esn_nrmse84(results):
 def esn_readout_options(results):
     """NRMSE84 with the linear and the squared-state readout: validation rows, then the chosen one on the test."""
     options = _load(results, "esn_readout_options")["readout_options"]
-    defaults = _load(results, "esn_validation")["validation"]["chosen"]
+    defaults = options["base"]
     rows = []
     for units in (400, 1000):
         chosen, test = options[f"chosen_{units}"], options[f"test_{units}"]
         for row in options[f"validation_{units}"]["rows"]:
-            change = {"squared_readout": False, "ridge": defaults["ridge"], **row["change"]}
+            change = {**defaults, **row["change"]}
             picked = row["change"] == chosen
             rows.append([str(units), "states and their squares" if change["squared_readout"] else "states",
                          _g(change["ridge"]), _short(row["geometric_mean"]),

@@ -294,7 +294,7 @@ def esn_mackey_glass(units, spectral_radius, leak_rate, input_scaling, ridge, wa
 # see training.recipes.ESNJaegerRecipe and BENCHMARKS.md (ESN).
 @register(
     "esn_mackey_glass_jaeger",
-    defaults={"units": 400, "spectral_radius": 1.15, "leak_rate": 0.275, "input_scaling": 1.4, "bias_scaling": 1.0,
+    defaults={"units": 400, "spectral_radius": 1.3, "leak_rate": 0.275, "input_scaling": 2.5, "bias_scaling": 1.0,
               "rc_connectivity": 0.2, "input_connectivity": 1.0, "ridge": 1e-11, "warmup": 300, "seed": 0,
               "squared_readout": True},
     card={
