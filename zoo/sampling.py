@@ -177,7 +177,7 @@ def pick_tokens(logits, temperature, top_k, uniforms, filter_top_k=True, greedy_
         uniforms: (B,) float64, each row's `stateless_uniforms(seed, position)` for the stream position of the
             token being drawn (a sampling loop computes a whole chunk's at once, outside the loop).
         filter_top_k, greedy_rows: False when the caller knows that no row keeps fewer than V tokens, or that
-            no row has temperature 0: the step then leaves out ops that would change nothing (`sampling_plan`).
+            no row has temperature 0: the pick then leaves out ops that would change nothing (`sampling_plan`).
 
     Returns:
         (B,) int32 token ids.
@@ -195,23 +195,24 @@ def pick_tokens(logits, temperature, top_k, uniforms, filter_top_k=True, greedy_
     return tf.where(temperature > 0, drawn, greedy)
 
 
-# The variants of a sampling loop `sampling_plan` chooses among: (filter_top_k, greedy_rows, ragged).
-SAMPLING_PLANS = tuple((f, g, r) for f in (False, True) for g in (False, True) for r in (False, True))
+# The sampling loops `sampling_plan` chooses between, as (filter_top_k, greedy_rows, ragged): a lean loop for the
+# common batch and the full rule for any other. Every loop in the graph is traced and loaded with it (more loops
+# doubled the time to export a char model), so there are two, not one per combination.
+SAMPLING_PLANS = ((False, False, False), (True, True, True))
 
 
 def sampling_plan(temperature, top_k, steps, vocab):
     """Index into `SAMPLING_PLANS` of the cheapest loop that gives a batch's exact tokens.
 
-    At batch 1 a step is mostly per-op overhead, so ops that change nothing for any row are worth leaving out:
-    top-k filtering when every row keeps all `vocab` tokens, the argmax when no row is greedy, and the per-row
-    state freeze when every row draws the same number of tokens (`ragged` False). Every variant computes the
-    same numbers for the rows it is chosen for.
+    At batch 1 a step is mostly per-op overhead, so the lean loop leaves out what changes nothing when no row
+    needs it: top-k filtering (every row keeps all `vocab` tokens), the argmax (no row is greedy) and the per-row
+    state freeze (every row draws as many tokens as the others). Both loops compute the same numbers for the
+    rows the lean one is chosen for.
     """
     filter_top_k = tf.reduce_any(tf.logical_and(top_k > 0, top_k < vocab))
     greedy_rows = tf.reduce_any(temperature <= 0)
     ragged = tf.reduce_any(steps != tf.reduce_max(steps))
-    bits = [tf.cast(flag, tf.int32) for flag in (filter_top_k, greedy_rows, ragged)]
-    return bits[0] * 4 + bits[1] * 2 + bits[2]
+    return tf.cast(tf.reduce_any(tf.stack([filter_top_k, greedy_rows, ragged])), tf.int32)
 
 
 def make_generate_fn(model):
