@@ -26,7 +26,6 @@ from benchmarks.machine import describe_machine, write_results
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 MODELS = ("char_lstm", "char_gru", "char_elman")
 BUDGET_CPU_MINUTES = 45
-GATES = {"peephole_lstm": 4, "gru": 3, "elman": 1}
 
 
 def update_matmul_flops(model, batch_size, seq_len):
@@ -34,9 +33,8 @@ def update_matmul_flops(model, batch_size, seq_len):
     backward (each product's weight gradient and input gradient: the embedding is trained, so even the first
     layer's input needs one)."""
     width, forward = model.embedding_dim, 0
-    gates = GATES[model.cell]
-    for _ in range(model.num_layers):
-        forward += 2 * (width + model.units) * gates * model.units
+    for layer in model.recurrent:
+        forward += 2 * (width + model.units) * layer.cell.gates * model.units
         width = model.units
     forward += 2 * model.units * model.vocab_size
     return 3 * forward * batch_size * seq_len

@@ -213,17 +213,26 @@ def nrmse84(seeds, history_seed=-1, **overrides):
     return {seed: fit_esn(recipe_for("esn_mackey_glass_jaeger", seed=seed, **recipe))[1]["nrmse84"] for seed in seeds}
 
 
+def _geometric_mean(values):
+    return float(np.exp(np.mean(np.log(values))))
+
+
+def _choose(candidates, seeds, history_seeds, **fixed):
+    """Validation rows of each candidate (`nrmse84` over reservoir × history seeds) and the best one's change."""
+    rows = []
+    for change in candidates:
+        values = [v for h in history_seeds for v in nrmse84(seeds, h, **fixed, **change).values()]
+        rows.append({"change": change, "geometric_mean": _geometric_mean(values), "values": values})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows, min(rows, key=lambda row: row["geometric_mean"])["change"]
+
+
 def validate(seeds=(0, 1, 2, 3), history_seeds=(1, 2), changes=None):
     """NRMSE84 on validation series of the chosen configuration and of each change to it (default: each
     neighbour): geometric means."""
     candidates = [{}] + (changes if changes is not None else
                          [{name: value} for name, values in NEIGHBOURS.items() for value in values])
-    rows = []
-    for change in candidates:
-        values = [v for h in history_seeds for v in nrmse84(seeds, h, **change).values()]
-        row = {"change": change, "geometric_mean": float(np.exp(np.mean(np.log(values)))), "values": values}
-        rows.append(row)
-        print(json.dumps(row), flush=True)
+    rows, _ = _choose(candidates, seeds, history_seeds)
     return {"chosen": zoo.card("esn_mackey_glass_jaeger")["defaults"], "reservoir_seeds": list(seeds),
             "history_seeds": list(history_seeds), "rows": rows}
 
@@ -243,8 +252,7 @@ def jaeger_options(validation_seeds=(0, 1), history_seeds=(1,), test_seeds=range
     rows = []
     for noise in NOISE_LEVELS:
         values = [v for h in history_seeds for v in run(validation_seeds, h, state_noise=noise).values()]
-        rows.append({"state_noise": noise, "validation_geometric_mean": float(np.exp(np.mean(np.log(values)))),
-                     "values": values})
+        rows.append({"state_noise": noise, "validation_geometric_mean": _geometric_mean(values), "values": values})
         print(json.dumps(rows[-1]), flush=True)
     chosen = min(rows, key=lambda r: r["validation_geometric_mean"])["state_noise"]
     test = run(test_seeds, state_noise=chosen)
@@ -264,20 +272,6 @@ READOUT_CANDIDATES = [{}] + [{"squared_readout": True, "ridge": ridge} for ridge
 # change only in the readout: pinned, since the model's defaults have moved on since.
 LINEAR_CHOICE = {"spectral_radius": 1.15, "input_scaling": 1.4, "ridge": 1e-12, "squared_readout": False}
 BIG_CANDIDATES = [{"squared_readout": squared, "ridge": ridge} for squared in (False, True) for ridge in (1e-11, 1e-10)]
-
-
-def _geometric_mean(values):
-    return float(np.exp(np.mean(np.log(values))))
-
-
-def _choose(candidates, seeds, history_seeds, **fixed):
-    """Validation rows of each candidate (`nrmse84` over reservoir × history seeds) and the best one's change."""
-    rows = []
-    for change in candidates:
-        values = [v for h in history_seeds for v in nrmse84(seeds, h, **fixed, **change).values()]
-        rows.append({"change": change, "geometric_mean": _geometric_mean(values), "values": values})
-        print(json.dumps(rows[-1]), flush=True)
-    return rows, min(rows, key=lambda row: row["geometric_mean"])["change"]
 
 
 def readout_options(seeds=(0, 1, 2, 3), history_seeds=(1, 2), test_seeds=range(10), big_seeds=(0, 1),

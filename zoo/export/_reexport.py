@@ -34,9 +34,11 @@ def stale_reasons(version_dir):
         reasons.append("no zoo.json")
     elif _REPR.search(metadata.read_text()):
         reasons.append("zoo.json holds a Python repr")
-    if _draws_row_by_row(version_dir):
+    graph_file = version_dir / "saved_model.pb"
+    graph = graph_file.read_bytes() if graph_file.exists() else b""
+    if _draws_row_by_row(graph):
         reasons.append("a sampler that draws row by row")
-    if _samples_without_a_plan(version_dir):
+    if _samples_without_a_plan(version_dir, graph):
         reasons.append("a sampler that filters, takes the argmax and freezes rows at every step, needed or not")
     warmup = version_dir / WARMUP_FILE
     if not warmup.exists():
@@ -46,22 +48,20 @@ def stale_reasons(version_dir):
     return reasons
 
 
-def _draws_row_by_row(version_dir):
-    """Whether the graph samples with `StatelessMultinomial`, one call per row in a `map_fn` (most of a sampling
-    step at batch 32): the exporter now draws the same tokens for the whole batch at once
-    (`zoo.sampling.stateless_uniforms`)."""
-    graph = version_dir / "saved_model.pb"
-    return graph.exists() and b"StatelessMultinomial" in graph.read_bytes()
+def _draws_row_by_row(graph):
+    """Whether the graph (saved_model.pb's bytes) samples with `StatelessMultinomial`, one call per row in a
+    `map_fn` (most of a sampling step at batch 32): the exporter now draws the same tokens for the whole batch at
+    once (`zoo.sampling.stateless_uniforms`)."""
+    return b"StatelessMultinomial" in graph
 
 
-def _samples_without_a_plan(version_dir):
-    """Whether the version serves `generate` from a graph with no `Case` choosing among
+def _samples_without_a_plan(version_dir, graph):
+    """Whether the version serves `generate` from a graph (saved_model.pb's bytes) with no `Case` choosing among
     `zoo.sampling.SAMPLING_PLANS`: its loop runs every step's top-k filter, argmax and per-row state freeze even
     for a batch that needs none (a third of a step at batch 1)."""
-    graph = version_dir / "saved_model.pb"
-    if not graph.exists() or not (version_dir / METADATA_FILE).exists():
+    if not graph or not (version_dir / METADATA_FILE).exists():
         return False
-    return "generate" in read_zoo_metadata(version_dir).get("signatures", {}) and b"Case" not in graph.read_bytes()
+    return "generate" in read_zoo_metadata(version_dir).get("signatures", {}) and b"Case" not in graph
 
 
 def _base(name, models_dir):
@@ -82,10 +82,9 @@ def stale_models(models_dir=None):
             continue
         card_file = base / "card.json"
         served = _served_dir(base, json.loads(card_file.read_text())) if card_file.exists() else None
-        if served is None or not served.exists():
-            stale[name] = ["no served version"]
-        elif stale_reasons(served):
-            stale[name] = stale_reasons(served)
+        reasons = ["no served version"] if served is None or not served.exists() else stale_reasons(served)
+        if reasons:
+            stale[name] = reasons
     return stale
 
 
