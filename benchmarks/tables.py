@@ -169,6 +169,12 @@ def esn_nrmse84(results):
     )
 
 
+def _readout_reads(change):
+    """What a configuration's readout reads; files written before `readout_degree` say `squared_readout`."""
+    degree = change.get("readout_degree", 2 if change.get("squared_readout") else 1)
+    return {1: "states", 2: "states and their squares"}.get(degree, f"states' powers 1–{degree}")
+
+
 def esn_readout_options(results):
     """NRMSE84 with the linear and the squared-state readout: validation rows, then the chosen one on the test."""
     options = _load(results, "esn_readout_options")["readout_options"]
@@ -179,12 +185,58 @@ def esn_readout_options(results):
         for row in options[f"validation_{units}"]["rows"]:
             change = {**defaults, **row["change"]}
             picked = row["change"] == chosen
-            rows.append([str(units), "states and their squares" if change["squared_readout"] else "states",
+            rows.append([str(units), _readout_reads(change),
                          _g(change["ridge"]), _short(row["geometric_mean"]),
                          f"**{_short(options[f'median_test_{units}'])}** (seeds 0–{len(test) - 1})" if picked else "—",
                          f"{_short(min(test.values()))} – {_short(max(test.values()))}" if picked else "—"])
     return _table(["units", "readout reads", "ridge", "validation, geometric mean", "NRMSE84 test, median",
                    "range"], rows)
+
+
+def _change_in_words(change):
+    """A validation row's change to the configuration it starts from, e.g. "degree 4, warm-up 100"."""
+    words = {"readout_degree": "degree", "warmup": "warm-up", "bias_scaling": "bias", "leak_rate": "leak",
+             "spectral_radius": "spectral radius", "input_scaling": "input scaling", "ridge": "ridge"}
+    return ", ".join(f"{words.get(key, key)} {_g(value)}" for key, value in change.items()) or "none"
+
+
+def _validation_rows(rows, chosen):
+    return [[_change_in_words(row["change"]), _short(row["geometric_mean"]),
+             _short(min(row["values"])) + " – " + _short(max(row["values"])),
+             "**chosen**" if row["change"] == chosen else ""] for row in rows]
+
+
+def esn_polynomial_readout(results):
+    """The readout's degree and what moved with it, on validation series only: the candidates, from the
+    squared-state default, then each hyperparameter of the chosen one moved a step either way."""
+    degree = _load(results, "esn_validation_degree")["validation"]
+    neighbours = _load(results, "esn_validation_neighbours")["validation"]
+    chosen = min(degree["rows"], key=lambda row: row["geometric_mean"])["change"]
+    rows = [["from the squared readout: " + r[0], *r[1:]] for r in _validation_rows(degree["rows"], chosen)]
+    rows += [["from the chosen one: " + r[0], *r[1:]] for r in _validation_rows(neighbours["rows"][1:], None)]
+    return _table(["change", "validation NRMSE84, geometric mean", "range", "choice"], rows)
+
+
+def esn_jaeger_test(results):
+    """The chosen configuration on the test series: the issue's median over seeds 0-9, and over seeds 0-29."""
+    row = _load(results, "quality")["rows"]["esn_mackey_glass_jaeger"]
+    seeds = _load(results, "esn_jaeger_test_seeds")["test_seeds"]
+    values = seeds["nrmse84"].values()
+    return _table(
+        ["reservoir seeds", "NRMSE84 test, median", "range", "seeds at or under the bar", "bar"],
+        [["0–9 (`quality.json`)", f"**{_short(row['metrics']['nrmse84_median'])}**",
+          f"{_short(row['metrics']['nrmse84_best'])} – {_short(max(_seed_values(row['notes'])))}",
+          f"{sum(v <= 2.8e-4 for v in _seed_values(row['notes']))} of 10", "≤ 2.8e-4"],
+         [f"0–{len(values) - 1} (`esn_jaeger_test_seeds.json`)", f"**{_short(seeds['median'])}**",
+          f"{_short(min(values))} – {_short(max(values))}",
+          f"{round(seeds['share_at_or_under_bar'] * len(values))} of {len(values)}", "≤ 2.8e-4"]],
+    )
+
+
+def _seed_values(notes):
+    """The per-seed test figures `ESNJaegerRecipe.quality` writes into its notes."""
+    per_seed = re.search(r"test NRMSE84 per seed \{([^}]*)\}", notes)[1]
+    return [float(item.split(":")[1]) for item in per_seed.split(",")]
 
 
 def serving_latency(results):
@@ -431,6 +483,8 @@ TABLES = {
     "peers_memory": peers_memory,
     "peers_flops": peers_flops,
     "esn_readout_options": esn_readout_options,
+    "esn_polynomial_readout": esn_polynomial_readout,
+    "esn_jaeger_test": esn_jaeger_test,
     "char_cost": char_cost,
     "rtrl_cost": rtrl_cost,
     "rtrl_uoro": rtrl_uoro,

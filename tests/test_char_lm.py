@@ -218,6 +218,17 @@ def test_sample_signature_is_generate_from_a_zero_state(exported, model):
 
 
 @pytest.mark.slow
+def test_a_batch_of_no_rows_gets_empty_outputs(exported, model):
+    loaded, _ = exported
+    width = sum(model.state_sizes)
+    out = loaded.signatures["generate"](**_generate_inputs(model, tf.constant([], tf.string), []))
+    assert (out["text"].shape, out["token_ids"].shape, out["state"].shape) == ((0,), (0, 0), (0, width))
+    inputs = _generate_inputs(model, tf.constant([], tf.string), [])
+    del inputs["state"], inputs["position"]
+    assert loaded.signatures["sample"](**inputs)["text"].shape == (0,)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "override, message",
     [

@@ -224,8 +224,11 @@ def test_stale_reasons_name_what_is_wrong(tmp_path):
     (tmp_path / METADATA_FILE).write_text('{"signatures": ["generate", "serving_default"]}')
     (tmp_path / "saved_model.pb").write_bytes(b"...TensorListReserve...While...")  # a sampler with one loop
     assert stale_reasons(tmp_path) == [
-        "a sampler that filters, takes the argmax and freezes rows at every step, needed or not"]
+        "a sampler that filters, takes the argmax and freezes rows at every step, needed or not",
+        "a sampler that fails on a batch of no rows"]
     (tmp_path / "saved_model.pb").write_bytes(b"...StatelessCase...While...")  # one loop per sampling plan
+    assert stale_reasons(tmp_path) == ["a sampler that fails on a batch of no rows"]
+    (tmp_path / "saved_model.pb").write_bytes(b"...StatelessCase...no_rows_one_column...")
     assert stale_reasons(tmp_path) == []
 
 

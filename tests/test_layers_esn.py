@@ -316,28 +316,29 @@ def test_ridge_equals_least_squares_of_centred_augmented_system(rng):
     np.testing.assert_allclose(streamed.bias.numpy(), readout.bias.numpy(), rtol=1e-10)
 
 
-def test_a_squared_readout_is_the_ridge_fit_of_the_states_and_their_squares(rng):
+@pytest.mark.parametrize("degree", [2, 4])
+def test_a_polynomial_readout_is_the_ridge_fit_of_the_states_powers(rng, degree):
     x = rng.normal(size=(3, 40, 5))
     y = np.concatenate([x[..., :1] ** 2 - x[..., 1:2], x[..., 2:3] * x[..., 2:3]], axis=-1)  # even in the state
-    readout = RidgeReadout(ridge=1e-3, warmup=4, squares=True).fit(x, y)
-    features = np.concatenate([x, x * x], axis=-1)
-    w, b = _ridge_lstsq(features[:, 4:].reshape(-1, 10), y[:, 4:].reshape(-1, 2), 1e-3)
-    assert readout.kernel.shape == (10, 2)
-    np.testing.assert_allclose(readout.kernel.numpy(), w, rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(readout.predict(x), features @ w + b, rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(readout(x).numpy(), features @ w + b, rtol=1e-9, atol=1e-12)  # the graph path
+    readout = RidgeReadout(ridge=1e-3, warmup=4, degree=degree).fit(x, y)
+    features = np.concatenate([x**p for p in range(1, degree + 1)], axis=-1)
+    w, b = _ridge_lstsq(features[:, 4:].reshape(-1, 5 * degree), y[:, 4:].reshape(-1, 2), 1e-3)
+    assert readout.kernel.shape == (5 * degree, 2)
+    np.testing.assert_allclose(readout.kernel.numpy(), w, rtol=1e-8, atol=1e-11)
+    np.testing.assert_allclose(readout.predict(x), features @ w + b, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(readout(x).numpy(), features @ w + b, rtol=1e-9, atol=1e-11)  # the graph path
     assert np.abs(readout.predict(x) - y).max() < 1e-2  # the linear readout cannot: y is even in x
     assert np.abs(RidgeReadout(ridge=1e-3, warmup=4).fit(x, y).predict(x) - y).max() > 0.5
     clone = RidgeReadout.from_config(readout.get_config())
-    assert clone.squares and clone(x[:, :2]).shape == (3, 2, 2)
+    assert clone.degree == degree and clone(x[:, :2]).shape == (3, 2, 2)
 
 
-def test_a_forecaster_with_a_squared_readout_runs_it_in_numpy_in_the_graph_saved_and_exported(tmp_path):
+def test_a_forecaster_with_a_polynomial_readout_runs_it_in_numpy_in_the_graph_saved_and_exported(tmp_path):
     from zoo.export import export_saved_model
     from zoo.models.esn_forecaster import ESNForecaster
 
     series = mackey_glass(400)
-    model = ESNForecaster(units=30, warmup=20, seed=0, squared_readout=True)
+    model = ESNForecaster(units=30, warmup=20, seed=0, readout_degree=4)
     model.fit_readout(series[None, :-1], series[None, 1:])
     warm = series[None, 100:150]
     predictions = np.asarray(model.forecast(warm, 4)[0])  # the graph's closed loop
@@ -349,7 +350,7 @@ def test_a_forecaster_with_a_squared_readout_runs_it_in_numpy_in_the_graph_saved
     np.testing.assert_allclose(predictions[0], expected, rtol=1e-10, atol=1e-12)
     keras.saving.save_model(model, tmp_path / "esn.keras")
     restored = keras.saving.load_model(tmp_path / "esn.keras")
-    assert restored.readout.squares
+    assert restored.readout.degree == 4
     np.testing.assert_array_equal(np.asarray(restored.forecast(warm, 4)[0]), predictions)
     served = tf.saved_model.load(str(export_saved_model(model, tmp_path / "esn"))).signatures["forecast"]
     answer = served(inputs=tf.constant(warm), steps=tf.constant([4], tf.int32))["forecast"].numpy()
@@ -413,8 +414,10 @@ def test_online_readout_with_forgetting_tracks_a_change():
         (lambda: RidgeReadout().finalize(), r"call `partial_fit` first"),
         (lambda: RidgeReadout().fit(np.ones((5, 2)), np.ones((5, 1))).fit(np.ones((5, 3)), np.ones((5, 1))),
          r"maps states of 2 features to 1 outputs"),
-        (lambda: RidgeReadout(squares=True).fit(np.ones((5, 2)), np.ones((5, 1))).fit(np.ones((5, 4)), np.ones((5, 1))),
+        (lambda: RidgeReadout(degree=2).fit(np.ones((5, 2)), np.ones((5, 1))).fit(np.ones((5, 4)), np.ones((5, 1))),
          r"maps states of 2 features to 1 outputs. Received: states with 4 features"),
+        (lambda: RidgeReadout(degree=0), r"`degree` must be a positive integer. Received: degree=0"),
+        (lambda: RidgeReadout(degree=True), r"`degree` must be a positive integer. Received: degree=True"),
     ],
 )  # fmt: skip
 def test_ridge_bad_arguments(make, message):
@@ -422,8 +425,6 @@ def test_ridge_bad_arguments(make, message):
         make()
     with pytest.raises(TypeError, match=r"`online` must be True or False. Received: online='yes'"):
         RidgeReadout(ridge=1, online="yes")
-    with pytest.raises(TypeError, match=r"`squares` must be True or False. Received: squares=1"):
-        RidgeReadout(squares=1)
 
 
 # Mackey–Glass, reservoirpy's README protocol ----------------------------------------------------

@@ -291,12 +291,14 @@ def esn_mackey_glass(units, spectral_radius, leak_rate, input_scaling, ridge, wa
 
 
 # Chosen on validation series (other random histories of the same generator), never on the test series:
-# see training.recipes.ESNJaegerRecipe and BENCHMARKS.md (ESN).
+# see training.recipes.ESNJaegerRecipe and BENCHMARKS.md (ESN). A readout of degree 4 in the states: with a
+# linear one (Jaeger's) the one-step error, which the free run multiplies, was about 3x as large (seed 0: 1.2e-4
+# against 4.1e-5, quality.json's nrmse1_seed0), and the test median missed the bar 2.5x.
 @register(
     "esn_mackey_glass_jaeger",
-    defaults={"units": 400, "spectral_radius": 1.3, "leak_rate": 0.275, "input_scaling": 2.5, "bias_scaling": 1.0,
-              "rc_connectivity": 0.2, "input_connectivity": 1.0, "ridge": 1e-11, "warmup": 300, "seed": 0,
-              "squared_readout": True},
+    defaults={"units": 400, "spectral_radius": 1.3, "leak_rate": 0.3, "input_scaling": 2.5, "bias_scaling": 0.7,
+              "rc_connectivity": 0.2, "input_connectivity": 1.0, "ridge": 1e-11, "warmup": 100, "seed": 0,
+              "readout_degree": 4},
     card={
         "task": "Mackey-Glass tau=17 free-running prediction, 84 steps (Jaeger 2001's NRMSE84)",
         "paper": (
@@ -309,12 +311,13 @@ def esn_mackey_glass(units, spectral_radius, leak_rate, input_scaling, ridge, wa
     example_input=lambda config: np.zeros((1, 2, 1), np.float64),
 )
 def esn_mackey_glass_jaeger(units, spectral_radius, leak_rate, input_scaling, bias_scaling, rc_connectivity,
-                            input_connectivity, ridge, warmup, seed, squared_readout):
-    """A 400-unit leaky reservoir whose input is the series itself: fed back as the input when running free."""
+                            input_connectivity, ridge, warmup, seed, readout_degree):
+    """A 400-unit leaky reservoir whose input is the series itself (fed back as the input when running free), and a
+    readout polynomial in its states."""
     return ESNForecaster(units=units, spectral_radius=spectral_radius, leak_rate=leak_rate, input_scaling=input_scaling,
                          bias_scaling=bias_scaling, rc_connectivity=rc_connectivity,
                          input_connectivity=input_connectivity, ridge=ridge, warmup=warmup, seed=seed,
-                         squared_readout=squared_readout, name="esn_mackey_glass_jaeger")
+                         readout_degree=readout_degree, name="esn_mackey_glass_jaeger")
 
 
 # -- sequence-to-sequence addition -------------------------------------------------------

@@ -75,6 +75,9 @@ def char_tables(vocabulary):
     return tf.constant(to_id), tf.constant([ch.encode("utf-8") for ch in vocabulary])
 
 
+NO_ROWS_PADDING = "no_rows_one_column"  # the op's name, by which `zoo.export --stale` knows graphs without it
+
+
 def _encode_prompts(prompt, code_to_id, vocabulary):
     """(B,) strings -> padded ids (B, P), mask (B, P) and lengths (B,)."""
     prompt = tf.where(tf.strings.length(prompt) > 0, prompt, "\n")  # an empty prompt starts a new line
@@ -85,6 +88,9 @@ def _encode_prompts(prompt, code_to_id, vocabulary):
     with tf.control_dependencies(vocabulary_asserts("prompt", prompt, ids, vocabulary)):
         lengths = tf.cast(ids.row_lengths(), tf.int32)
         dense = ids.to_tensor(default_value=0)
+    # A batch of no rows has no columns; one column sends it down the one-character path with empty outputs,
+    # where the prompt's time loop fails to stack no steps of unknown width.
+    dense = tf.pad(dense, [[0, 0], [0, tf.maximum(1 - tf.shape(dense)[1], 0)]], name=NO_ROWS_PADDING)
     return dense, tf.sequence_mask(lengths, tf.shape(dense)[1]), lengths
 
 

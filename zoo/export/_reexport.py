@@ -17,6 +17,7 @@ import keras
 from zoo._registry import artifact_dir, list_models
 from zoo.export._saved_model import METADATA_FILE, export_saved_model, read_zoo_metadata
 from zoo.export._warmup import WARMUP_FILE
+from zoo.sampling import NO_ROWS_PADDING
 
 __all__ = ["stale_reasons", "stale_models", "reexport"]
 
@@ -38,8 +39,11 @@ def stale_reasons(version_dir):
     graph = graph_file.read_bytes() if graph_file.exists() else b""
     if _draws_row_by_row(graph):
         reasons.append("a sampler that draws row by row")
-    if _samples_without_a_plan(version_dir, graph):
-        reasons.append("a sampler that filters, takes the argmax and freezes rows at every step, needed or not")
+    if _serves_generate(version_dir, graph):
+        if b"Case" not in graph:
+            reasons.append("a sampler that filters, takes the argmax and freezes rows at every step, needed or not")
+        if NO_ROWS_PADDING.encode() not in graph:
+            reasons.append("a sampler that fails on a batch of no rows")
     warmup = version_dir / WARMUP_FILE
     if not warmup.exists():
         reasons.append("no warmup file")
@@ -55,13 +59,14 @@ def _draws_row_by_row(graph):
     return b"StatelessMultinomial" in graph
 
 
-def _samples_without_a_plan(version_dir, graph):
-    """Whether the version serves `generate` from a graph (saved_model.pb's bytes) with no `Case` choosing among
-    `zoo.sampling.SAMPLING_PLANS`: its loop runs every step's top-k filter, argmax and per-row state freeze even
-    for a batch that needs none (a third of a step at batch 1)."""
+def _serves_generate(version_dir, graph):
+    """Whether the version serves `generate` from a graph (saved_model.pb's bytes). Its sampler is stale without a
+    `Case` choosing among `zoo.sampling.SAMPLING_PLANS` (every step then runs the top-k filter, argmax and per-row
+    state freeze, a third of a step at batch 1), or without `zoo.sampling.NO_ROWS_PADDING` (a batch of no rows
+    then fails in the prompt's time loop)."""
     if not graph or not (version_dir / METADATA_FILE).exists():
         return False
-    return "generate" in read_zoo_metadata(version_dir).get("signatures", {}) and b"Case" not in graph
+    return "generate" in read_zoo_metadata(version_dir).get("signatures", {})
 
 
 def _base(name, models_dir):

@@ -11,7 +11,7 @@ __all__ = ["RidgeReadout"]
 
 @keras.saving.register_keras_serializable(package="zoo")
 class RidgeReadout(keras.layers.Layer):
-    """A linear readout y = x·W_out + b fitted by ridge regression in closed form.
+    """A readout y = x·W_out + b fitted by ridge regression in closed form.
 
     The data are centred, so the bias is not regularised:
 
@@ -46,7 +46,9 @@ class RidgeReadout(keras.layers.Layer):
         warmup: steps dropped at the start of every sequence passed to `partial_fit`.
         online: fit by recursive least squares, step by step, instead of in closed form.
         forgetting: γ in (0, 1] of the online fit.
-        squares: read the states and their elementwise squares.
+        degree: read the states' elementwise powers 1 to `degree`, [x, x⊙x, …]: 1 is the
+            linear readout; higher degrees add the even and higher-order parts a tanh
+            reservoir's odd symmetry leaves out of a linear map of x (a polynomial readout).
         dtype: float64 unless given.
 
     Call arguments:
@@ -56,11 +58,12 @@ class RidgeReadout(keras.layers.Layer):
         ValueError: on a negative `ridge` or `warmup`, `forgetting` outside (0, 1], `online` with `ridge` = 0,
             or mismatched shapes.
         TypeError: if `online` is not a bool.
+        ValueError: also on a `degree` that is not a positive integer.
     """
 
     ONLINE_BIAS_PRIOR = 1e-6  # the online fit's bias penalty, relative to λ: nearly unregularised, as in closed form
 
-    def __init__(self, units=None, ridge=0.0, warmup=0, online=False, forgetting=1.0, squares=False, **kwargs):
+    def __init__(self, units=None, ridge=0.0, warmup=0, online=False, forgetting=1.0, degree=1, **kwargs):
         if kwargs.get("dtype") is None:
             kwargs["dtype"] = "float64"
         super().__init__(**kwargs)
@@ -72,9 +75,7 @@ class RidgeReadout(keras.layers.Layer):
             raise TypeError(f"`online` must be True or False. Received: online={online!r}")
         self.online = online
         self.forgetting = check_number("forgetting", forgetting, 0, 1, low_open=True)
-        if not isinstance(squares, bool):
-            raise TypeError(f"`squares` must be True or False. Received: squares={squares!r}")
-        self.squares = squares
+        self.degree = check_positive_int("degree", degree)
         if online and self.ridge == 0:
             raise ValueError(
                 "The online fit starts from P = I/λ and needs `ridge` > 0. Received: ridge=0, online=True"
@@ -84,14 +85,12 @@ class RidgeReadout(keras.layers.Layer):
     def build(self, input_shape):
         if self.units is None:
             raise ValueError("RidgeReadout does not know its output width yet: pass `units` or call `fit` first.")
-        features = input_shape[-1] * (2 if self.squares else 1)
+        features = input_shape[-1] * self.degree
         self.kernel = self.add_weight(shape=(features, self.units), name="kernel", initializer="zeros", trainable=False)
         self.bias = self.add_weight(shape=(self.units,), name="bias", initializer="zeros", trainable=False)
 
     def call(self, states):
-        if self.squares:
-            states = ops.concatenate([states, states * states], axis=-1)
-        return ops.matmul(states, self.kernel) + self.bias
+        return ops.matmul(self._powers(states, ops.concatenate), self.kernel) + self.bias
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.units)
@@ -184,12 +183,17 @@ class RidgeReadout(keras.layers.Layer):
         return self.partial_fit(states, targets).finalize()
 
     def predict(self, states):
-        """y = x·W_out + b in float64 NumPy (x with its squares under `squares`): (..., H) -> (..., O)."""
-        features = self._features(np.asarray(states, dtype=np.float64))
+        """y = x·W_out + b in float64 NumPy (x with its powers up to `degree`): (..., H) -> (..., O)."""
+        features = self._powers(np.asarray(states, dtype=np.float64), np.concatenate)
         return features @ np.asarray(self.kernel.numpy(), np.float64) + np.asarray(self.bias.numpy(), np.float64)
 
-    def _features(self, states):
-        return np.concatenate([states, states * states], axis=-1) if self.squares else states
+    def _powers(self, states, concatenate):
+        """[x, x⊙x, …, x^degree] along the last axis, each power the previous one times x, so the graph
+        (`ops.concatenate`) and NumPy (`np.concatenate`) round alike."""
+        powers = [states]
+        for _ in range(1, self.degree):
+            powers.append(powers[-1] * states)
+        return concatenate(powers, axis=-1) if self.degree > 1 else states
 
     def _prepare(self, states, targets):
         """(N, H) and (N, O) float64 rows, the warm-up of each sequence dropped."""
@@ -213,9 +217,9 @@ class RidgeReadout(keras.layers.Layer):
             self.units = y.shape[-1]
         if not self.built:
             self.build((None, x.shape[-1]))
-        x = self._features(x)
+        x = self._powers(x, np.concatenate)
         if (x.shape[-1], y.shape[-1]) != tuple(self.kernel.shape):
-            width = self.kernel.shape[0] // (2 if self.squares else 1)
+            width = self.kernel.shape[0] // self.degree
             raise ValueError(
                 f"This readout maps states of {width} features to {self.kernel.shape[1]} outputs. "
                 f"Received: states with {np.shape(states)[-1]} features, targets with {y.shape[-1]} outputs."
@@ -225,4 +229,4 @@ class RidgeReadout(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "ridge": self.ridge, "warmup": self.warmup,
-                "online": self.online, "forgetting": self.forgetting, "squares": self.squares}
+                "online": self.online, "forgetting": self.forgetting, "degree": self.degree}

@@ -11,7 +11,7 @@ __all__ = ["ESNForecaster"]
 
 @keras.saving.register_keras_serializable(package="zoo")
 class ESNForecaster(keras.Model):
-    """Reservoir states → linear readout, the readout fitted in closed form.
+    """Reservoir states → ridge readout (linear, or polynomial in the states), fitted in closed form.
 
     Nothing here is trained by gradients: `fit` drives the reservoir once and
     solves the ridge problem (`RidgeReadout`); both the drawn reservoir and the
@@ -23,7 +23,7 @@ class ESNForecaster(keras.Model):
         output_dim: readout width O.
         ridge: λ of the readout.
         warmup: steps at the start of each fitted sequence left out of the fit.
-        squared_readout: the readout also reads the states' squares (`RidgeReadout`'s `squares`).
+        readout_degree: the readout reads the states' powers 1 to this (`RidgeReadout`'s `degree`); 1: linear.
 
     Call arguments:
         inputs: (B, T, I) float64 tensor.
@@ -39,7 +39,7 @@ class ESNForecaster(keras.Model):
 
     def __init__(self, units=100, spectral_radius=1.25, leak_rate=0.3, input_scaling=1.0, bias_scaling=1.0,
                  rc_connectivity=0.1, input_connectivity=0.1, seed=0, output_dim=1, ridge=1e-5, warmup=100,
-                 squared_readout=False, **kwargs):
+                 readout_degree=1, **kwargs):
         kwargs.setdefault("dtype", "float64")
         super().__init__(**kwargs)
         self.reservoir_config = dict(
@@ -48,9 +48,10 @@ class ESNForecaster(keras.Model):
             seed=seed,
         )
         self.output_dim, self.ridge, self.warmup = output_dim, ridge, warmup
-        self.squared_readout = squared_readout
+        self.readout_degree = readout_degree
         self.reservoir = EchoState(return_sequences=True, return_state=True, name="reservoir", **self.reservoir_config)
-        self.readout = RidgeReadout(output_dim, ridge=ridge, warmup=warmup, squares=squared_readout, name="readout")
+        self.readout = RidgeReadout(output_dim, ridge=ridge, warmup=warmup, degree=readout_degree,
+                                    name="readout")
 
     def build(self, input_shape):
         self.reservoir.build(input_shape)
@@ -135,4 +136,4 @@ class ESNForecaster(keras.Model):
 
     def get_config(self):
         return {**super().get_config(), **self.reservoir_config, "output_dim": self.output_dim,
-                "ridge": self.ridge, "warmup": self.warmup, "squared_readout": self.squared_readout}
+                "ridge": self.ridge, "warmup": self.warmup, "readout_degree": self.readout_degree}
