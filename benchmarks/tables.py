@@ -218,18 +218,26 @@ def esn_polynomial_readout(results):
 
 
 def esn_jaeger_test(results):
-    """The chosen configuration on the test series: the issue's median over seeds 0-9, and over seeds 0-29."""
+    """The chosen configuration on the test series: the issue's median over seeds 0-9, over seeds 0-29, and at
+    Jaeger & Haas's 1,000 units with λ chosen again on validation."""
     row = _load(results, "quality")["rows"]["esn_mackey_glass_jaeger"]
     seeds = _load(results, "esn_jaeger_test_seeds")["test_seeds"]
     values = seeds["nrmse84"].values()
+    big = _load(results, "esn_big_reservoir")["big_reservoir"]
+    big_values = big["test"].values()
     return _table(
-        ["reservoir seeds", "NRMSE84 test, median", "range", "seeds at or under the bar", "bar"],
-        [["0–9 (`quality.json`)", f"**{_short(row['metrics']['nrmse84_median'])}**",
+        ["units, reservoir seeds", "NRMSE84 test, median", "range", "seeds at or under the bar", "bar"],
+        [["400, 0–9 (`quality.json`)", f"**{_short(row['metrics']['nrmse84_median'])}**",
           f"{_short(row['metrics']['nrmse84_best'])} – {_short(max(_seed_values(row['notes'])))}",
           f"{sum(v <= 2.8e-4 for v in _seed_values(row['notes']))} of 10", "≤ 2.8e-4"],
-         [f"0–{len(values) - 1} (`esn_jaeger_test_seeds.json`)", f"**{_short(seeds['median'])}**",
+         [f"400, 0–{len(values) - 1} (`esn_jaeger_test_seeds.json`)", f"**{_short(seeds['median'])}**",
           f"{_short(min(values))} – {_short(max(values))}",
-          f"{round(seeds['share_at_or_under_bar'] * len(values))} of {len(values)}", "≤ 2.8e-4"]],
+          f"{round(seeds['share_at_or_under_bar'] * len(values))} of {len(values)}", "≤ 2.8e-4"],
+         [f"{big['config']['units']:,}, 0–{len(big_values) - 1} (`esn_big_reservoir.json`; ridge "
+          f"{_g(big['chosen']['ridge'])} chosen on validation)", f"**{_short(big['median_test'])}**",
+          f"{_short(min(big_values))} – {_short(max(big_values))}",
+          f"{sum(v <= big['jaeger_haas_2004'] for v in big_values)} of {len(big_values)} under Jaeger & Haas's",
+          f"10^-4.2 ≈ {_short(big['jaeger_haas_2004'])} (Jaeger & Haas 2004)"]],
     )
 
 
