@@ -344,13 +344,13 @@ def serving_pieces(results):
     return _table(["piece", "CPU µs per call, median", "range over rounds"], rows)
 
 
-def xla_step(results):
-    """The recipes' training step with and without XLA, one thread."""
+def xla_step(results, name="xla_step"):
+    """The recipes' training step with and without XLA, one thread (`name`: the results file)."""
     rows = [[f"{FAMILIES[r['family']]} {r['batch']} × {r['units']}", f"{r['step_ms']['plain']:.1f}",
              f"{r['step_ms']['xla']:.1f}", f"**{_median_range(r['speedup'])}**",
              f"{r['first_step_s']['plain']:.1f} / {r['first_step_s']['xla']:.1f}",
              f"{r['weights_max_abs_difference_after_one_step']:.1e}"]
-            for r in _load(results, "xla_step")["rows"]]
+            for r in _load(results, name)["rows"]]
     return _table(["shape (B × H)", "step ms, without XLA", "step ms, XLA", "XLA speed-up (range)",
                    "first step s, without / with XLA", "weights apart after one step"], rows)
 
@@ -486,6 +486,7 @@ TABLES = {
     "serving_under_load": serving_under_load,
     "serving_pieces": serving_pieces,
     "xla_step": xla_step,
+    "xla_step_mixed": lambda results: xla_step(results, "xla_step_mixed"),
     "peers_training": peers_training,
     "peers_generation": peers_generation,
     "peers_memory": peers_memory,

@@ -479,6 +479,21 @@ def test_the_default_step_runs_under_xla_and_lands_where_the_plain_step_does(tmp
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6)  # float32 rounding, fused otherwise
 
 
+def test_the_default_step_leaves_xla_out_for_bfloat16_on_a_cpu(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    if tf.config.list_logical_devices("GPU"):
+        pytest.skip("on a GPU the default step compiles bfloat16 too")
+    try:
+        trainer = Trainer(_recipe(tmp_path, jit_compile="auto", mixed_precision=True))
+        assert trainer.jit_compile is False and keras.mixed_precision.dtype_policy().name == "mixed_bfloat16"
+        assert Trainer(_recipe(tmp_path / "forced", jit_compile=True, mixed_precision=True)).jit_compile is True
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert Trainer(_recipe(tmp_path / "float32", jit_compile="auto")).jit_compile is True
+
+
 def test_a_step_xla_cannot_compile_runs_without_it_and_loses_no_update(tmp_path, monkeypatch, caplog):
     import tensorflow as tf
 

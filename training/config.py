@@ -150,10 +150,10 @@ class TrainConfig(Recipe):
     clipnorm: float = 1.0  # global gradient-norm clip: tames the exploding-gradient spikes of BPTT
     eval_every: int = 250  # steps between evaluations (logged, not used for selection)
     checkpoint_every: int = 250  # steps between checkpoints
-    # XLA for the train step: "auto" compiles it wherever XLA runs and the model's ops compile (one device; see
-    # `training.loop.Trainer`), True or False forces it. Export never uses XLA.
+    # XLA for the train step: "auto" compiles it wherever XLA runs and the model's ops compile (one device, and not
+    # for bfloat16 on a CPU; see `training.loop.Trainer`), True or False forces it. Export never uses XLA.
     jit_compile: bool | str = knob("auto", choices=("auto",))
-    mixed_precision: bool = False  # bfloat16 compute, float32 weights and state (GPU)
+    mixed_precision: bool = False  # bfloat16 compute, float32 weights and state (a GPU, or a CPU with AVX512_BF16)
     # CPU threads for TensorFlow's ops; 0 = TensorFlow's default (every core). One thread
     # spends the fewest CPU-seconds per update (2 cores: 0.49 s against 0.64 s for char_lstm).
     threads: int = knob(0, minimum=0)

@@ -46,6 +46,13 @@ def xla_runs():
     return True
 
 
+def xla_pays(mixed_precision):
+    """Whether `jit_compile="auto"` compiles the step: wherever XLA runs, but not for bfloat16 on a CPU, where XLA's
+    own code replaces oneDNN's bfloat16 kernels and the step ran 0.48-0.92x as fast as without it
+    (`python -m benchmarks.xla_step --mixed-precision`, xla_step_mixed.json)."""
+    return xla_runs() and not (mixed_precision and not tf.config.list_logical_devices("GPU"))
+
+
 def task_loss(kind, targets, outputs):
     """Loss of `outputs` (logits or values) against `targets`, per example (or per position)."""
     # float32 even under mixed precision: bfloat16 log-probabilities are too coarse.
@@ -112,7 +119,8 @@ class Trainer:
                                                step=self.step, **carried)
         self._auto_xla = recipe.jit_compile == "auto"
         # One device only: XLA inside a strategy's replicas would also have to compile their all-reduce.
-        self._use_step(self.replicas == 1 and xla_runs() if self._auto_xla else recipe.jit_compile)
+        self._use_step(self.replicas == 1 and xla_pays(recipe.mixed_precision) if self._auto_xla
+                       else recipe.jit_compile)
 
     def _use_step(self, jit_compile):
         self.jit_compile = jit_compile  # what the step runs as now
