@@ -1,6 +1,7 @@
 """What an update of each character recipe costs on this machine, and how many fit in the 45-minute budget.
 
-    python -m benchmarks.char_cost                 # char_lstm, char_gru, char_elman: 40 timed updates each
+    python -m benchmarks.char_cost                    # char_lstm, char_gru, char_elman: 40 timed updates each
+    python -m benchmarks.char_cost --mixed-precision  # the same under mixed_bfloat16 -> char_cost_mixed.json
 
 The three character models share one budget, 45 CPU-minutes of training on one
 thread (issue 12 asks for retraining them in the same budget). A CPU-minute is
@@ -12,7 +13,10 @@ recorded training time. Each update's matrix products are counted
 (`update_matmul_flops`) and set against one float32 2048 × 2048 product timed
 in the same process (`benchmarks.peers.measure_gemm_peak`), so the figure says
 how fast this machine's core is, not only how fast the step is.
-Results: `benchmarks/results/char_cost.json`.
+Results: `benchmarks/results/char_cost.json`. With `--mixed-precision` the
+recipes run with their `mixed_precision` knob on (bfloat16 products, float32
+weights; the default step is then the plain one on a CPU, see
+`training.loop.xla_pays`): `char_cost_mixed.json`.
 """
 
 import argparse
@@ -40,12 +44,12 @@ def update_matmul_flops(model, batch_size, seq_len):
     return 3 * forward * batch_size * seq_len
 
 
-def measure(name, warm, timed):
+def measure(name, warm, timed, mixed_precision=False):
     from training.loop import Trainer
     from training.recipes import recipe_for
 
     with tempfile.TemporaryDirectory() as out_dir:
-        recipe = recipe_for(name, out_dir=out_dir)
+        recipe = recipe_for(name, out_dir=out_dir, mixed_precision=mixed_precision)
         trainer = Trainer(recipe)
         states = []
         for step in range(warm):
@@ -60,7 +64,8 @@ def measure(name, warm, timed):
         flops = update_matmul_flops(trainer.model, recipe.batch_size, recipe.seq_len)
     card = json.loads((ROOT / "saved_models" / name / "card.json").read_text())["metrics"]
     recorded = card["train_cpu_minutes"] * 60 / card["steps"]
-    return {"model": name, "threads": recipe.threads, "batch_size": recipe.batch_size, "seq_len": recipe.seq_len,
+    return {"model": name, "mixed_precision": mixed_precision, "threads": recipe.threads,
+            "batch_size": recipe.batch_size, "seq_len": recipe.seq_len,
             "step": "xla" if trainer.jit_compile else "plain", "recipe_steps": recipe.steps,
             "warm_updates": warm, "timed_updates": timed, "cpu_s_per_update": cpu_s, "wall_s_per_update": wall_s,
             "update_matmul_flops": flops, "matmul_gflops_per_cpu_s": flops / cpu_s / 1e9,
@@ -75,7 +80,9 @@ def main(argv=None):
     parser.add_argument("--model", action="append", choices=MODELS, help="repeatable; default all three")
     parser.add_argument("--warm", type=int, default=5, help="updates run before the timing (tracing, compiling)")
     parser.add_argument("--timed", type=int, default=40)
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "char_cost.json"))
+    parser.add_argument("--mixed-precision", action="store_true", help="the recipes under mixed_bfloat16")
+    parser.add_argument("--out", help="default: benchmarks/results/char_cost.json (char_cost_mixed.json with "
+                        "--mixed-precision)")
     args = parser.parse_args(argv)
 
     from benchmarks.peers import measure_gemm_peak
@@ -87,13 +94,14 @@ def main(argv=None):
     torch.set_num_threads(1)  # the peak's PyTorch product on the same one thread
     rows = []
     for name in args.model or MODELS:
-        rows.append(measure(name, args.warm, args.timed))
+        rows.append(measure(name, args.warm, args.timed, args.mixed_precision))
         print(json.dumps({k: rows[-1][k] for k in ("model", "cpu_s_per_update", "recipe_cpu_minutes_here")}),
               flush=True)
     peak = measure_gemm_peak(2048, rounds=5, min_block_seconds=0.5)
     print(json.dumps({"gemm_peak": peak["gflops_per_s"]}), flush=True)
     write_results({"machine": describe_machine(), "budget_cpu_minutes": BUDGET_CPU_MINUTES, "gemm_peak_1_thread": peak,
-                   "rows": rows}, args.out)
+                   "rows": rows},
+                  args.out or ROOT / "benchmarks" / "results" / f"char_cost{'_mixed' * args.mixed_precision}.json")
 
 
 if __name__ == "__main__":

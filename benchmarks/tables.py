@@ -412,9 +412,10 @@ def peers_flops(results):
                    "Keras GFLOP/s (share)", "PyTorch GFLOP/s (share)", "zoo / Keras ≥ 1.2 needs"], rows)
 
 
-def char_cost(results):
-    """CPU seconds per update of each character recipe here, against the update time its card records."""
-    r = _load(results, "char_cost")
+def char_cost(results, name="char_cost"):
+    """CPU seconds per update of each character recipe here, against the update time its card records (`name`: the
+    results file)."""
+    r = _load(results, name)
     rows = []
     for row in r["rows"]:
         card = row["card"]
@@ -495,6 +496,7 @@ TABLES = {
     "esn_polynomial_readout": esn_polynomial_readout,
     "esn_jaeger_test": esn_jaeger_test,
     "char_cost": char_cost,
+    "char_cost_mixed": lambda results: char_cost(results, "char_cost_mixed"),
     "rtrl_cost": rtrl_cost,
     "rtrl_uoro": rtrl_uoro,
 }
