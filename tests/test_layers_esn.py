@@ -327,6 +327,8 @@ def test_a_polynomial_readout_is_the_ridge_fit_of_the_states_powers(rng, degree)
     np.testing.assert_allclose(readout.kernel.numpy(), w, rtol=1e-8, atol=1e-11)
     np.testing.assert_allclose(readout.predict(x), features @ w + b, rtol=1e-9, atol=1e-11)
     np.testing.assert_allclose(readout(x).numpy(), features @ w + b, rtol=1e-9, atol=1e-11)  # the graph path
+    online = RidgeReadout(ridge=1e-3, warmup=4, degree=degree, online=True).fit(x, y)  # the same powers, by RLS
+    np.testing.assert_allclose(online.predict(x), readout.predict(x), rtol=1e-6, atol=1e-8)
     assert np.abs(readout.predict(x) - y).max() < 1e-2  # the linear readout cannot: y is even in x
     assert np.abs(RidgeReadout(ridge=1e-3, warmup=4).fit(x, y).predict(x) - y).max() > 0.5
     clone = RidgeReadout.from_config(readout.get_config())

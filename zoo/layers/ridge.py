@@ -56,9 +56,8 @@ class RidgeReadout(keras.layers.Layer):
 
     Raises:
         ValueError: on a negative `ridge` or `warmup`, `forgetting` outside (0, 1], `online` with `ridge` = 0,
-            or mismatched shapes.
+            a `degree` that is not a positive integer, or mismatched shapes.
         TypeError: if `online` is not a bool.
-        ValueError: also on a `degree` that is not a positive integer.
     """
 
     ONLINE_BIAS_PRIOR = 1e-6  # the online fit's bias penalty, relative to λ: nearly unregularised, as in closed form
