@@ -29,6 +29,16 @@ def test_a_changed_results_file_makes_its_doc_stale(tmp_path):
     assert tables.update(text, results) != text
 
 
+def test_the_jaeger_table_refuses_per_seed_figures_that_are_not_the_quality_run(tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(tables.RESULTS, results)
+    seeds = json.loads((results / "esn_jaeger_test_seeds.json").read_text())
+    seeds["test_seeds"]["median_seeds_0_9"] *= 1.5  # another run's seeds 0-9
+    (results / "esn_jaeger_test_seeds.json").write_text(json.dumps(seeds))
+    with pytest.raises(ValueError, match="esn_jaeger_test_seeds.json and quality.json disagree on seeds 0-9"):
+        tables.render("esn_jaeger_test", results)
+
+
 def test_update_replaces_only_what_is_between_the_markers():
     text = "before\n<!-- table: streaming -->\nold | rows\n<!-- end table -->\nafter\n"
     expected = f"before\n<!-- table: streaming -->\n\n{tables.render('streaming')}\n\n<!-- end table -->\nafter\n"
