@@ -12,6 +12,7 @@ from training.data.mackey_glass import mackey_glass
 from zoo.layers._loop import TF_CHUNKS
 from zoo.layers.esn import SPARSE_MAX_CONNECTIVITY, EchoState, EchoStateCell, forecast, harvest_states
 from zoo.layers.ridge import RidgeReadout
+from zoo.models.esn_forecaster import ESNForecaster
 
 B, T, I, H = 3, 9, 4, 20
 
@@ -337,7 +338,6 @@ def test_a_polynomial_readout_is_the_ridge_fit_of_the_states_powers(rng, degree)
 
 def test_a_forecaster_with_a_polynomial_readout_runs_it_in_numpy_in_the_graph_saved_and_exported(tmp_path):
     from zoo.export import export_saved_model
-    from zoo.models.esn_forecaster import ESNForecaster
 
     series = mackey_glass(400)
     model = ESNForecaster(units=30, warmup=20, seed=0, readout_degree=4)
@@ -420,6 +420,8 @@ def test_online_readout_with_forgetting_tracks_a_change():
          r"maps states of 2 features to 1 outputs. Received: states with 4 features"),
         (lambda: RidgeReadout(degree=0), r"`degree` must be a positive integer. Received: degree=0"),
         (lambda: RidgeReadout(degree=True), r"`degree` must be a positive integer. Received: degree=True"),
+        (lambda: ESNForecaster(readout_degree=0), r"`readout_degree` must be a positive integer. Received: "
+                                                  r"readout_degree=0"),
     ],
 )  # fmt: skip
 def test_ridge_bad_arguments(make, message):

@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 
+from zoo._checks import check_positive_int
 from zoo.layers.esn import EchoState, closed_loop, forecast, harvest_states
 from zoo.layers.ridge import RidgeReadout
 
@@ -48,7 +49,7 @@ class ESNForecaster(keras.Model):
             seed=seed,
         )
         self.output_dim, self.ridge, self.warmup = output_dim, ridge, warmup
-        self.readout_degree = readout_degree
+        self.readout_degree = check_positive_int("readout_degree", readout_degree)  # named as the caller passed it
         self.reservoir = EchoState(return_sequences=True, return_state=True, name="reservoir", **self.reservoir_config)
         self.readout = RidgeReadout(output_dim, ridge=ridge, warmup=warmup, degree=readout_degree,
                                     name="readout")
