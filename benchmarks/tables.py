@@ -424,6 +424,29 @@ def char_cost(results, name="char_cost"):
                    "CPU-minutes they take here", f"updates in {r['budget_cpu_minutes']} CPU-minutes here"], rows)
 
 
+def char_recipes(results):
+    """The candidate recipes tried for a character model, each within the budget, beside the shipped model."""
+    r = _load(results, "char_recipes")
+    rows = []
+    for row in r["candidates"]:
+        options, metrics = row["options"], row["metrics"]
+        curve = row["validation_curve"]
+        quarters = [curve[round(len(curve) * share) - 1] for share in (0.25, 0.5, 0.75, 1.0)]
+        changes = ", ".join(f"{key.replace('_', ' ')} {value:g}" for key, value in row["changes"].items()
+                            if key != "steps") or "the recipe's"
+        rows.append([changes, f"{metrics['steps']:,}",
+                     "bfloat16" if options.get("mixed_precision") else "float32",
+                     f"{metrics['train_cpu_minutes']:.1f}", f"**{row['value']:.3f}**",
+                     "met" if row["at_most_issue_bar"] else "missed",
+                     ", ".join(f"{step:,}: {nats:.3f}" for step, nats in quarters)])
+    shipped = r["shipped"]
+    rows.append([f"shipped (version {shipped['served_version']})", "", "", "", f"{shipped['value']:.3f}", "", ""])
+    return _table(["candidate", "updates", "products", "CPU-minutes", "nats/char, every held-out character",
+                   f"≤ {r['issue_bar']} within 45 CPU-minutes",
+                   "validation curve at a quarter of the updates, half, …: nats/char on the first held-out characters"],
+                  rows)
+
+
 def peers_memory(results):
     """Peak RSS of training steps at B = 128, H = 1024, T = 100: the zoo's step against PyTorch's."""
     rows = []
@@ -493,6 +516,7 @@ TABLES = {
     "esn_jaeger_test": esn_jaeger_test,
     "char_cost": char_cost,
     "char_cost_mixed": lambda results: char_cost(results, "char_cost_mixed"),
+    "char_recipes": char_recipes,
     "rtrl_cost": rtrl_cost,
     "rtrl_uoro": rtrl_uoro,
 }

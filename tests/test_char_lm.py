@@ -324,3 +324,52 @@ def test_the_shipped_versions_answer_valid_inputs_as_the_keras_model_does(name):
     del inputs["state"], inputs["position"]
     text = signatures["sample"](**inputs)["text"].numpy()[0].decode()
     assert text == sampling.sample(shipped, "ROMEO.", 24, 0.8, seed=5)
+
+
+def test_dropout_acts_in_training_only_and_keeps_the_weights_of_a_model_without_it(model):
+    dropped = zoo.get("char_lstm", vocabulary=VOCAB, units=12, embedding_dim=6, dropout=0.5)
+    ids = np.random.default_rng(1).integers(0, len(VOCAB), (3, 9)).astype(np.int32)
+    dropped(ids)
+    dropped.set_weights(model.get_weights())  # same weights, one for one: dropout adds none
+    inference, _ = dropped(ids, training=False)
+    np.testing.assert_array_equal(inference, model(ids, training=False)[0])
+    first, _ = dropped(ids, training=True)
+    second, _ = dropped(ids, training=True)
+    assert not np.allclose(first, inference) and not np.allclose(first, second)  # a fresh mask on every call
+
+
+def test_dropout_reaches_every_layer_input_and_the_head():
+    """Zaremba et al.'s placement: on the input of each recurrent layer and of the head, about half zeroed at 0.5."""
+    dropped = zoo.get("char_gru", vocabulary=VOCAB, units=5, embedding_dim=4, num_layers=2, dropout=0.5)
+    ids = np.zeros((2, 3), np.int32)
+    dropped(ids)
+    seen = []
+    for layer in dropped.recurrent + [dropped.head]:
+        layer.call = _recording(layer.call, seen)
+    dropped(ids, training=True)
+    zeroed = [float(np.mean(np.asarray(x) == 0)) for x in seen]
+    assert len(zeroed) == 3 and all(fraction > 0.1 for fraction in zeroed), zeroed
+
+
+def _recording(call, seen):
+    def recorded(inputs, *args, **kwargs):
+        seen.append(inputs)
+        return call(inputs, *args, **kwargs)
+    return recorded
+
+
+@pytest.mark.parametrize("rate", [-0.1, 1.0, 1.5])
+def test_a_dropout_outside_zero_to_one_is_refused_naming_it(rate):
+    with pytest.raises(ValueError, match=rf"`dropout` must be in \[0, 1\). Received: dropout={rate}"):
+        zoo.get("char_elman", vocabulary=VOCAB, dropout=rate)
+
+
+def test_dropout_survives_saving_and_a_saved_model_without_it_loads_as_none(model, tmp_path):
+    import keras
+
+    dropped = zoo.get("char_lstm", vocabulary=VOCAB, units=12, embedding_dim=6, dropout=0.25)
+    dropped(np.zeros((1, 1), np.int32))
+    dropped.save(tmp_path / "dropped.keras")
+    assert keras.saving.load_model(tmp_path / "dropped.keras").dropout == 0.25
+    model.save(tmp_path / "plain.keras")
+    assert keras.saving.load_model(tmp_path / "plain.keras").drop is None

@@ -139,6 +139,17 @@ def test_character_recipes_are_the_cli_defaults_and_options_replace_them():
     assert args["steps"] == 5 and args["threads"] == 1 and args["lr_decay"] == "cosine"
 
 
+def test_a_character_recipes_dropout_reaches_its_model_and_is_checked(tmp_path, corpus):
+    from training.__main__ import _parser
+
+    args = vars(_parser(recipe_for("char_gru")).parse_args(["train", "char_gru", "--dropout", "0.3"]))
+    assert args["dropout"] == 0.3
+    assert _config(tmp_path, corpus, dropout=0.3).build_model().dropout == 0.3
+    assert _config(tmp_path, corpus, dropout=0.3, overrides={"dropout": 0.1}).build_model().dropout == 0.1
+    with pytest.raises(ValueError, match=r"`dropout` must be .*Received: dropout=-0.1"):
+        _config(tmp_path, corpus, dropout=-0.1)
+
+
 def test_cli_names_the_models_that_have_a_recipe():
     with pytest.raises(SystemExit, match=r"No recipe trains 'char_custom'\. Expected one of \['adding_elman'"):
         cli_main(["train", "char_custom"])
@@ -391,7 +402,8 @@ def test_the_esn_fits_and_publishes_through_the_same_cli(tmp_path, monkeypatch, 
 
 def test_every_shipped_card_holds_the_config_of_its_recipe():
     """A card's recipe config rebuilds the recipe that trained it (what `python -m training.plots` redraws from),
-    field for field: the card was written through the same one config type."""
+    field for field: the card was written through the same one config type. A knob added since a card was written
+    (a character recipe's `dropout`) rebuilds at its default, which is what that run had."""
     import zoo
     from zoo._registry import artifact_dir
 
@@ -399,7 +411,10 @@ def test_every_shipped_card_holds_the_config_of_its_recipe():
     assert len(shipped) >= 13
     for name in shipped:
         config = json.loads((artifact_dir(name) / "card.json").read_text())["recipe"]["config"]
-        assert json.loads(recipe_for(name, **config).to_json()) == config, name
+        rebuilt, defaults = (json.loads(recipe.to_json()) for recipe in (recipe_for(name, **config), recipe_for(name)))
+        assert {key: rebuilt[key] for key in config} == config, name
+        assert {key: rebuilt[key] for key in rebuilt.keys() - config.keys()} == {
+            key: defaults[key] for key in rebuilt.keys() - config.keys()}, name
 
 
 def _two_rate(variables, factor=0.1, clipnorm=None):
@@ -492,6 +507,25 @@ def test_the_default_step_leaves_xla_out_for_bfloat16_on_a_cpu(tmp_path):
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert Trainer(_recipe(tmp_path / "float32", jit_compile="auto")).jit_compile is True
+
+
+def test_a_bfloat16_run_is_judged_and_handed_over_as_a_float32_model_with_the_trained_weights(tmp_path, corpus):
+    """What is exported and served computes in float32, and the run's figure is that model's."""
+    import keras
+
+    recipe = _config(tmp_path, corpus, steps=2, eval_every=2, checkpoint_every=2, mixed_precision=True)
+    try:
+        trainer = Trainer(recipe)
+        metrics = trainer.fit(verbose=0)
+        trained = trainer.trained_model
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert trainer.model.compute_dtype == "bfloat16"
+    assert {layer.compute_dtype for layer in trained._flatten_layers()} == {"float32"}
+    for mine, theirs in zip(trained.weights, trainer.model.weights, strict=True):
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+    assert metrics["val_nats_per_char"] == recipe.cross_entropy(trained)
+    assert metrics["val_nats_per_char"] != recipe.cross_entropy(trainer.model)  # bfloat16 rounds differently
 
 
 def test_a_step_xla_cannot_compile_runs_without_it_and_loses_no_update(tmp_path, monkeypatch, caplog):

@@ -167,7 +167,8 @@ class TrainConfig(Recipe):
         )
 
         trainer = Trainer(self)
-        return trainer.model, trainer.fit(verbose=verbose)
+        metrics = trainer.fit(verbose=verbose)
+        return trainer.trained_model, metrics
 
     def training_log(self):
         return self.out_dir

@@ -239,11 +239,28 @@ class Trainer:
         return self.final_metrics()
 
     def final_metrics(self):
-        """The recipe's figures on held-out data, and what the training cost over every resumed segment."""
+        """The recipe's figures for `trained_model` on held-out data, and what the training cost over every resumed
+        segment."""
         cost = runs.run_cost(self.run_dir)
-        return {**self.recipe.evaluate(self.model), "steps": int(self.step.numpy()),
+        return {**self.recipe.evaluate(self.trained_model), "steps": int(self.step.numpy()),
                 "train_cpu_minutes": cost["cpu_seconds"] / 60, "train_wall_minutes": cost["wall_seconds"] / 60,
                 "threads": self.recipe.threads}
+
+    @functools.cached_property
+    def trained_model(self):
+        """The trained weights in the model that is judged, exported and served: a float32 one.
+
+        Under mixed precision the model trained computes in bfloat16, and a graph exported from it would too; its
+        variables are float32 already, so a twin built under the float32 policy takes them unchanged. Call it once
+        training is over: it leaves the float32 policy set."""
+        if not self.recipe.mixed_precision:
+            return self.model
+        keras.mixed_precision.set_global_policy("float32")
+        twin = self.recipe.build_model()
+        inputs, _, _ = self.data.batch(0)
+        twin(tf.nest.map_structure(lambda x: x[:1], inputs))
+        twin.set_weights(self.model.get_weights())
+        return twin
 
     def _one_update(self, step):
         inputs, targets, fresh = self.data.batch(step)

@@ -36,7 +36,7 @@ def _ids(config):
 
 # -- character language models -------------------------------------------------
 
-_CHAR_DEFAULTS = {"vocabulary": DEFAULT_VOCABULARY, "embedding_dim": 64, "units": 256, "num_layers": 2}
+_CHAR_DEFAULTS = {"vocabulary": DEFAULT_VOCABULARY, "embedding_dim": 64, "units": 256, "num_layers": 2, "dropout": 0.0}
 
 
 def _char_card(cell_words, name):
@@ -55,21 +55,21 @@ def _char_card(cell_words, name):
     card=_char_card("peephole LSTM, Gers, Schraudolph & Schmidhuber 2002", "char_lstm"),
     example_input=_ids,
 )
-def char_lstm(vocabulary, embedding_dim, units, num_layers, use_peepholes):
-    return CharLM(vocabulary, embedding_dim=embedding_dim, units=units, num_layers=num_layers,
+def char_lstm(vocabulary, embedding_dim, units, num_layers, dropout, use_peepholes):
+    return CharLM(vocabulary, embedding_dim=embedding_dim, units=units, num_layers=num_layers, dropout=dropout,
                   cell="peephole_lstm", cell_options={"use_peepholes": use_peepholes}, name="char_lstm")
 
 
 @register("char_gru", defaults=_CHAR_DEFAULTS, card=_char_card("GRU, Cho et al. 2014", "char_gru"), example_input=_ids)
-def char_gru(vocabulary, embedding_dim, units, num_layers):
-    return CharLM(vocabulary, embedding_dim=embedding_dim, units=units, num_layers=num_layers, cell="gru",
-                  name="char_gru")
+def char_gru(vocabulary, embedding_dim, units, num_layers, dropout):
+    return CharLM(vocabulary, embedding_dim=embedding_dim, units=units, num_layers=num_layers, dropout=dropout,
+                  cell="gru", name="char_gru")
 
 
 @register("char_elman", defaults=_CHAR_DEFAULTS, card=_char_card("Elman 1990 SRN", "char_elman"), example_input=_ids)
-def char_elman(vocabulary, embedding_dim, units, num_layers):
-    return CharLM(vocabulary, embedding_dim=embedding_dim, units=units, num_layers=num_layers, cell="elman",
-                  name="char_elman")
+def char_elman(vocabulary, embedding_dim, units, num_layers, dropout):
+    return CharLM(vocabulary, embedding_dim=embedding_dim, units=units, num_layers=num_layers, dropout=dropout,
+                  cell="elman", name="char_elman")
 
 
 # -- Elman 1990 ------------------------------------------------------------------

@@ -41,6 +41,7 @@ class CharRecipe(TrainConfig):
     learning_rate: float = 2e-3
     lr_decay: str = knob("cosine", choices=LR_DECAYS)
     clipnorm: float = 5.0
+    dropout: float = knob(0.0, at_least=0.0)  # CharLM's, between layers, in training only
     eval_every: int = 500
     eval_chars: int = 60_000  # validation characters per periodic pass (the final pass reads all)
 
@@ -67,7 +68,7 @@ class CharRecipe(TrainConfig):
     def build_model(self):
         import zoo
 
-        return zoo.get(self.model, **{"vocabulary": self.corpus.vocabulary, **self.overrides})
+        return zoo.get(self.model, **{"vocabulary": self.corpus.vocabulary, "dropout": self.dropout, **self.overrides})
 
     def training_data(self):
         return CharStreams(self)
@@ -117,7 +118,9 @@ class CharRecipe(TrainConfig):
             "CPU 3 min 1.88 nats",
             "data": self.corpus.source,
             "notes": f"{self.steps} updates of {self.batch_size} streams x {self.seq_len} characters (truncated "
-            f"BPTT), Adam {self.learning_rate} {_SCHEDULES[self.lr_decay]}, {self.threads} thread(s): "
+            f"BPTT), Adam {self.learning_rate} {_SCHEDULES[self.lr_decay]}, "
+            f"{f'dropout {self.dropout}, ' if self.dropout else ''}"
+            f"{'bfloat16 compute, ' if self.mixed_precision else ''}{self.threads} thread(s): "
             f"{minutes:.1f} CPU-minutes, {metrics['train_wall_minutes']:.1f} wall-minutes; validation reads every "
             "character of the four held-out plays",
         }

@@ -25,6 +25,10 @@ class CharLM(keras.Model):
         num_layers: how many recurrent layers are stacked.
         cell: name of a zoo recurrent layer (see `zoo.layers.RECURRENT_LAYERS`).
         cell_options: extra arguments for that layer (e.g. `use_peepholes`).
+        dropout: fraction of the units dropped, in training only, from every
+            layer's input and from the head's (Zaremba et al. 2014: between
+            layers and never on the recurrent connections, so the state each
+            step carries is untouched). 0 builds no dropout at all.
 
     Call arguments:
         token_ids: (B, T) int tensor.
@@ -44,9 +48,12 @@ class CharLM(keras.Model):
         num_layers=2,
         cell="peephole_lstm",
         cell_options=None,
+        dropout=0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout!r}")
         if len(vocabulary) < 2 or len(set(vocabulary)) != len(vocabulary):
             raise ValueError(
                 "`vocabulary` must hold at least 2 distinct characters, each once. "
@@ -58,12 +65,15 @@ class CharLM(keras.Model):
         self.num_layers = num_layers
         self.cell = cell
         self.cell_options = dict(cell_options or {})
+        self.dropout = float(dropout)
         self.embedding = keras.layers.Embedding(len(self.vocabulary), embedding_dim, name="embedding")
         self.recurrent = [
             recurrent_layer(cell, units, return_sequences=True, return_state=True, name=f"rnn_{i}", **self.cell_options)
             for i in range(num_layers)
         ]
         self.head = keras.layers.Dense(len(self.vocabulary), name="logits")
+        # None at 0, so a model without dropout holds no seed generator and its saved weights stay as they were.
+        self.drop = keras.layers.Dropout(self.dropout, name="dropout") if self.dropout else None
 
     @property
     def vocab_size(self):
@@ -92,9 +102,13 @@ class CharLM(keras.Model):
         new_states = []
         for i, layer in enumerate(self.recurrent):
             initial = None if states is None else states[i]
-            x, *layer_states = layer(x, initial_state=initial, mask=step_mask, training=training)
+            x, *layer_states = layer(self._dropped(x, training), initial_state=initial, mask=step_mask,
+                                     training=training)
             new_states.append(layer_states)
-        return self.head(x), new_states  # (B, T, V)
+        return self.head(self._dropped(x, training)), new_states  # (B, T, V)
+
+    def _dropped(self, x, training):
+        return x if self.drop is None else self.drop(x, training=training)
 
     def step(self, token_ids, states, keep=None):
         """One character for every row, without the recurrent layers' time loops (see `RecurrentLayer.step`).
@@ -176,4 +190,5 @@ class CharLM(keras.Model):
             "num_layers": self.num_layers,
             "cell": self.cell,
             "cell_options": self.cell_options,
+            "dropout": self.dropout,
         }

@@ -1,0 +1,31 @@
+"""benchmarks.char_recipes: a candidate is its recipe with the options given, and a finished run is measured again."""
+
+import argparse
+
+import pytest
+
+from benchmarks.char_recipes import candidate_options, parse_candidate, train_candidate
+
+
+def test_a_candidate_is_the_recipe_with_the_options_given_on_one_thread():
+    changes = parse_candidate("dropout=0.15,batch_size=64,learning_rate=3e-3")
+    assert changes == {"dropout": 0.15, "batch_size": 64, "learning_rate": 0.003}
+    assert isinstance(changes["batch_size"], int)
+    args = argparse.Namespace(model="char_gru", steps=300, mixed_precision=True)
+    assert candidate_options(args, changes) == {
+        "out_dir": "runs/char_gru_batch_size64_dropout0.15_learning_rate0.003", "threads": 1, "steps": 300,
+        "mixed_precision": True, "dropout": 0.15, "batch_size": 64, "learning_rate": 0.003}
+    with pytest.raises(argparse.ArgumentTypeError, match="KEY=VALUE"):
+        parse_candidate("dropout")
+
+
+def test_a_finished_candidate_is_measured_again_not_retrained(tmp_path):
+    corpus = tmp_path / "hello.txt"
+    corpus.write_text("hello world, hello zoo. " * 300)
+    options = dict(text=str(corpus), dropout=0.2, steps=2, batch_size=4, seq_len=8, eval_every=2, eval_chars=200,
+                   checkpoint_every=2, threads=0, out_dir=str(tmp_path / "run"), overrides={"units": 8})
+    first = train_candidate("char_lstm", options)
+    assert first["metrics"]["steps"] == 2 and [step for step, _ in first["validation_curve"]] == [2]
+    assert "dropout 0.2" in first["notes"] and first["at_most_issue_bar"] is False  # two updates: far above it
+    again = train_candidate("char_lstm", options)
+    assert again["metrics"] == first["metrics"] and again["validation_curve"] == first["validation_curve"]
