@@ -64,9 +64,9 @@ def train_candidate(model, options):
     recipe = recipe_for(model, **options)
     _, metrics = recipe.train(verbose=0)
     judged = recipe.judge(metrics)
-    return {"model": model, "options": options, "metrics": metrics, **_judged(judged),
-            "within_budget": metrics["train_cpu_minutes"] <= BUDGET_MINUTES,
-            "at_most_issue_bar": judged["value"] <= ISSUE_BAR and metrics["train_cpu_minutes"] <= BUDGET_MINUTES,
+    within_budget = metrics["train_cpu_minutes"] <= BUDGET_MINUTES
+    return {"model": model, "options": options, "metrics": metrics, **_judged(judged), "within_budget": within_budget,
+            "at_most_issue_bar": judged["value"] <= ISSUE_BAR and within_budget,
             "validation_curve": _validation_curve(ROOT / options["out_dir"])}
 
 

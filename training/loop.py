@@ -101,10 +101,8 @@ class Trainer:
             raise ValueError(f"`batch_size` must be a multiple of the {self.replicas} replicas, each reading an "
                              f"equal share. Received: batch_size={recipe.batch_size}")
         self.data = recipe.training_data()
-        inputs, _, _ = self.data.batch(0)
         with self.strategy.scope():
-            self.model = recipe.build_model()
-            self.model(tf.nest.map_structure(lambda x: x[:1], inputs))  # create the weights
+            self.model = self._built_model()
             # Keras clips each replica's gradient before summing them; with replicas the step clips the sum.
             clipnorm = recipe.clipnorm if self.replicas == 1 else None
             self.optimizer = recipe.make_optimizer(clipnorm, self.model.trainable_variables)
@@ -256,11 +254,16 @@ class Trainer:
         if not self.recipe.mixed_precision:
             return self.model
         keras.mixed_precision.set_global_policy("float32")
-        twin = self.recipe.build_model()
-        inputs, _, _ = self.data.batch(0)
-        twin(tf.nest.map_structure(lambda x: x[:1], inputs))
+        twin = self._built_model()
         twin.set_weights(self.model.get_weights())
         return twin
+
+    def _built_model(self):
+        """The recipe's model under the current dtype policy, its weights created on the first batch's first row."""
+        model = self.recipe.build_model()
+        inputs, _, _ = self.data.batch(0)
+        model(tf.nest.map_structure(lambda x: x[:1], inputs))
+        return model
 
     def _one_update(self, step):
         inputs, targets, fresh = self.data.batch(step)
