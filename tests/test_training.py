@@ -148,6 +148,21 @@ def test_a_character_recipes_dropout_reaches_its_model_and_is_checked(tmp_path, 
     assert _config(tmp_path, corpus, dropout=0.3, overrides={"dropout": 0.1}).build_model().dropout == 0.1
     with pytest.raises(ValueError, match=r"`dropout` must be .*Received: dropout=-0.1"):
         _config(tmp_path, corpus, dropout=-0.1)
+    with pytest.raises(ValueError, match=r"`dropout` must be a number in \[0\.0, 1\.0\)\. Received: dropout=1\.5"):
+        _config(tmp_path, corpus, dropout=1.5)  # refused with the recipe's options, before any model is built
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--dropout", "1.5"], r"`dropout` must be a number in [0.0, 1.0). Received: dropout=1.5"),
+    (["--steps", "-1"], r"`steps` must be a positive integer. Received: steps=-1"),
+])
+def test_the_cli_refuses_a_bad_option_with_a_usage_error_naming_it(option, message, capsys):
+    from training.__main__ import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "char_lstm", *option])
+    assert exit_info.value.code == 2  # argparse's usage error, not a traceback
+    assert message in capsys.readouterr().err
 
 
 def test_cli_names_the_models_that_have_a_recipe():

@@ -68,7 +68,10 @@ def main(argv=None):
     args.pop("command")
     publish = args.pop("publish")
     args["overrides"] = dict(args["overrides"])
-    recipe = recipe_for(args.pop("model"), **args)
+    try:
+        recipe = recipe_for(args.pop("model"), **args)
+    except (TypeError, ValueError) as error:  # a knob's rule: the message names the option and the value
+        parser.error(str(error))
     trained, metrics = recipe.train()
     print(json.dumps(metrics, indent=2))
     if publish:

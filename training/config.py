@@ -25,11 +25,11 @@ __all__ = ["Recipe", "TrainConfig", "knob"]
 LR_DECAYS = ("cosine", "constant")
 
 
-def knob(default, *, minimum=None, choices=None, at_least=None):
+def knob(default, *, minimum=None, choices=None, at_least=None, below=None):
     """A dataclass field with its rule: ints must be >= `minimum` (1 unless given: 0 or -1), floats > 0 (or >=
-    `at_least`), strings one of `choices` when given."""
-    metadata = {key: value for key, value in (("minimum", minimum), ("choices", choices), ("at_least", at_least))
-                if value is not None}
+    `at_least`) and < `below` when given, strings one of `choices` when given."""
+    rules = (("minimum", minimum), ("choices", choices), ("at_least", at_least), ("below", below))
+    metadata = {key: value for key, value in rules if value is not None}
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -52,7 +52,8 @@ def _check_field(field, value):
         elif isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise ValueError(f"`{name}` must be an integer >= {minimum}. Received: {name}={value!r}")
     elif field.type is float:
-        check_number(name, value, low=rule.get("at_least", 0), low_open="at_least" not in rule)
+        check_number(name, value, low=rule.get("at_least", 0), low_open="at_least" not in rule, high=rule.get("below"),
+                     high_open=True)
     elif "choices" in rule:
         check_one_of(name, value, rule["choices"])
     elif field.type is dict and not isinstance(value, dict):

@@ -41,7 +41,7 @@ class CharRecipe(TrainConfig):
     learning_rate: float = 2e-3
     lr_decay: str = knob("cosine", choices=LR_DECAYS)
     clipnorm: float = 5.0
-    dropout: float = knob(0.0, at_least=0.0)  # CharLM's, between layers, in training only
+    dropout: float = knob(0.0, at_least=0.0, below=1.0)  # CharLM's, between layers, in training only
     eval_every: int = 500
     eval_chars: int = 60_000  # validation characters per periodic pass (the final pass reads all)
 
