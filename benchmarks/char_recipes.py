@@ -79,6 +79,18 @@ def _validation_curve(run_dir):
     return [[row["step"], row["val_nats"]] for row in map(json.loads, lines) if "val_nats" in row]
 
 
+def _check_candidates(parser, args):
+    """Builds every candidate's recipe before any trains, so a bad option in the last one fails now, not after the
+    first ones have spent their budget."""
+    from training.recipes import recipe_for
+
+    for changes in args.candidate:
+        try:
+            recipe_for(args.model, **candidate_options(args, changes))
+        except (TypeError, ValueError) as error:
+            parser.error(f"candidate {changes}: {error}")
+
+
 def train_all(args):
     """Runs the candidates `args.parallel` at a time, each in a child process; returns their rows in order."""
     pending = list(enumerate(candidate_options(args, changes) for changes in args.candidate))
@@ -111,6 +123,7 @@ def main(argv=None):
     parser.add_argument("--parallel", type=int, default=2, help="candidates trained at once, one thread each")
     parser.add_argument("--out", help="default: benchmarks/results/char_recipes.json")
     args = parser.parse_args(argv)
+    _check_candidates(parser, args)
     card = json.loads((ROOT / "saved_models" / args.model / "card.json").read_text())
     write_results({"machine": describe_machine(), "model": args.model, "issue_bar": ISSUE_BAR,
                    "candidates": train_all(args),

@@ -29,3 +29,17 @@ def test_a_finished_candidate_is_measured_again_not_retrained(tmp_path):
     assert "dropout 0.2" in first["notes"] and first["at_most_issue_bar"] is False  # two updates: far above it
     again = train_candidate("char_lstm", options)
     assert again["metrics"] == first["metrics"] and again["validation_curve"] == first["validation_curve"]
+
+
+@pytest.mark.parametrize("candidate, message", [
+    ("dropout=1.5", r"candidate {'dropout': 1.5}: `dropout` must be a number in [0.0, 1.0)"),
+    ("unrolled=1", r"candidate {'unrolled': 1}: Unknown recipe field(s) ['unrolled']"),
+])
+def test_every_candidate_is_checked_before_any_trains(candidate, message, capsys, monkeypatch):
+    import benchmarks.char_recipes as char_recipes
+
+    monkeypatch.setattr(char_recipes, "train_all", lambda args: pytest.fail("a candidate trained"))
+    with pytest.raises(SystemExit) as exit_info:
+        char_recipes.main(["--candidate", "batch_size=32", "--candidate", candidate, "--out", "/dev/null"])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
