@@ -32,9 +32,10 @@ __all__ = [
     "parse_bool",
 ]
 
-# Small enough that a dropped request stops within ~50 ms and a new row joins a
-# busy lane soon. The shipped char_lstm at batch 64 costs the same CPU per
-# character in calls of 8, 16 or 32 steps (87, 89, 91 us), so smaller costs nothing.
+# Small enough that a dropped request stops within ~50 ms and a new row, which waits for the running chunk to
+# end, joins a busy lane soon. Longer calls spread each call's fixed cost over more characters, but under 64
+# streams (benchmarks.serving_load --generation-chunk-steps 16) the served rate did not move beyond the spread
+# between runs.
 DEFAULT_GENERATION_CHUNK_STEPS = 8
 
 
