@@ -30,7 +30,8 @@ def test_phase_errors_score_chance_and_a_perfect_xor_guess():
 def test_recipe_trains_online_and_reports_truncated_bptt_beside(tmp_path):
     from training.recipes import recipe_for
 
-    recipe = recipe_for("temporal_xor", bits=30, log_every=15, eval_bits=60, out_dir=str(tmp_path / "run"))
+    recipe = recipe_for("temporal_xor", bits=30, log_every=15, eval_bits=60, out_dir=str(tmp_path / "run"),
+                        threads=0)  # the test process already runs TensorFlow on its default pools
     _, metrics = recipe.train(verbose=0)
     assert {"predictable_mse", "random_mse", "tbptt_predictable_mse", "tbptt_random_mse"} <= set(metrics)
     assert (tmp_path / "run" / "metrics.jsonl").read_text().count("\n") == 2
