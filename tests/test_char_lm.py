@@ -358,9 +358,9 @@ def _recording(call, seen):
     return recorded
 
 
-@pytest.mark.parametrize("rate", [-0.1, 1.0, 1.5])
+@pytest.mark.parametrize("rate", [-0.1, 1.0, 1.5, "0.5"])
 def test_a_dropout_outside_zero_to_one_is_refused_naming_it(rate):
-    with pytest.raises(ValueError, match=rf"`dropout` must be in \[0, 1\). Received: dropout={rate}"):
+    with pytest.raises(ValueError, match=rf"`dropout` must be a number in \[0, 1\)\. Received: dropout={rate!r}"):
         zoo.get("char_elman", vocabulary=VOCAB, dropout=rate)
 
 

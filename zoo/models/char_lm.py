@@ -9,6 +9,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from zoo._checks import check_number
 from zoo.layers import recurrent_layer
 
 __all__ = ["CharLM"]
@@ -52,8 +53,6 @@ class CharLM(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout!r}")
         if len(vocabulary) < 2 or len(set(vocabulary)) != len(vocabulary):
             raise ValueError(
                 "`vocabulary` must hold at least 2 distinct characters, each once. "
@@ -65,7 +64,7 @@ class CharLM(keras.Model):
         self.num_layers = num_layers
         self.cell = cell
         self.cell_options = dict(cell_options or {})
-        self.dropout = float(dropout)
+        self.dropout = check_number("dropout", dropout, low=0, high=1, high_open=True)
         self.embedding = keras.layers.Embedding(len(self.vocabulary), embedding_dim, name="embedding")
         self.recurrent = [
             recurrent_layer(cell, units, return_sequences=True, return_state=True, name=f"rnn_{i}", **self.cell_options)
