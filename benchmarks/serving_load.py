@@ -7,7 +7,9 @@ The shipped `char_lstm` is served by `python -m serving` in a child process
 (so its RSS is the server's alone), once with `--enable_batching` (TF
 Serving's request batching, plus continuous batching of `generate`) and once
 without; then twice more with batching on and every client on one protocol,
-REST or gRPC, which tells what each protocol costs. Each client (a thread; the
+REST or gRPC, which tells what each protocol costs; then once more mixed with
+`--freeze_heap=false`, which tells what keeping the loaded models out of the
+garbage collector's full passes saves (`serving.heap`). Each client (a thread; the
 64 spread over `--client-processes` processes, so that the load generator's own
 interpreter lock does not pace it) streams `--tokens` characters through
 `Client.stream` (its default pieces: 16 characters, then doubling up to 128,
@@ -50,9 +52,10 @@ from serving.streaming import chunk_sizes
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PROMPT = "ROMEO."
 TEMPERATURE = 0.8
-# run name -> (batching on, every client on this protocol; None = half REST, half gRPC)
-RUNS = {"batching_on": (True, None), "batching_off": (False, None), "batching_on_rest_only": (True, "rest"),
-        "batching_on_grpc_only": (True, "grpc")}
+# run name -> (batching on, every client on this protocol (None = half REST, half gRPC), more server flags)
+RUNS = {"batching_on": (True, None, ()), "batching_off": (False, None, ()), "batching_on_rest_only": (True, "rest", ()),
+        "batching_on_grpc_only": (True, "grpc", ()),
+        "batching_on_heap_unfrozen": (True, None, ("--freeze_heap=false",))}
 BARS = {"ratio_min": 0.6, "errors_max": 0, "rss_growth_max": 0.10, "first_piece_p99_s_max": 1.0}
 
 
@@ -106,11 +109,11 @@ def in_process_rate(model_dir, rows, tokens, chunk):
     return rows * tokens / (time.perf_counter() - start), time.process_time() - cpu
 
 
-def _start_server(model_dir, batching_file, grpc_threads, chunk_steps=None):
+def _start_server(model_dir, batching_file, grpc_threads, chunk_steps=None, extra_flags=()):
     command = [
         sys.executable, "-m", "serving", "--port=0", "--rest_api_port=0", "--model_name=char_lstm",
         f"--model_base_path={model_dir.parent}", "--file_system_poll_wait_seconds=0",
-        f"--grpc_max_threads={grpc_threads}",
+        f"--grpc_max_threads={grpc_threads}", *extra_flags,
     ]
     if chunk_steps is not None:
         command.append(f"--generation_chunk_steps={chunk_steps}")
@@ -164,16 +167,17 @@ def _client_process(targets, jobs, tokens, chunk, start):
 
 
 def served_run(model_dir, batching_file, clients, tokens, grpc_threads, chunk=None, chunk_steps=None,
-               client_processes=4, only=None):
+               client_processes=4, only=None, extra_flags=()):
     """The figures of one run of `clients` concurrent streams against a fresh server.
 
     The clients are spread over `client_processes` processes: 64 client threads in one Python process
     queue on its interpreter lock, and the load generator, not the server, then sets the time to first piece.
-    `only` ("rest" or "grpc") puts every client on that protocol instead of half on each.
+    `only` ("rest" or "grpc") puts every client on that protocol instead of half on each; `extra_flags` go to
+    the server's command line.
     """
     from serving.client import Client
 
-    process, targets = _start_server(model_dir, batching_file, grpc_threads, chunk_steps)
+    process, targets = _start_server(model_dir, batching_file, grpc_threads, chunk_steps, extra_flags)
     try:
         with Client(targets["grpc"], protocol="grpc") as client:  # warm: one stream through the whole path
             "".join(client.stream("char_lstm", PROMPT, 64, TEMPERATURE))
@@ -270,8 +274,9 @@ def main(argv=None):
                         help="the server's --generation_chunk_steps (default: the server's default)")
     parser.add_argument("--client-processes", type=int, default=4, help="processes the client threads are spread over")
     parser.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS),
-                        help="which runs (default all): the issue's two, and batching on with every client on one "
-                        "protocol, which splits the serving cost between REST and gRPC")
+                        help="which runs (default all): the issue's two; batching on with every client on one "
+                        "protocol, which splits the serving cost between REST and gRPC; batching on with the heap "
+                        "left unfrozen (--freeze_heap=false), what serving.heap saves")
     parser.add_argument("--rounds", type=int, default=3,
                         help="rounds of every run, in alternating order, with the reference between rounds")
     parser.add_argument("--out", default="benchmarks/results/serving_load.json")
@@ -297,9 +302,9 @@ def main(argv=None):
         for round_index in range(args.rounds):
             order = args.runs if round_index % 2 == 0 else args.runs[::-1]
             for name in order:
-                batching, only = RUNS[name]
+                batching, only, extra_flags = RUNS[name]
                 run = served_run(model_dir, params if batching else None, args.clients, args.tokens, args.clients,
-                                 args.chunk, args.generation_chunk_steps, args.client_processes, only)
+                                 args.chunk, args.generation_chunk_steps, args.client_processes, only, extra_flags)
                 rounds[name].append(run)
                 print(f"round {round_index + 1} {name}: {run['chars_per_s']:,.0f} chars/s, first piece p99 "
                       f"{run['first_piece_s']['p99']:.2f} s, errors {run['errors']}", flush=True)
@@ -322,7 +327,8 @@ def main(argv=None):
         "client_chunk_sizes": chunk_sizes(args.tokens, args.chunk),
         "batching_parameters": batching_parameters(args.clients),
         "server_flags_batching_on": ["--enable_batching", "--batching_parameters_file=<the parameters above>",
-                                     f"--grpc_max_threads={args.clients}"],  # also the *_only runs
+                                     f"--grpc_max_threads={args.clients}"],  # also the other batching_on_* runs
+        "server_flags_extra": {name: list(RUNS[name][2]) for name in args.runs if RUNS[name][2]},
         "server_flags_batching_off": [f"--grpc_max_threads={args.clients}"],
         "generation_chunk_steps": args.generation_chunk_steps or DEFAULT_GENERATION_CHUNK_STEPS,
         "rounds": args.rounds,

@@ -129,6 +129,15 @@ def build_parser():
         action="store_true",
         help="also serve the model browser (cards, figures, live sampling) at /browser/ on the REST port.",
     )
+    parser.add_argument(
+        "--freeze_heap",
+        nargs="?",
+        const=True,
+        default=True,
+        type=execution.parse_bool,
+        help="keep the loaded models out of the garbage collector's full passes, which otherwise stall every "
+        "request (default true; see serving.heap).",
+    )
     execution.add_flags(parser)
     return parser
 
@@ -170,6 +179,7 @@ def main(argv=None):
         max_num_load_retries=args.max_num_load_retries,
         load_retry_interval_micros=args.load_retry_interval_micros,
         model_browser=args.model_browser,
+        freeze_heap=args.freeze_heap,  # this process is the server's alone
         **execution_options,
     )
     server.start()

@@ -361,6 +361,11 @@ class ModelRepository:
                             "which is not currently available for inference",
                         )
 
+    def loaded(self):
+        """(name, version) of every version loaded now."""
+        with self._lock:
+            return frozenset((m.config.name, v) for m in self._models.values() if m.active for v in m.servables)
+
     def models(self):
         """The `ModelConfig`s served now, by name (a config reload changes them)."""
         with self._lock:

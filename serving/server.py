@@ -12,6 +12,7 @@ as TF Serving does, and a background poller rescans the base paths every
 """
 
 import concurrent.futures
+import functools
 import logging
 import socket
 import threading
@@ -20,6 +21,7 @@ import time
 import grpc
 import uvicorn
 
+from serving import heap
 from serving.dataplane import DataPlane
 from serving.execution import DEFAULT_GENERATION_CHUNK_STEPS, DEFAULT_REST_API_NUM_THREADS, Executor
 from serving.grpc_service import GRPC_OPTIONS, add_services
@@ -109,6 +111,10 @@ class ModelServer:
         model_browser: also serve the model browser at /browser/ on the
             REST port (`serving.model_browser`); off by default, so the
             REST port answers exactly as TF Serving's.
+        freeze_heap: keep the loaded models out of the garbage collector's
+            full passes while serving (`serving.heap`); `python -m serving`
+            turns it on. Off by default: it changes the collector of the
+            whole process, which an embedding process may not want.
 
     Attributes (after `start()`):
         grpc_port, rest_port: bound ports.
@@ -143,6 +149,7 @@ class ModelServer:
         batching=None,
         generation_chunk_steps=DEFAULT_GENERATION_CHUNK_STEPS,
         model_browser=False,
+        freeze_heap=False,
     ):
         self._models = _models_from(model_name, model_base_path, model_config_file, model_config)
         self.limits = Limits(
@@ -169,6 +176,7 @@ class ModelServer:
         self._execution = (batching, generation_chunk_steps)
         self.executor = None
         self.model_browser = bool(model_browser)
+        self.freeze_heap = bool(freeze_heap)
 
     # --------------------------------------------------------------- lifecycle
 
@@ -185,6 +193,8 @@ class ModelServer:
         self.repository = ModelRepository(self._models, **self._load_retries)
         self.repository.poll()
         self.repository.check_labels()
+        if self.freeze_heap:
+            heap.settle()
         self.executor = Executor(*self._execution)
         self.dataplane = DataPlane(self.repository, self.limits, self.executor)
         try:
@@ -195,7 +205,7 @@ class ModelServer:
             self.stop(grace=0)
             raise
         for wait, poll, name in [
-            (self.poll_wait_seconds, self.repository.poll, "model-poller"),
+            (self.poll_wait_seconds, self._poll_models, "model-poller"),
             (self.config_poll_wait_seconds, self._reload_config_file, "config-poller"),
         ]:
             if wait > 0:
@@ -251,6 +261,16 @@ class ModelServer:
             except Exception:  # a bad scan or config must not kill the poller
                 log.exception("%s failed", function.__name__)
 
+    def _settling(self, change):
+        """Runs `change` (a rescan, a config reload); settles the heap again if it loaded or unloaded a version."""
+        before = self.repository.loaded()
+        change()
+        if self.freeze_heap and self.repository.loaded() != before:
+            heap.settle()
+
+    def _poll_models(self):
+        self._settling(self.repository.poll)
+
     def _reload_config_file(self):
         models = read_model_config_file(self.model_config_file)
         if not models:  # most likely caught mid-write (truncated, not yet filled): keep serving
@@ -259,7 +279,7 @@ class ModelServer:
         if models != self._models:
             log.info("Model config file %s changed: reloading", self.model_config_file)
             self._models = models
-            self.repository.reload_config(models)
+            self._settling(functools.partial(self.repository.reload_config, models))
 
     def stop(self, grace=5.0):
         """Stops accepting requests, lets those in flight finish (up to `grace` s), then closes."""
@@ -278,6 +298,8 @@ class ModelServer:
             self.executor.stop()
         self._grpc = self._uvicorn = self._rest_thread = self._rest_app = None
         self._threads = []
+        if self.freeze_heap:
+            heap.thaw()
 
     def __enter__(self):
         return self.start()

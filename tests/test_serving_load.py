@@ -30,12 +30,13 @@ def test_an_error_in_any_round_fails_the_zero_errors_bar():
 def test_a_small_run_writes_every_figure(tmp_path):
     out = tmp_path / "load.json"
     serving_load.main(["--clients", "2", "--tokens", "16", "--rounds", "2", "--runs", "batching_off",
-                       "batching_on_rest_only", "--out", str(out)])
+                       "batching_on_rest_only", "batching_on_heap_unfrozen", "--out", str(out)])
     result = json.loads(out.read_text())
     assert len(result["in_process_chars_per_s"]) == 3 and result["machine"]["cpu_count"] >= 1  # before, after each
     assert len(result["in_process_cpu_s"]) == 3 and min(result["in_process_cpu_s"]) > 0
-    assert set(result["runs"]) == {"batching_off", "batching_on_rest_only"}
+    assert set(result["runs"]) == {"batching_off", "batching_on_rest_only", "batching_on_heap_unfrozen"}
     assert result["runs"]["batching_on_rest_only"]["clients_rest"] == 2
+    assert result["server_flags_extra"] == {"batching_on_heap_unfrozen": ["--freeze_heap=false"]}
     for run in result["runs"].values():
         assert (run["errors"], run["characters"], run["server_exit_code_on_sigterm"]) == (0, 32, 0)
         assert len(run["rounds"]) == 2 and run["errors_all_rounds"] == 0
