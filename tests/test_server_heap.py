@@ -4,6 +4,9 @@ import gc
 import time
 import weakref
 
+import pytest
+
+from serving.__main__ import build_parser
 from serving.server import ModelServer
 from tests.serving_models import add_version
 
@@ -32,3 +35,9 @@ def test_frozen_while_serving_and_an_unloaded_version_is_still_collected(make_ba
 def test_off_by_default():
     assert ModelServer("model", "/nonexistent").freeze_heap is False
     assert gc.get_freeze_count() == 0
+
+
+@pytest.mark.parametrize("flags, frozen", [([], True), (["--freeze_heap"], True), (["--freeze_heap=false"], False),
+                                           (["--freeze_heap", "no"], False)])
+def test_python_m_serving_freezes_unless_told_not_to(flags, frozen):
+    assert build_parser().parse_args(["--model_base_path=m", *flags]).freeze_heap is frozen
