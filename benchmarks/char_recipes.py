@@ -4,7 +4,8 @@ held-out character: what issue 12's item 4 (char_lstm at or under 1.35 nats/char
     python -m benchmarks.char_recipes --steps 6400 --mixed-precision --candidate dropout=0.1 --candidate dropout=0.2
         # char_lstm, two candidates trained at once -> benchmarks/results/char_recipes.json
 
-Each candidate is the model's recipe (`training.recipes`) with the options given, trained on one thread in a
+Each candidate is the model's recipe (`training.recipes`) with the options given (`units=384` and the other
+`ARCHITECTURE_KEYS` size the model instead), trained on one thread in a
 process of its own, so two candidates use the two cores of the reference machine and neither's CPU time counts
 the other's work. A candidate trains into `runs/<model>_<its options>` (`runs/char_lstm_dropout0.1`); a
 finished run folder is measured, not retrained (its checkpoint resumes at the last step), so rerunning the
@@ -25,10 +26,12 @@ from benchmarks.machine import describe_machine, write_results
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 MODELS = ("char_lstm", "char_gru", "char_elman")
 ISSUE_BAR = 1.35  # issue 12, item 4: char_lstm's nats/char within the budget (its recipe's own bar is 1.5)
+ARCHITECTURE_KEYS = ("units", "num_layers", "embedding_dim")  # a candidate's keys that size the model, not the recipe
 
 
 def parse_candidate(text):
-    """`"dropout=0.1,batch_size=64"` -> {"dropout": 0.1, "batch_size": 64}: recipe options (numbers)."""
+    """`"dropout=0.1,batch_size=64"` -> {"dropout": 0.1, "batch_size": 64}: recipe options and architecture
+    arguments (numbers)."""
     options = {}
     for item in text.split(","):
         key, sep, value = item.partition("=")
@@ -45,13 +48,17 @@ def run_folder(model, changes):
 
 def candidate_options(args, changes):
     """The recipe options of one candidate: the recipe's defaults, replaced by the command line's common options
-    and then by the candidate's own `changes`."""
+    and then by the candidate's own `changes`; its `ARCHITECTURE_KEYS` go to the model (the recipe's
+    `overrides`)."""
     options = {"out_dir": run_folder(args.model, changes), "threads": 1}
     if args.steps:
         options["steps"] = args.steps
     if args.mixed_precision:
         options["mixed_precision"] = True
-    return {**options, **changes}
+    architecture = {key: value for key, value in changes.items() if key in ARCHITECTURE_KEYS}
+    if architecture:
+        options["overrides"] = architecture
+    return {**options, **{key: value for key, value in changes.items() if key not in ARCHITECTURE_KEYS}}
 
 
 def train_candidate(model, options):
@@ -117,7 +124,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=MODELS, default="char_lstm")
     parser.add_argument("--candidate", type=parse_candidate, action="append", required=True,
-                        help="KEY=VALUE[,KEY=VALUE...] recipe options of one candidate, e.g. dropout=0.1; repeatable")
+                        help="KEY=VALUE[,KEY=VALUE...] recipe options of one candidate, e.g. dropout=0.1, or the "
+                        f"model's size ({', '.join(ARCHITECTURE_KEYS)}); repeatable")
     parser.add_argument("--steps", type=int, help="updates of every candidate (default: the recipe's)")
     parser.add_argument("--mixed-precision", action="store_true", help="bfloat16 products, float32 weights")
     parser.add_argument("--parallel", type=int, default=2, help="candidates trained at once, one thread each")

@@ -19,6 +19,12 @@ def test_a_candidate_is_the_recipe_with_the_options_given_on_one_thread():
         parse_candidate("dropout")
 
 
+def test_a_candidate_can_size_the_model():
+    args = argparse.Namespace(model="char_lstm", steps=None, mixed_precision=False)
+    assert candidate_options(args, parse_candidate("units=384,batch_size=32")) == {
+        "out_dir": "runs/char_lstm_batch_size32_units384", "threads": 1, "overrides": {"units": 384}, "batch_size": 32}
+
+
 def test_a_finished_candidate_is_measured_again_not_retrained(tmp_path):
     corpus = tmp_path / "hello.txt"
     corpus.write_text("hello world, hello zoo. " * 300)
