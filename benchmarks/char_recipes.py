@@ -5,14 +5,13 @@ held-out character: what issue 12's item 4 (char_lstm at or under 1.35 nats/char
         # char_lstm, two candidates trained at once -> benchmarks/results/char_recipes.json
 
 Each candidate is the model's recipe (`training.recipes`) with the options given (`units=384` and the other
-`ARCHITECTURE_KEYS` size the model instead), trained on one thread in a
-process of its own, so two candidates use the two cores of the reference machine and neither's CPU time counts
-the other's work. A candidate trains into `runs/<model>_<its options>` (`runs/char_lstm_dropout0.1`); a
-finished run folder is measured, not retrained (its checkpoint resumes at the last step), so rerunning the
-command collects the figures again. The figure is the recipe's own: cross-entropy of the float32 model on every
-character of the four held-out plays, and the run's CPU-minutes over all its segments. Each row also keeps the
-run's validation curve (the periodic passes over the first `eval_chars` held-out characters) and the shipped
-card's figure for comparison.
+`ARCHITECTURE_KEYS` size the model instead), trained on one thread in a process of its own, so two candidates use
+the two cores of the reference machine and neither's CPU time counts the other's work. A candidate trains into
+`runs/<model>_<its options>` (`runs/char_lstm_dropout0.1`); a finished run folder is measured, not retrained (its
+checkpoint resumes at the last step), so rerunning the command collects the figures again. The figure is the
+recipe's own: cross-entropy of the float32 model on every character of the four held-out plays, and the run's CPU-
+minutes over all its segments. Each row also keeps the run's validation curve (the periodic passes over the first
+`eval_chars` held-out characters) and the shipped card's figure for comparison.
 """
 
 import argparse

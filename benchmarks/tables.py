@@ -424,9 +424,9 @@ def char_cost(results, name="char_cost"):
                    "CPU-minutes they take here", f"updates in {r['budget_cpu_minutes']} CPU-minutes here"], rows)
 
 
-def char_recipes(results):
+def char_recipes(results, name="char_recipes"):
     """The candidate recipes tried for a character model, each within the budget, beside the shipped model."""
-    r = _load(results, "char_recipes")
+    r = _load(results, name)
     rows = []
     for row in r["candidates"]:
         options, metrics = row["options"], row["metrics"]
@@ -517,6 +517,7 @@ TABLES = {
     "char_cost": char_cost,
     "char_cost_mixed": lambda results: char_cost(results, "char_cost_mixed"),
     "char_recipes": char_recipes,
+    "char_recipes_wider": lambda results: char_recipes(results, "char_recipes_wider"),
     "rtrl_cost": rtrl_cost,
     "rtrl_uoro": rtrl_uoro,
 }
