@@ -9,9 +9,9 @@ Each candidate is the model's recipe (`training.recipes`) with the options given
 the two cores of the reference machine and neither's CPU time counts the other's work. A candidate trains into
 `runs/<model>_<its options>` (`runs/char_lstm_dropout0.1`); a finished run folder is measured, not retrained (its
 checkpoint resumes at the last step), so rerunning the command collects the figures again. The figure is the
-recipe's own: cross-entropy of the float32 model on every character of the four held-out plays, and the run's CPU-
-minutes over all its segments. Each row also keeps the run's validation curve (the periodic passes over the first
-`eval_chars` held-out characters) and the shipped card's figure for comparison.
+recipe's own: cross-entropy of the float32 model on every character of the four held-out plays, and the run's
+CPU-minutes over all its segments. Each row also keeps the run's validation curve (the periodic passes over the
+first `eval_chars` held-out characters) and the shipped card's figure for comparison.
 """
 
 import argparse
