@@ -92,7 +92,9 @@ def _check_candidates(parser, args):
 
     for changes in args.candidate:
         try:
-            recipe_for(args.model, **candidate_options(args, changes))
+            recipe = recipe_for(args.model, **candidate_options(args, changes))
+            if recipe.overrides:  # the model's own checks judge its size: only building it runs them
+                recipe.build_model()
         except (TypeError, ValueError) as error:
             parser.error(f"candidate {changes}: {error}")
 

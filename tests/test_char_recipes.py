@@ -40,6 +40,7 @@ def test_a_finished_candidate_is_measured_again_not_retrained(tmp_path):
 @pytest.mark.parametrize("candidate, message", [
     ("dropout=1.5", r"candidate {'dropout': 1.5}: `dropout` must be a number in [0.0, 1.0)"),
     ("unrolled=1", r"candidate {'unrolled': 1}: Unknown recipe field(s) ['unrolled']"),
+    ("units=0", r"candidate {'units': 0}: `units` must be a positive integer. Received: units=0"),
 ])
 def test_every_candidate_is_checked_before_any_trains(candidate, message, capsys, monkeypatch):
     import benchmarks.char_recipes as char_recipes
