@@ -12,6 +12,10 @@ checkpoint resumes at the last step), so rerunning the command collects the figu
 recipe's own: cross-entropy of the float32 model on every character of the four held-out plays, and the run's
 CPU-minutes over all its segments. Each row also keeps the run's validation curve (the periodic passes over the
 first `eval_chars` held-out characters) and the shipped card's figure for comparison.
+
+The model's card keeps what was tried: after each run, `saved_models/<model>/card.json` lists under `tried` every
+candidate of every `benchmarks/results/char_recipes*.json` for that model, best first (`--record-tried` alone
+rewrites that list from the files).
 """
 
 import argparse
@@ -117,6 +121,30 @@ def train_all(args):
     return [rows[index] for index in range(len(args.candidate))]
 
 
+def tried_candidates(model, results_dir=ROOT / "benchmarks" / "results"):
+    """Every candidate of `model` in the char_recipes results files, best first: what the card says was tried."""
+    rows = []
+    for path in sorted(results_dir.glob("char_recipes*.json")):
+        result = json.loads(path.read_text())
+        if result["model"] != model:
+            continue
+        for row in result["candidates"]:
+            rows.append({"changes": row["changes"], "nats_per_char": row["value"],
+                         "train_cpu_minutes": row["metrics"]["train_cpu_minutes"],
+                         "within_budget": row["within_budget"], "machine": result["machine"]["cpu"],
+                         "results": f"benchmarks/results/{path.name}"})
+    return sorted(rows, key=lambda row: row["nats_per_char"])
+
+
+def record_tried(model, models_dir=ROOT / "saved_models", results_dir=ROOT / "benchmarks" / "results"):
+    """Writes `tried_candidates` into the shipped card of `model` (kept by `training.publish` across versions)."""
+    card_file = models_dir / model / "card.json"
+    card = json.loads(card_file.read_text())
+    card["tried"] = tried_candidates(model, results_dir)
+    card_file.write_text(json.dumps(card, indent=2, sort_keys=True))
+    print(f"wrote {len(card['tried'])} tried candidates into {card_file}")
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--worker"]:
@@ -124,14 +152,21 @@ def main(argv=None):
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=MODELS, default="char_lstm")
-    parser.add_argument("--candidate", type=parse_candidate, action="append", required=True,
+    parser.add_argument("--candidate", type=parse_candidate, action="append", default=[],
                         help="KEY=VALUE[,KEY=VALUE...] recipe options of one candidate, e.g. dropout=0.1, or the "
                         f"model's size ({', '.join(ARCHITECTURE_KEYS)}); repeatable")
     parser.add_argument("--steps", type=int, help="updates of every candidate (default: the recipe's)")
     parser.add_argument("--mixed-precision", action="store_true", help="bfloat16 products, float32 weights")
     parser.add_argument("--parallel", type=int, default=2, help="candidates trained at once, one thread each")
     parser.add_argument("--out", help="default: benchmarks/results/char_recipes.json")
+    parser.add_argument("--record-tried", action="store_true",
+                        help="only rewrite the card's list of tried candidates from the results files")
     args = parser.parse_args(argv)
+    if args.record_tried:
+        record_tried(args.model)
+        return
+    if not args.candidate:
+        parser.error("at least one --candidate is required (or --record-tried)")
     _check_candidates(parser, args)
     card = json.loads((ROOT / "saved_models" / args.model / "card.json").read_text())
     write_results({"machine": describe_machine(), "model": args.model, "issue_bar": ISSUE_BAR,
@@ -139,6 +174,7 @@ def main(argv=None):
                    "shipped": {"served_version": card["served_version"], "value": card["metrics"]["val_nats_per_char"],
                                "notes": card["notes"]}},
                   args.out or ROOT / "benchmarks" / "results" / "char_recipes.json")
+    record_tried(args.model)
 
 
 if __name__ == "__main__":

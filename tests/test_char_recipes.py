@@ -1,6 +1,7 @@
 """benchmarks.char_recipes: a candidate is its recipe with the options given, and a finished run is measured again."""
 
 import argparse
+import json
 
 import pytest
 
@@ -50,3 +51,36 @@ def test_every_candidate_is_checked_before_any_trains(candidate, message, capsys
         char_recipes.main(["--candidate", "batch_size=32", "--candidate", candidate, "--out", "/dev/null"])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def _results_file(path, model, values):
+    path.write_text(json.dumps({"machine": {"cpu": "Test CPU"}, "model": model, "candidates": [
+        {"changes": {"units": units}, "value": value, "within_budget": value < 2,
+         "metrics": {"train_cpu_minutes": 40.0}} for units, value in values]}))
+
+
+def test_the_card_keeps_every_candidate_tried_for_its_model_best_first(tmp_path):
+    from benchmarks.char_recipes import record_tried
+
+    results, models = tmp_path / "results", tmp_path / "models"
+    results.mkdir()
+    (models / "char_lstm").mkdir(parents=True)
+    (models / "char_lstm" / "card.json").write_text(json.dumps({"served_version": 3, "tried": ["stale"]}))
+    _results_file(results / "char_recipes.json", "char_lstm", [(256, 1.40), (384, 1.36)])
+    _results_file(results / "char_recipes_wider.json", "char_lstm", [(512, 2.50)])
+    _results_file(results / "char_recipes_gru.json", "char_gru", [(256, 1.30)])  # another model's: not on this card
+    record_tried("char_lstm", models_dir=models, results_dir=results)
+    card = json.loads((models / "char_lstm" / "card.json").read_text())
+    assert card["served_version"] == 3
+    assert [(row["changes"], row["nats_per_char"], row["within_budget"]) for row in card["tried"]] == [
+        ({"units": 384}, 1.36, True), ({"units": 256}, 1.40, True), ({"units": 512}, 2.50, False)]
+    assert card["tried"][-1]["results"] == "benchmarks/results/char_recipes_wider.json"
+    assert card["tried"][0]["machine"] == "Test CPU" and card["tried"][0]["train_cpu_minutes"] == 40.0
+
+
+def test_a_new_version_keeps_what_the_previous_card_says_was_tried(tmp_path):
+    from training.publish import _kept_from_previous_card
+
+    assert _kept_from_previous_card(tmp_path) == {}  # first version: nothing to keep
+    (tmp_path / "card.json").write_text(json.dumps({"tried": [{"changes": {"units": 384}}], "metrics": {"x": 1}}))
+    assert _kept_from_previous_card(tmp_path) == {"tried": [{"changes": {"units": 384}}]}

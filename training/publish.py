@@ -16,6 +16,8 @@ from zoo.export import export_saved_model
 
 __all__ = ["publish", "machine_description"]
 
+KEPT_CARD_KEYS = ("tried",)  # what a new version's card carries over from the previous card
+
 
 def machine_description():
     """The machine a figure was measured on, for results files and cards."""
@@ -34,6 +36,8 @@ def publish(model, recipe, metrics, models_dir=None, extra=None):
     """Writes the artifacts of `model`, trained by `recipe` (a `training.recipes` recipe).
 
     `extra` (e.g. the bar, the published anchor, notes) is merged into the card.
+    The previous card's `tried` (the recipes tried for this model, written by
+    `benchmarks.char_recipes`) is kept: a new version does not forget them.
     The card's figures (the training curve from the run folder, and the figures
     the recipe draws) are drawn beside it and listed under `figures`.
 
@@ -51,6 +55,7 @@ def publish(model, recipe, metrics, models_dir=None, extra=None):
         "machine": machine_description(),
         "trained_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "parameters": int(model.count_params()),
+        **_kept_from_previous_card(target),
         **(extra or {}),
     }
     version_dir = export_saved_model(model, target, metadata={"card": card})
@@ -64,6 +69,13 @@ def publish(model, recipe, metrics, models_dir=None, extra=None):
     card = _with_figures(card, recipe, target, model)
     (target / "card.json").write_text(json.dumps(card, indent=2, sort_keys=True))
     return version_dir
+
+
+def _kept_from_previous_card(target):
+    previous = target / "card.json"
+    if not previous.exists():
+        return {}
+    return {key: value for key, value in json.loads(previous.read_text()).items() if key in KEPT_CARD_KEYS}
 
 
 def _with_figures(card, recipe, target, model):
