@@ -558,7 +558,7 @@ def main(argv=None):
                        "absolute RSS counts both libraries; peak_over_before_mib is what the steps added",
         "bar_summary": bar_summary(by_threads),
     }
-    provenance = {"command": result["command"], "measured_at": machine.get("measured_at"),
+    provenance = {"command": result["command"], "cpu": machine.get("cpu"), "measured_at": machine.get("measured_at"),
                   "load_average_before": result["load_average_before"],
                   "load_average_after": result["load_average_after"]}
     result["parts_measured_by"] = {part: provenance for part in args.parts}
@@ -581,7 +581,9 @@ def with_parts_of(previous, result, measured):
                 result["threads"].setdefault(threads, {"threads": int(threads), "training": [], "generation": None})
                 if key in entry:
                     result["threads"][threads][key] = entry[key]
-        result["parts_measured_by"][part] = earlier.get(part)
+        # A kept part was measured on the previous file's machine, which `result["machine"]` no longer names.
+        result["parts_measured_by"][part] = {"cpu": previous.get("machine", {}).get("cpu"),
+                                             **(earlier.get(part) or {})}
     result["bar_summary"] = bar_summary(result["threads"])
     return result
 

@@ -528,6 +528,7 @@ TABLES = {
     "char_cost_mixed": lambda results: char_cost(results, "char_cost_mixed"),
     "char_recipes": char_recipes,
     "char_recipes_wider": lambda results: char_recipes(results, "char_recipes_wider"),
+    "char_recipes_dropout": lambda results: char_recipes(results, "char_recipes_dropout"),
     "rtrl_cost": rtrl_cost,
     "rtrl_uoro": rtrl_uoro,
 }

@@ -139,7 +139,7 @@ def _verdict(met):
 
 def test_a_part_run_alone_keeps_the_other_parts_of_the_file_and_says_who_measured_each():
     previous = {
-        "command": "python -m benchmarks.peers --rounds 3",
+        "command": "python -m benchmarks.peers --rounds 3", "machine": {"cpu": "AMD EPYC"},
         "threads": {"1": {"threads": 1, "training": [{"family": "gru", "batch": 2, "units": 8,
                                                        "bars": {"zoo/pytorch": _verdict(False)}}],
                           "generation": {"rows": [{"batch": 1, "bars": {"one": _verdict(False)}}]}}},
@@ -153,7 +153,9 @@ def test_a_part_run_alone_keeps_the_other_parts_of_the_file_and_says_who_measure
     assert merged["threads"]["1"]["training"] == previous["threads"]["1"]["training"]
     assert merged["threads"]["1"]["generation"]["rows"][0]["bars"]["one"]["met"]
     assert merged["memory"] == [{"family": "gru"}]
-    assert merged["parts_measured_by"]["training"] == {"command": "python -m benchmarks.peers --rounds 3"}
+    # The kept part names the machine it ran on, which the merged file's own `machine` no longer is.
+    assert merged["parts_measured_by"]["training"] == {
+        "cpu": "AMD EPYC", "command": "python -m benchmarks.peers --rounds 3"}
     assert merged["parts_measured_by"]["generation"]["command"].endswith("--parts generation")
     assert merged["bar_summary"]["judged"] == 2 and merged["bar_summary"]["met"] == 1  # counted over both parts
 

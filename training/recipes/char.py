@@ -138,10 +138,15 @@ class CharRecipe(TrainConfig):
 # validated 1.52 nats/char where seq_len 100 had 1.69 after the same characters (1,000 updates).
 @dataclasses.dataclass
 class CharLSTMRecipe(CharRecipe):
+    """384 units (the architecture's default), 32 streams, bfloat16 products (a CPU with AVX512_BF16 or a GPU runs
+    them natively; elsewhere `--no-mixed-precision`): 14,000 updates cost 35.7 CPU-minutes on the reference
+    machine's Intel Xeon and reached 1.360 nats/char, where the best 256-unit recipes stayed near 1.40."""
+
     model: str = "char_lstm"
-    batch_size: int = 128
+    batch_size: int = 32
     seq_len: int = 50
-    steps: int = 9600
+    steps: int = 14000
+    mixed_precision: bool = True
     threads: int = knob(1, minimum=0)
     bar: ClassVar[float | None] = 1.50
 
