@@ -132,9 +132,14 @@ def test_threads_apply_in_a_new_process_and_warn_once_tensorflow_runs():
 def test_character_recipes_are_the_cli_defaults_and_options_replace_them():
     from training.__main__ import _parser
 
-    for name in ("char_lstm", "char_gru", "char_elman"):
+    for name, batch_size in (("char_lstm", 32), ("char_gru", 128), ("char_elman", 128)):
         recipe = recipe_for(name)
-        assert recipe.out_dir == f"runs/{name}" and recipe.threads == 1 and recipe.batch_size == 128
+        assert recipe.out_dir == f"runs/{name}" and recipe.threads == 1 and recipe.batch_size == batch_size
+    # `python -m training train char_lstm` is the shipped version's recipe, model width included.
+    import zoo
+
+    assert json.loads(recipe_for("char_lstm").to_json()) == zoo.card("char_lstm")["recipe"]["config"]
+    assert zoo.get("char_lstm").units == zoo.get("char_lstm", weights="default").units == 384
     assert (recipe_for("char_lstm").seq_len, recipe_for("char_gru").seq_len) == (50, 100)
     args = vars(_parser(recipe_for("char_gru")).parse_args(["train", "char_gru", "--steps", "5"]))
     assert args["steps"] == 5 and args["threads"] == 1 and args["lr_decay"] == "cosine"
@@ -390,7 +395,7 @@ def test_cosine_decay_reaches_five_percent_at_the_last_step():
     with pytest.raises(ValueError, match="lr_decay"):
         TrainConfig(lr_decay="linear")
     with pytest.raises(ValueError, match=r"`eval_chars` must fill one chunk of every stream, at least batch_size \* "
-                       r"\(seq_len \+ 1\) = 6528\. Received: eval_chars=100"):
+                       r"\(seq_len \+ 1\) = 1632\. Received: eval_chars=100"):
         recipe_for("char_lstm", eval_chars=100)
 
 
