@@ -529,6 +529,7 @@ TABLES = {
     "char_recipes": char_recipes,
     "char_recipes_wider": lambda results: char_recipes(results, "char_recipes_wider"),
     "char_recipes_dropout": lambda results: char_recipes(results, "char_recipes_dropout"),
+    "char_recipes_depth_batch": lambda results: char_recipes(results, "char_recipes_depth_batch"),
     "rtrl_cost": rtrl_cost,
     "rtrl_uoro": rtrl_uoro,
 }
