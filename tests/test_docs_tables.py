@@ -68,3 +68,10 @@ def test_unknown_table_lists_the_valid_ones():
 def test_a_table_without_its_end_marker_is_refused(text):
     with pytest.raises(ValueError, match="`<!-- table: streaming -->` has no `<!-- end table -->` after it"):
         tables.update(text)
+
+
+def test_the_cpu_bound_ratio_spreads_a_runs_cpu_over_the_cores():
+    # 3 CPU-seconds on 2 cores: at best 1.5 s for 32,000 characters, 21,333/s, a third of the in-process 64,000/s.
+    run = {"characters": 32_000, "server_cpu_s": 2.0, "clients_cpu_s": 1.0, "in_process_chars_per_s": 64_000.0}
+    assert tables.cpu_bound_ratio(run, cores=2) == pytest.approx(1 / 3)
+    assert tables.cpu_bound_ratio(run, cores=1) == pytest.approx(1 / 6)
