@@ -133,8 +133,8 @@ class CharRecipe(TrainConfig):
 
 # The character models' recipes. All three share one budget, 45 CPU-minutes on one thread (the bar of
 # char_lstm), so each cell gets the updates its cost per update buys: measured at batch 128 on the 2-core
-# reference machine, LSTM 0.26 (50 characters), GRU 0.37 and Elman 0.145 (100 characters) CPU-seconds per
-# update. For the LSTM, twice the updates on half the characters won: at 2,000 updates seq_len 50 had
+# reference machine, GRU 0.37 and Elman 0.145 (100 characters) CPU-seconds per update (the LSTM's own recipe
+# says its cost). For the LSTM, twice the updates on half the characters won: at 2,000 updates seq_len 50 had
 # validated 1.52 nats/char where seq_len 100 had 1.69 after the same characters (1,000 updates).
 @dataclasses.dataclass
 class CharLSTMRecipe(CharRecipe):
