@@ -138,11 +138,11 @@ def tried_candidates(model, results_dir=ROOT / "benchmarks" / "results"):
 
 def record_tried(model, models_dir=ROOT / "saved_models", results_dir=ROOT / "benchmarks" / "results"):
     """Writes `tried_candidates` into the shipped card of `model` (kept by `training.publish` across versions)."""
-    card_file = models_dir / model / "card.json"
-    card = json.loads(card_file.read_text())
+    from zoo._registry import write_card
+
+    card = json.loads((models_dir / model / "card.json").read_text())
     card["tried"] = tried_candidates(model, results_dir)
-    card_file.write_text(json.dumps(card, indent=2, sort_keys=True))
-    print(f"wrote {len(card['tried'])} tried candidates into {card_file}")
+    print(f"wrote {len(card['tried'])} tried candidates into {write_card(models_dir / model, card)}")
 
 
 def main(argv=None):

@@ -36,7 +36,7 @@ def run_row(row):
 
 def _record(row_name, model, recipe, row, publish, ship_misses=False):
     from training.publish import publish as publish_model
-    from zoo._registry import artifact_dir
+    from zoo._registry import artifact_dir, write_card
 
     extra = {key: row[key] for key in ("bar", "anchor", "notes") if key in row} | {"passed": row["passed"]}
     if not publish or row_name != recipe.model:
@@ -46,7 +46,7 @@ def _record(row_name, model, recipe, row, publish, ship_misses=False):
         folder.mkdir(parents=True, exist_ok=True)
         card = {"metrics": row["metrics"], "seed": recipe.seed, "machine": describe_machine(),
                 "recipe": {"command": f"python -m training train {recipe.model}", "config": row["recipe"]}, **extra}
-        (folder / "card.json").write_text(json.dumps(card, indent=2, sort_keys=True))
+        write_card(folder, card)
     else:
         publish_model(model, recipe, row["metrics"], extra=extra)
 

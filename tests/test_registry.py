@@ -1,6 +1,7 @@
 """zoo.get / zoo.list / zoo.card: the registry users build models through."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -149,3 +150,16 @@ def test_every_shipped_model_loads_runs_and_its_card_metrics_parse(name):
     outputs = outputs[0] if isinstance(outputs, tuple) else outputs
     assert np.all(np.isfinite(np.asarray(outputs)))
     assert (_registry.artifact_dir(name) / str(card["served_version"]) / "saved_model.pb").exists()
+
+
+def test_a_card_is_written_whole_through_a_staging_file(tmp_path, monkeypatch):
+    from zoo._registry import write_card
+
+    (tmp_path / "card.json").write_text('{"served_version": 1}')
+    renamed = []
+    real_replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda src, dst: renamed.append((src.name, dst.name)) or real_replace(src, dst))
+    assert write_card(tmp_path, {"served_version": 2, "metrics": {"b": 1, "a": 2}}) == tmp_path / "card.json"
+    assert renamed == [("card.json.tmp", "card.json")]  # readers see the old card or the new one, never a part
+    assert json.loads((tmp_path / "card.json").read_text()) == {"served_version": 2, "metrics": {"a": 2, "b": 1}}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["card.json"]

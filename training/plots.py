@@ -421,7 +421,7 @@ def redraw(name, models_dir=None):
         ValueError: the model has no card or no `.keras` file in the models directory.
     """
     import zoo
-    from zoo._registry import artifact_dir
+    from zoo._registry import artifact_dir, write_card
 
     folder = pathlib.Path(models_dir) / name if models_dir else artifact_dir(name)
     card_file, keras_file = folder / "card.json", folder / f"{name}.keras"
@@ -440,7 +440,7 @@ def redraw(name, models_dir=None):
     figures.update(kept)
     missing = {key: why for key, why in missing.items() if key not in kept}
     card = with_figures(card, figures, missing)
-    card_file.write_text(json.dumps(card, indent=2, sort_keys=True))
+    write_card(folder, card)
     return card
 
 

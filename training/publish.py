@@ -11,7 +11,7 @@ import platform
 import keras
 import tensorflow as tf
 
-from zoo._registry import artifact_dir
+from zoo._registry import artifact_dir, write_card
 from zoo.export import export_saved_model
 
 __all__ = ["publish", "machine_description"]
@@ -64,10 +64,10 @@ def publish(model, recipe, metrics, models_dir=None, extra=None):
     staging = keras_file.with_suffix(".keras.tmp.keras")
     model.save(staging)
     os.replace(staging, keras_file)
-    (target / "card.json").write_text(json.dumps(card, indent=2, sort_keys=True))
+    write_card(target, card)
     # Drawn once the model and its card are in place: a figure that fails leaves a complete, servable model.
     card = _with_figures(card, recipe, target, model)
-    (target / "card.json").write_text(json.dumps(card, indent=2, sort_keys=True))
+    write_card(target, card)
     return version_dir
 
 

@@ -11,6 +11,8 @@ import dataclasses
 import difflib
 import fnmatch
 import json
+import os
+import pathlib
 import warnings
 
 import keras
@@ -18,7 +20,7 @@ import keras
 from zoo import _weights
 from zoo._weights import models_dir
 
-__all__ = ["register", "get", "list_models", "card", "example_input", "models_dir", "artifact_dir"]
+__all__ = ["register", "get", "list_models", "card", "write_card", "example_input", "models_dir", "artifact_dir"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +38,16 @@ CARD_FIELDS = ("task", "paper", "parameters", "data", "recipe", "metrics", "seed
 
 
 _REGISTRY = {}
+
+
+def write_card(folder, card):
+    """Writes `card` to `folder/card.json` whole or not at all (staged, then renamed), so `card`, the model
+    browser and a serving poll never read half a card; returns the file."""
+    path = pathlib.Path(folder) / "card.json"
+    staging = path.with_name("card.json.tmp")
+    staging.write_text(json.dumps(card, indent=2, sort_keys=True))
+    os.replace(staging, path)
+    return path
 
 
 def artifact_dir(name):

@@ -14,7 +14,7 @@ import shutil
 
 import keras
 
-from zoo._registry import artifact_dir, list_models
+from zoo._registry import artifact_dir, list_models, write_card
 from zoo.export._saved_model import METADATA_FILE, export_saved_model, read_zoo_metadata
 from zoo.export._warmup import WARMUP_FILE
 from zoo.sampling import NO_ROWS_PADDING
@@ -126,7 +126,7 @@ def reexport(name, models_dir=None, keep_old=False):
     model = keras.saving.load_model(keras_file)
     new = export_saved_model(model, base, metadata={"card": exported_card})
     card["served_version"] = int(new.name)
-    card_file.write_text(json.dumps(card, indent=2, sort_keys=True))
+    write_card(base, card)
     if old is not None and old.exists() and not keep_old:
         shutil.rmtree(old)
     return new
