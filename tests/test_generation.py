@@ -18,7 +18,7 @@ import requests
 from serving.client import Client
 from serving.deadline import Deadline
 from serving.errors import Code, ServingError
-from serving.generation import GenerationEngine, is_generate_contract
+from serving.generation import GenerationEngine, is_generate_contract, parse_next_steps
 from serving.servable import Servable
 from serving.server import ModelServer
 from tests.test_streaming import _random_char_model
@@ -363,3 +363,167 @@ def test_a_request_failing_in_a_merged_call_fails_alone():
         with pytest.raises(ServingError, match="outside the vocabulary"):
             failing.result(10)
         _assert_same_outputs(first.result(10), fake_generate(good))
+
+
+# ------------------------------------------------------------ lookahead
+
+
+def _next_call(feeds, outputs, steps):
+    """The inputs of a stream's next call after `feeds` answered `outputs`: what `TextStream` sends."""
+    prompts = np.empty(len(feeds["prompt"]), dtype=object)
+    prompts[:] = [text[-1:] for text in outputs["text"].tolist()]
+    return {**feeds, "prompt": prompts, "state": outputs["state"], "position": feeds["position"] + feeds["steps"],
+            "steps": np.full_like(feeds["steps"], steps)}
+
+
+def _wait_for_calls(run, count, timeout_s=10):
+    deadline = time.monotonic() + timeout_s
+    while len(run.rows) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.05)  # and no more
+    return len(run.rows)
+
+
+def test_a_stream_s_announced_next_call_is_computed_ahead_and_taken_over(generator):
+    servable = generator
+    engine = GenerationEngine(chunk_steps=4, max_rows=8, lookahead_steps=16)
+    run = CountingRun(servable)
+    first = _feeds(servable, [("ab", 8, 0.9, 5, 3)])
+    got_first = engine.run("k", run, first, next_steps=12)
+    assert _wait_for_calls(run, 2 + 3) == 5  # 8 steps, then 12 ahead, 4 at a time, with no call waiting
+    assert not engine.busy  # a lookahead is nobody's work: shutdown and drains do not wait for it
+    second = _next_call(first, got_first, 12)
+    got_second = engine.run("k", run, second, next_steps=0)
+    assert len(run.rows) == 5  # answered from the lookahead, no new call
+    _assert_same_outputs(got_second, _one_call(servable, second))
+    whole = engine.run("k", CountingRun(servable), {**first, "steps": np.array([20], np.int32)})
+    assert got_first["text"][0] + got_second["text"][0] == whole["text"][0]  # one long call's text
+    assert engine.lookahead_counts == {"drawn": 12, "taken_over": 12}
+    engine.stop()
+
+
+@pytest.mark.parametrize("asked, new_calls", [(20, 2), (4, 1)])
+def test_a_call_asking_other_steps_than_announced_gets_its_own_text(asked, new_calls):
+    engine = GenerationEngine(chunk_steps=4, max_rows=8, lookahead_steps=16)
+    run = CountingRun()
+    first = _feeds(None, [("ab", 8, 0.9, 5, 3)])
+    got_first = engine.run("k", run, first, next_steps=12)
+    _wait_for_calls(run, 5)
+    second = _next_call(first, got_first, asked)
+    _assert_same_outputs(engine.run("k", run, second), fake_generate(second))
+    # More than announced: the 12 drawn ahead, then 8 more; fewer: the lookahead went past the call, not used.
+    assert len(run.rows) == 5 + new_calls
+    assert engine.lookahead_counts["taken_over"] == (12 if asked > 12 else 0)
+    engine.stop()
+
+
+@pytest.mark.parametrize("change", ["seed", "temperature", "top_k", "position", "prompt", "state"])
+def test_a_lookahead_serves_only_a_call_whose_inputs_match_to_the_bit(change):
+    engine = GenerationEngine(chunk_steps=4, max_rows=8, lookahead_steps=16)
+    run = CountingRun()
+    first = _feeds(None, [("ab", 8, 0.9, 5, 3)])
+    got_first = engine.run("k", run, first, next_steps=12)
+    _wait_for_calls(run, 5)
+    second = _next_call(first, got_first, 12)
+    changed = {key: np.array(value, copy=True) for key, value in second.items()}
+    if change == "state":
+        changed["state"] = np.nextafter(second["state"], np.float32(np.inf))  # one ulp: the fake rounds it away
+    elif change == "prompt":
+        changed["prompt"][0] = b"z"
+    else:
+        changed[change] = changed[change] + 1
+    _assert_same_outputs(engine.run("k", run, changed), fake_generate(changed))
+    assert len(run.rows) == 5 + 3 and engine.lookahead_counts["taken_over"] == 0
+    engine.stop()
+
+
+def test_new_requests_rows_take_precedence_over_lookaheads():
+    engine = GenerationEngine(chunk_steps=4, max_rows=1, lookahead_steps=400)
+    run = CountingRun(delay_s=0.01)
+    first = _feeds(None, [("ab", 4, 0.9, 5, 3)])
+    got_first = engine.run("k", run, first, next_steps=400)  # then 100 lookahead calls, one row each
+    run.first.clear()
+    assert _wait_for_calls(run, 3, timeout_s=10) >= 3  # under way
+    other = _feeds(None, [("cd", 8, 1.0, 6, 0)])
+    start = time.perf_counter()
+    _assert_same_outputs(engine.run("k", run, other), fake_generate(other))
+    assert time.perf_counter() - start < 0.5  # two calls of its own, not after the lookahead's 100
+    second = _next_call(first, got_first, 400)
+    _assert_same_outputs(engine.run("k", run, second), fake_generate(second))  # the lookahead resumed, then ended
+    assert 0 < engine.lookahead_counts["taken_over"] < 400
+    assert len(run.rows) == 1 + 100 + 2  # every step drawn once: the call took over where the lookahead stood
+    engine.stop()
+
+
+def test_an_unclaimed_lookahead_expires_and_its_lane_ends(monkeypatch):
+    from serving import generation
+
+    monkeypatch.setattr(generation, "LANE_IDLE_S", 0.05)
+    monkeypatch.setattr(generation, "LOOKAHEAD_TTL_S", 0.2)
+    before = set(threading.enumerate())
+    engine = GenerationEngine(chunk_steps=4, max_rows=8, lookahead_steps=16)
+    run = CountingRun()
+    first = _feeds(None, [("ab", 8, 0.9, 5, 3)])
+    got_first = engine.run("k", run, first, next_steps=12)
+    _wait_for_calls(run, 5)
+    deadline = time.monotonic() + 5
+    while _engine_threads(before) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not _engine_threads(before)
+    second = _next_call(first, got_first, 12)
+    _assert_same_outputs(engine.run("k", run, second), fake_generate(second))
+    assert len(run.rows) == 5 + 3 and engine.lookahead_counts == {"drawn": 12, "taken_over": 0}
+    engine.stop()
+
+
+def test_stop_ends_a_lane_running_lookaheads():
+    before = set(threading.enumerate())
+    engine = GenerationEngine(chunk_steps=2, max_rows=8, lookahead_steps=4000)
+    run = CountingRun(delay_s=0.02)
+    engine.run("k", run, _feeds(None, [("ab", 2, 1.0, 1, 0)]), next_steps=4000)
+    _wait_for_calls(run, 3)
+    start = time.perf_counter()
+    engine.stop()
+    assert time.perf_counter() - start < 2 and not _engine_threads(before)
+
+
+def test_without_batching_or_an_announcement_nothing_is_computed_ahead():
+    first = _feeds(None, [("ab", 8, 0.9, 5, 3)])
+    for engine, next_steps in [(GenerationEngine(4, lookahead_steps=16), 12),
+                               (GenerationEngine(4, max_rows=8, lookahead_steps=16), 0),
+                               (GenerationEngine(4, max_rows=8, lookahead_steps=0), 12)]:
+        run = CountingRun()
+        engine.run("k", run, first, next_steps=next_steps)
+        assert _wait_for_calls(run, 3, timeout_s=0.2) == 2
+        engine.stop()
+
+
+@pytest.mark.parametrize("value, steps", [("12", 12), (b"7", 7), (" 3 ", 3), ("0", 0), ("-1", 0), ("1.5", 0),
+                                          ("", 0), ("twelve", 0), ("9" * 12, 0)])
+def test_an_announcement_that_is_not_a_count_is_read_as_none(value, steps):
+    assert parse_next_steps(value) == steps
+
+
+def test_lookahead_steps_must_be_a_non_negative_integer():
+    message = "`lookahead_steps` must be a non-negative integer. Received: lookahead_steps=-1"
+    with pytest.raises(ValueError, match=message):
+        GenerationEngine(4, max_rows=8, lookahead_steps=-1)
+
+
+@pytest.mark.slow
+def test_streams_over_both_protocols_take_over_their_lookaheads(exported, model, tmp_path):
+    from serving.batching import BatchingOptions
+
+    server = _serve(exported, tmp_path, batching=BatchingOptions(max_batch_size=16), generation_chunk_steps=4)
+    with server:
+        for protocol, target in [("rest", server.rest_target), ("grpc", server.grpc_target)]:
+            with Client(target, protocol=protocol) as client:
+                counts = dict(server.executor.engine.lookahead_counts)
+                stream = client.stream("chars", "ab", 60, 0.9, 0, 4)
+                pieces = []
+                for piece in stream:
+                    pieces.append(piece)
+                    time.sleep(0.3)  # a slow reader: every next call finds its lookahead done
+                assert "".join(pieces) == sampling.sample(model, "ab", 60, 0.9, 0, 4)
+                taken = server.executor.engine.lookahead_counts["taken_over"] - counts["taken_over"]
+                assert taken == 60 - 16, protocol  # every call after the first, whole
