@@ -63,6 +63,19 @@ def test_training_lowers_the_loss(tmp_path, corpus):
     assert json.loads((tmp_path / "run" / "config.json").read_text())["steps"] == 40
 
 
+def test_weight_averaging_hands_over_the_average_and_leaves_the_updates_as_they_were(tmp_path, corpus):
+    plain = Trainer(_config(tmp_path / "plain", corpus)).fit(verbose=0)
+    averaged_run = Trainer(_config(tmp_path / "averaged", corpus, ema_momentum=0.5))
+    averaged = averaged_run.fit(verbose=0)
+    # The same updates: the last weights score as the plain run's; the handed-over average scores otherwise.
+    assert averaged["last_weights_val_nats_per_char"] == pytest.approx(plain["val_nats_per_char"], rel=1e-6)
+    assert abs(averaged["val_nats_per_char"] - plain["val_nats_per_char"]) > 1e-4
+    # The average is checkpointed: measuring the finished run again (no update left) finds the same figure.
+    again = Trainer(_config(tmp_path / "averaged", corpus, ema_momentum=0.5))
+    assert again.restore() == 6
+    assert again.final_metrics()["val_nats_per_char"] == pytest.approx(averaged["val_nats_per_char"], rel=1e-6)
+
+
 @pytest.mark.slow
 def test_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path, corpus):
     straight = Trainer(_config(tmp_path / "a", corpus))

@@ -148,6 +148,9 @@ class TrainConfig(Recipe):
     batch_size: int = 32  # sequences (or parallel character streams) per update, over all replicas
     learning_rate: float = 1e-3  # Adam
     lr_decay: str = knob("constant", choices=LR_DECAYS)  # "cosine": down to 5% of learning_rate at the last step
+    # Momentum of an exponential moving average of the weights, kept by the optimizer and judged, exported and
+    # served instead of the last update's weights; 0 = off.
+    ema_momentum: float = knob(0.0, at_least=0.0, below=1.0)
     clipnorm: float = 1.0  # global gradient-norm clip: tames the exploding-gradient spikes of BPTT
     eval_every: int = 250  # steps between evaluations (logged, not used for selection)
     checkpoint_every: int = 250  # steps between checkpoints
@@ -180,7 +183,8 @@ class TrainConfig(Recipe):
         from training import runs
 
         return runs.make_optimizer(self.learning_rate, clipnorm, variables,
-                                   decay_steps=self.steps if self.lr_decay == "cosine" else None)
+                                   decay_steps=self.steps if self.lr_decay == "cosine" else None,
+                                   ema_momentum=self.ema_momentum)
 
     def training_data(self):
         """The data source the loop reads (`training.loop`): by default a batch per step from `batch`."""

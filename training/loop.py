@@ -107,6 +107,10 @@ class Trainer:
             clipnorm = recipe.clipnorm if self.replicas == 1 else None
             self.optimizer = recipe.make_optimizer(clipnorm, self.model.trainable_variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        if recipe.ema_momentum and not getattr(self.optimizer, "use_ema", False):
+            raise ValueError(f"`ema_momentum` needs an optimizer that averages the weights, but "
+                             f"{type(recipe).__name__}.make_optimizer builds a {type(self.optimizer).__name__} that "
+                             f"does not. Received: ema_momentum={recipe.ema_momentum}")
         # The carried state lives on the host, outside the strategy: every worker holds the global batch's.
         self.carried = [tf.Variable(tf.zeros((recipe.batch_size, size)), trainable=False, name=f"carried_{i}")
                         for i, size in enumerate(self.model.state_sizes if self.data.carries_state else ())]
@@ -238,9 +242,12 @@ class Trainer:
 
     def final_metrics(self):
         """The recipe's figures for `trained_model` on held-out data, and what the training cost over every resumed
-        segment."""
+        segment. With weight averaging, also the last update's weights' figures (keys prefixed `last_weights_`)."""
         cost = runs.run_cost(self.run_dir)
-        return {**self.recipe.evaluate(self.trained_model), "steps": int(self.step.numpy()),
+        last = {}
+        if self.recipe.ema_momentum and "trained_model" not in self.__dict__:
+            last = {f"last_weights_{name}": value for name, value in self.recipe.evaluate(self.model).items()}
+        return {**self.recipe.evaluate(self.trained_model), **last, "steps": int(self.step.numpy()),
                 "train_cpu_minutes": cost["cpu_seconds"] / 60, "train_wall_minutes": cost["wall_seconds"] / 60,
                 "threads": self.recipe.threads}
 
@@ -250,7 +257,10 @@ class Trainer:
 
         Under mixed precision the model trained computes in bfloat16, and a graph exported from it would too; its
         variables are float32 already, so a twin built under the float32 policy takes them unchanged. Call it once
-        training is over: it leaves the float32 policy set."""
+        training is over: it leaves the float32 policy set, and with `ema_momentum` the averaged weights in the
+        trained model."""
+        if self.recipe.ema_momentum:
+            self.optimizer.finalize_variable_values(self.model.trainable_variables)
         if not self.recipe.mixed_precision:
             return self.model
         keras.mixed_precision.set_global_policy("float32")

@@ -52,16 +52,19 @@ def limit_cpu_threads(threads):
         )
 
 
-def make_optimizer(learning_rate, clipnorm, variables, decay_steps=None):
+def make_optimizer(learning_rate, clipnorm, variables, decay_steps=None, ema_momentum=0.0):
     """Adam with a global gradient-norm clip: tames the exploding-gradient spikes of BPTT.
 
     With `decay_steps` the rate follows a cosine from `learning_rate` down to 5% of it
     at that step; the schedule reads the optimizer's own step counter, which is
-    checkpointed, so a resumed run continues on the same curve.
+    checkpointed, so a resumed run continues on the same curve. With `ema_momentum`
+    the optimizer also keeps a moving average of the weights (Keras's `use_ema`, its
+    averages checkpointed with the moments); `finalize_variable_values` puts it in.
     """
     if decay_steps:
         learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps, alpha=0.05)
-    optimizer = keras.optimizers.Adam(learning_rate, global_clipnorm=clipnorm)
+    averaging = {"use_ema": True, "ema_momentum": ema_momentum} if ema_momentum else {}
+    optimizer = keras.optimizers.Adam(learning_rate, global_clipnorm=clipnorm, **averaging)
     optimizer.build(variables)
     return optimizer
 
