@@ -17,6 +17,7 @@ without its tables fails the suite.
 """
 
 import argparse
+import functools
 import json
 import pathlib
 import re
@@ -295,7 +296,8 @@ def serving_under_load(results):
     cores = load["machine"]["cpu_count"]
     rows = []
     labels = (("batching_on", "on"), ("batching_off", "off"), ("batching_on_rest_only", "on, all REST"),
-              ("batching_on_grpc_only", "on, all gRPC"), ("batching_on_heap_unfrozen", "on, heap not frozen"))
+              ("batching_on_grpc_only", "on, all gRPC"), ("batching_on_heap_unfrozen", "on, heap not frozen"),
+              ("batching_on_no_lookahead", "on, no lookahead"))
     for name, label in labels:
         if name not in load["runs"]:
             continue
@@ -444,9 +446,12 @@ def char_recipes(results, name="char_recipes"):
         quarters = [curve[round(len(curve) * share) - 1] for share in (0.25, 0.5, 0.75, 1.0)]
         changes = ", ".join(f"{key.replace('_', ' ')} {value:g}" for key, value in row["changes"].items()
                             if key != "steps") or "the recipe's"
+        figure = f"**{row['value']:.3f}**"
+        if "last_weights_val_nats_per_char" in metrics:  # trained with weight averaging: the last update's too
+            figure += f" (last update's weights: {metrics['last_weights_val_nats_per_char']:.3f})"
         rows.append([changes, f"{metrics['steps']:,}",
                      "bfloat16" if options.get("mixed_precision") else "float32",
-                     f"{metrics['train_cpu_minutes']:.1f}", f"**{row['value']:.3f}**",
+                     f"{metrics['train_cpu_minutes']:.1f}", figure,
                      "met" if row["at_most_issue_bar"] else "missed",
                      ", ".join(f"{step:,}: {nats:.3f}" for step, nats in quarters)])
     shipped = r["shipped"]
@@ -526,10 +531,10 @@ TABLES = {
     "esn_jaeger_test": esn_jaeger_test,
     "char_cost": char_cost,
     "char_cost_mixed": lambda results: char_cost(results, "char_cost_mixed"),
-    "char_recipes": char_recipes,
-    "char_recipes_wider": lambda results: char_recipes(results, "char_recipes_wider"),
-    "char_recipes_dropout": lambda results: char_recipes(results, "char_recipes_dropout"),
-    "char_recipes_depth_batch": lambda results: char_recipes(results, "char_recipes_depth_batch"),
+    # One table per results file of `python -m benchmarks.char_recipes`, each a round of candidates.
+    **{name: functools.partial(char_recipes, name=name) for name in (
+        "char_recipes", "char_recipes_wider", "char_recipes_dropout", "char_recipes_depth_batch",
+        "char_recipes_wide_dropout", "char_recipes_averaged")},
     "rtrl_cost": rtrl_cost,
     "rtrl_uoro": rtrl_uoro,
 }
