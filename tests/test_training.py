@@ -152,7 +152,7 @@ def test_character_recipes_are_the_cli_defaults_and_options_replace_them():
     import zoo
 
     assert json.loads(recipe_for("char_lstm").to_json()) == zoo.card("char_lstm")["recipe"]["config"]
-    assert zoo.get("char_lstm").units == zoo.get("char_lstm", weights="default").units == 384
+    assert zoo.get("char_lstm").units == zoo.get("char_lstm", weights="default").units == 512
     assert (recipe_for("char_lstm").seq_len, recipe_for("char_gru").seq_len) == (50, 100)
     args = vars(_parser(recipe_for("char_gru")).parse_args(["train", "char_gru", "--steps", "5"]))
     assert args["steps"] == 5 and args["threads"] == 1 and args["lr_decay"] == "cosine"
