@@ -9,9 +9,7 @@ Serving's request batching, plus continuous batching of `generate`) and once
 without; then twice more with batching on and every client on one protocol,
 REST or gRPC, which tells what each protocol costs; then once more mixed with
 `--freeze_heap=false`, which tells what keeping the loaded models out of the
-garbage collector's full passes saves (`serving.heap`), and once mixed with
-`--generation_lookahead_steps=0`, which tells what computing each stream's
-announced next call ahead gains (`serving.generation`). Each client (a thread; the
+garbage collector's full passes saves (`serving.heap`). Each client (a thread; the
 64 spread over `--client-processes` processes, so that the load generator's own
 interpreter lock does not pace it) streams `--tokens` characters through
 `Client.stream` (its default pieces: 16 characters, then doubling up to 128,
@@ -57,8 +55,7 @@ TEMPERATURE = 0.8
 # run name -> (batching on, every client on this protocol (None = half REST, half gRPC), more server flags)
 RUNS = {"batching_on": (True, None, ()), "batching_off": (False, None, ()), "batching_on_rest_only": (True, "rest", ()),
         "batching_on_grpc_only": (True, "grpc", ()),
-        "batching_on_heap_unfrozen": (True, None, ("--freeze_heap=false",)),
-        "batching_on_no_lookahead": (True, None, ("--generation_lookahead_steps=0",))}
+        "batching_on_heap_unfrozen": (True, None, ("--freeze_heap=false",))}
 BARS = {"ratio_min": 0.6, "errors_max": 0, "rss_growth_max": 0.10, "first_piece_p99_s_max": 1.0}
 
 
@@ -279,8 +276,7 @@ def main(argv=None):
     parser.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS),
                         help="which runs (default all): the issue's two; batching on with every client on one "
                         "protocol, which splits the serving cost between REST and gRPC; batching on with the heap "
-                        "left unfrozen (--freeze_heap=false), what serving.heap saves; batching on with no "
-                        "lookahead (--generation_lookahead_steps=0)")
+                        "left unfrozen (--freeze_heap=false), what serving.heap saves")
     parser.add_argument("--rounds", type=int, default=3,
                         help="rounds of every run, in alternating order, with the reference between rounds")
     parser.add_argument("--out", default="benchmarks/results/serving_load.json")

@@ -10,9 +10,8 @@ command line carries over. One difference: a port of 0 picks a free port
 this server's own: `--max_request_size_bytes`, `--max_input_elements`,
 `--max_generation_steps`, `--max_prompt_characters` and
 `--max_generation_work` (see `serving.limits`), and so is
-`--generation_chunk_steps` and `--generation_lookahead_steps` (continuous
-batching of `generate`, and computing a stream's announced next call before it
-arrives; see `serving.execution`); `--enable_batching` and `--batching_parameters_file`
+`--generation_chunk_steps` (continuous batching of `generate`, see
+`serving.execution`); `--enable_batching` and `--batching_parameters_file`
 are TF Serving's. `--model_browser` adds a page at `/browser/` on the REST
 port listing the models with their cards and streaming text from them
 (`serving.model_browser`).

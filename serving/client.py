@@ -43,7 +43,6 @@ from tensorflow_serving.apis import (
 )
 
 from serving.errors import Code, ServingError, from_grpc_error, from_http_status
-from serving.generation import NEXT_STEPS_HEADER
 from serving.streaming import TextStream
 from serving.tensor_protos import array_from_tensor_proto, fill_packed_tensor_proto
 from zoo._checks import check_one_of
@@ -208,10 +207,8 @@ class _RestTransport:
             path += "/labels/" + urllib.parse.quote(label, safe="")
         return path
 
-    def _call(self, method, path, body=None, next_steps=None):
+    def _call(self, method, path, body=None):
         headers = {"Content-Type": "application/json"} if body is not None else None
-        if next_steps:
-            headers[NEXT_STEPS_HEADER] = str(next_steps)
         try:
             reply = self.session.request(
                 method, self.base + path, data=body, headers=headers, timeout=self.timeout, **self.settings
@@ -228,9 +225,9 @@ class _RestTransport:
             raise from_http_status(reply.status_code, message)
         return json.loads(reply.content)
 
-    def predict(self, model, arrays, signature_name, version, label, signature, next_steps=None):
+    def predict(self, model, arrays, signature_name, version, label, signature):
         path = self._model_path(model, version, label) + ":predict"
-        outputs = self._call("POST", path, predict_body(arrays, signature_name), next_steps)["outputs"]
+        outputs = self._call("POST", path, predict_body(arrays, signature_name))["outputs"]
         infos = dict(signature.outputs) if signature is not None else {}
         if len(infos) == 1:  # one output: the value comes bare
             outputs = {next(iter(infos)): outputs}
@@ -286,20 +283,19 @@ class _GrpcTransport:
         self.prediction = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
         self.models = model_service_pb2_grpc.ModelServiceStub(self.channel)
 
-    def _call(self, method, request, next_steps=None):
-        metadata = ((NEXT_STEPS_HEADER, str(next_steps)),) if next_steps else None
+    def _call(self, method, request):
         try:
-            return method(request, timeout=self.timeout, metadata=metadata)
+            return method(request, timeout=self.timeout)
         except grpc.RpcError as error:
             raise from_grpc_error(error) from None
 
-    def predict(self, model, arrays, signature_name, version, label, signature, next_steps=None):
+    def predict(self, model, arrays, signature_name, version, label, signature):
         del signature  # the protos carry dtypes and shapes
         request = predict_pb2.PredictRequest()
         _fill_model_spec(request.model_spec, model, version, label, signature_name)
         for name, array in arrays.items():
             fill_packed_tensor_proto(request.inputs[name], array)
-        response = self._call(self.prediction.Predict, request, next_steps)
+        response = self._call(self.prediction.Predict, request)
         return {name: array_from_tensor_proto(proto) for name, proto in response.outputs.items()}
 
     def signature_defs(self, model, version, label):
@@ -376,7 +372,7 @@ class Client:
     def __repr__(self):
         return f"Client({self.target!r}, protocol={self.protocol!r})"
 
-    def predict(self, model, inputs, signature_name="", version=None, label=None, next_steps=None):
+    def predict(self, model, inputs, signature_name="", version=None, label=None):
         """Runs a signature.
 
         Args:
@@ -385,10 +381,6 @@ class Client:
             signature_name: empty for `serving_default`.
             version: a version number, or None for the latest.
             label: a version label (instead of `version`).
-            next_steps: for a `generate` call of a stream, the steps the
-                stream's next call will ask for. Sent as the header (gRPC
-                metadata) `x-rnn-zoo-next-steps`: the embedded server starts
-                that call early when batching; TF Serving ignores it.
 
         Returns:
             Output name -> NumPy array (strings as object arrays of bytes).
@@ -398,9 +390,7 @@ class Client:
         signature = signatures.get(signature_name or "serving_default") if signatures else None
         infos = signature.inputs if signature is not None else {}
         arrays = {name: _as_input_array(value, infos.get(name)) for name, value in inputs.items()}
-        return self._retrying(
-            self._transport.predict, model, arrays, signature_name, version, label, signature, next_steps
-        )
+        return self._retrying(self._transport.predict, model, arrays, signature_name, version, label, signature)
 
     def metadata(self, model, version=None, label=None):
         """Signature name -> {"inputs"/"outputs": {name: {"dtype", "tf_dtype", "shape", "name"}}, "method_name"}.

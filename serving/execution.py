@@ -4,9 +4,8 @@ The data plane checks a request, then hands it to an `Executor`:
 
 - a signature with the `generate` contract runs through the
   `serving.generation.GenerationEngine`, `--generation_chunk_steps` at a time
-  (merged with other requests' rows when batching is on, with a stream's
-  announced next call computed ahead, up to `--generation_lookahead_steps`),
-  so a request past its deadline stops within one chunk;
+  (merged with other requests' rows when batching is on), so a request past
+  its deadline stops within one chunk;
 - with `--enable_batching`, any other signature goes through TF Serving's
   request batching (`serving.batching.BatchScheduler`), configured by
   `--batching_parameters_file`;
@@ -21,12 +20,11 @@ import functools
 from serving.batching import BatchingOptions, BatchScheduler, batch_size_of
 from serving.deadline import current
 from serving.errors import invalid_argument
-from serving.generation import GenerationEngine, announced_next_steps, is_generate_contract
+from serving.generation import GenerationEngine, is_generate_contract
 
 __all__ = [
     "Executor",
     "DEFAULT_GENERATION_CHUNK_STEPS",
-    "DEFAULT_GENERATION_LOOKAHEAD_STEPS",
     "DEFAULT_GRPC_MAX_THREADS",
     "DEFAULT_REST_API_NUM_THREADS",
     "add_flags",
@@ -39,8 +37,6 @@ __all__ = [
 # streams (benchmarks.serving_load --generation-chunk-steps 16) the served rate did not move beyond the spread
 # between runs.
 DEFAULT_GENERATION_CHUNK_STEPS = 8
-# A streaming client's largest call (`serving.streaming.MAX_CHUNK`): its whole next call can be ready when it comes.
-DEFAULT_GENERATION_LOOKAHEAD_STEPS = 128
 
 
 class Executor:
@@ -51,12 +47,9 @@ class Executor:
             batching on, or None (off).
         generation_chunk_steps: characters per `generate` call for signatures
             with the generate contract; 0 runs them whole, like any other.
-        generation_lookahead_steps: most characters of a stream's announced
-            next call computed before it arrives (with batching; 0: none).
     """
 
-    def __init__(self, batching=None, generation_chunk_steps=DEFAULT_GENERATION_CHUNK_STEPS,
-                 generation_lookahead_steps=DEFAULT_GENERATION_LOOKAHEAD_STEPS):
+    def __init__(self, batching=None, generation_chunk_steps=DEFAULT_GENERATION_CHUNK_STEPS):
         self.batching = batching
         self.scheduler = BatchScheduler(batching) if batching is not None else None
         self.engine = None
@@ -66,7 +59,6 @@ class Executor:
                 generation_chunk_steps,
                 max_rows=batching.max_batch_size if merged else None,
                 max_queued_rows=batching.max_batch_size * batching.max_enqueued_batches if merged else None,
-                lookahead_steps=generation_lookahead_steps if merged else 0,
             )
 
     def run(self, servable, signature_name, feeds):
@@ -79,7 +71,7 @@ class Executor:
         if self.engine is not None and is_generate_contract(servable.signature_defs[signature_name]):
             if self.batching is not None:
                 _check_task_size(feeds, self.batching)
-            return self.engine.run(key, run, feeds, deadline, announced_next_steps())
+            return self.engine.run(key, run, feeds, deadline)
         if self.scheduler is not None:
             return self.scheduler.run(key, run, feeds, deadline)
         return run(feeds)
@@ -118,8 +110,8 @@ DEFAULT_REST_API_NUM_THREADS = 40
 
 
 def add_flags(parser):
-    """Adds `--enable_batching`, `--batching_parameters_file`, `--generation_chunk_steps`,
-    `--generation_lookahead_steps`, `--grpc_max_threads`, `--rest_api_num_threads`."""
+    """Adds `--enable_batching`, `--batching_parameters_file`, `--generation_chunk_steps`, `--grpc_max_threads`,
+    `--rest_api_num_threads`."""
     parser.add_argument(
         "--enable_batching",
         nargs="?",
@@ -138,14 +130,6 @@ def add_flags(parser):
         default=DEFAULT_GENERATION_CHUNK_STEPS,
         help="characters per call for generate signatures, which new requests join between calls "
         f"(default {DEFAULT_GENERATION_CHUNK_STEPS}; 0 = one call per request).",
-    )
-    parser.add_argument(
-        "--generation_lookahead_steps",
-        type=int,
-        default=DEFAULT_GENERATION_LOOKAHEAD_STEPS,
-        help="with batching, most characters of a stream's next generate call computed before it arrives, when "
-        "its client announces the call (header or metadata x-rnn-zoo-next-steps) "
-        f"(default {DEFAULT_GENERATION_LOOKAHEAD_STEPS}; 0 = none).",
     )
     parser.add_argument(
         "--grpc_max_threads",
@@ -169,9 +153,10 @@ def server_options(args):
         ValueError: the batching parameters file does not parse or breaks
             TF Serving's rules, or a negative `--generation_chunk_steps`.
     """
-    for flag in ("generation_chunk_steps", "generation_lookahead_steps"):
-        if getattr(args, flag) < 0:
-            raise ValueError(f"--{flag} must be >= 0. Received: --{flag}={getattr(args, flag)}")
+    if args.generation_chunk_steps < 0:
+        raise ValueError(
+            f"--generation_chunk_steps must be >= 0. Received: --generation_chunk_steps={args.generation_chunk_steps}"
+        )
     for flag in ("grpc_max_threads", "rest_api_num_threads"):
         if getattr(args, flag) < 1:
             raise ValueError(f"--{flag} must be >= 1. Received: --{flag}={getattr(args, flag)}")
@@ -182,7 +167,6 @@ def server_options(args):
     return {
         "batching": batching,
         "generation_chunk_steps": args.generation_chunk_steps,
-        "generation_lookahead_steps": args.generation_lookahead_steps,
         "grpc_max_workers": args.grpc_max_threads,
         "rest_api_num_threads": args.rest_api_num_threads,
     }

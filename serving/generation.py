@@ -24,50 +24,25 @@ When a merged call fails (one request's prompt holds a character the model
 does not know, say), each request's rows are run again on their own, so only
 the request at fault gets the error.
 
-Lookahead (with batching on): a streaming client may announce, with its call,
-how many characters its next call will ask for (`NEXT_STEPS_HEADER`, a header
-or gRPC metadata key that real TF Serving ignores). When such a row finishes,
-the lane keeps advancing a copy of it from where the call left it, up to the
-announced steps (at most `lookahead_steps`), while the answer travels to the
-client and the next call travels back. A new row whose inputs (prompt, state
-to the bit, position, seed, temperature, top_k) equal a lookahead's starting
-point takes over what it has drawn and goes on from there; anything else runs
-as usual, so a row's text never depends on whether a lookahead served it. The
-lane's rows stay busy across a stream's request boundaries instead of leaving
-the cores idle while every stream is between calls; rows of new requests take
-precedence over lookaheads, and a lookahead nobody claims within
-`LOOKAHEAD_TTL_S` is dropped.
-
 Either way the engine looks at the request's `serving.deadline.Deadline`
 before every chunk, so a request whose client gave up stops using CPU within
 one chunk, and `stop()` ends every lane and loop within one chunk.
 """
 
 import collections
-import contextlib
-import contextvars
 import logging
 import threading
-import time
 
 import numpy as np
 
 from serving.batching import QUEUE_FULL_MESSAGE, SHUTTING_DOWN_MESSAGE
 from serving.errors import Code, ServingError, from_exception
 
-__all__ = [
-    "GenerationEngine", "is_generate_contract", "GENERATE_INPUTS", "GENERATE_OUTPUTS", "LANE_IDLE_S",
-    "LOOKAHEAD_TTL_S", "NEXT_STEPS_HEADER", "announced", "announced_next_steps", "parse_next_steps",
-]
+__all__ = ["GenerationEngine", "is_generate_contract", "GENERATE_INPUTS", "GENERATE_OUTPUTS", "LANE_IDLE_S"]
 
 log = logging.getLogger(__name__)
 
 LANE_IDLE_S = 1.0  # how long a lane with no rows waits for new ones before its thread ends
-LOOKAHEAD_TTL_S = 10.0  # how long a computed lookahead waits for the call it was computed for
-# The header (REST) and metadata key (gRPC) by which a stream announces its next call's steps. Lower case: gRPC
-# metadata keys must be; HTTP header names are case-insensitive.
-NEXT_STEPS_HEADER = "x-rnn-zoo-next-steps"
-_NEXT_STEPS = contextvars.ContextVar("generation_next_steps", default=0)
 
 # TensorFlow's DataType enum values, written out so this module loads without TensorFlow.
 _DT_FLOAT, _DT_INT32, _DT_STRING, _DT_INT64 = 1, 3, 7, 9
@@ -92,30 +67,6 @@ def is_generate_contract(signature):
     return matches(signature.inputs, GENERATE_INPUTS) and matches(signature.outputs, GENERATE_OUTPUTS)
 
 
-def parse_next_steps(value):
-    """The steps announced by a `NEXT_STEPS_HEADER` value (str or bytes); 0 for anything but a non-negative
-    integer: an announcement only lets the server start early, so a malformed one is read as none."""
-    if isinstance(value, bytes):
-        value = value.decode("latin-1")
-    text = str(value).strip()
-    return int(text) if text.isdigit() and len(text) < 10 else 0
-
-
-def announced_next_steps():
-    """The steps the current request's stream announced for its next call (0: none)."""
-    return _NEXT_STEPS.get()
-
-
-@contextlib.contextmanager
-def announced(next_steps):
-    """Binds a request's announced next steps to the calling context for the duration of the block."""
-    token = _NEXT_STEPS.set(next_steps)
-    try:
-        yield
-    finally:
-        _NEXT_STEPS.reset(token)
-
-
 def _last_character(text):
     """The last character of UTF-8 `text`, as UTF-8 (the next chunk's prompt)."""
     return text.decode("utf-8")[-1:].encode("utf-8")
@@ -124,11 +75,8 @@ def _last_character(text):
 class _Request:
     """One `generate` request: its rows, its deadline, then its outputs or error."""
 
-    is_lookahead = False
-
-    def __init__(self, feeds, deadline, next_steps=0):
+    def __init__(self, feeds, deadline):
         self.deadline = deadline
-        self.next_steps = next_steps
         batch = len(feeds["prompt"])
         self.rows = [_Row(self, feeds, i) for i in range(batch)]
         self.unfinished = batch
@@ -183,37 +131,9 @@ class _Row:
         self.pieces, self.tokens = [], []
         self.calls = 0
 
-    @classmethod
-    def following(cls, row, steps, request):
-        """A row of `request` that goes on from where `row` stands, for `steps` more characters."""
-        follower = cls.__new__(cls)
-        follower.request = request
-        follower.prompt, follower.state, follower.position = row.prompt, row.state, row.position
-        follower.temperature, follower.top_k, follower.seed = row.temperature, row.top_k, row.seed
-        follower.steps = follower.remaining = steps
-        follower.pieces, follower.tokens, follower.calls = [], [], 0
-        return follower
-
-    def start_key(self):
-        """Everything that decides the text this row draws from where it stands, as one hashable value."""
-        state = np.ascontiguousarray(self.state, np.float32).tobytes()
-        temperature = np.float32(self.temperature).tobytes()
-        return self.prompt, self.position, int(self.seed), temperature, int(self.top_k), state
-
-    @property
-    def drawn(self):
-        return self.steps - self.remaining
-
     @property
     def finished(self):
         return self.calls > 0 and self.remaining == 0
-
-    def take_over(self, ahead):
-        """Starts this row from what `ahead`, a row from this row's own start, has drawn so far."""
-        self.pieces, self.tokens = list(ahead.pieces), list(ahead.tokens)
-        self.state, self.prompt, self.position = ahead.state, ahead.prompt, ahead.position
-        self.remaining -= ahead.drawn
-        self.calls = ahead.calls
 
     def take(self, text, token_ids, state, steps):
         """Records one chunk's answer and moves the row on to the next chunk."""
@@ -248,54 +168,14 @@ def _advance(run, rows, chunk_steps):
         row.take(text[i], token_ids[i], state[i], int(steps[i]))
 
 
-class _Lookahead:
-    """A stream's announced next call, computed before it arrives: one row going on from where the last call
-    left its row. It plays the part of that row's request for the lane."""
-
-    is_lookahead = True
-    deadline = None
-    next_steps = 0
-
-    def __init__(self, row, steps):
-        self.row = _Row.following(row, steps, self)
-        self.key = self.row.start_key()
-        self.expires = time.monotonic() + LOOKAHEAD_TTL_S
-        self.active = False  # advanced by the lane now (else waiting for room, or done)
-        self.error = None
-        self.done = threading.Event()  # never set: nobody waits for a lookahead
-
-    def dropped(self):
-        return self.error
-
-    def fail(self, error):
-        self.error = error
-
-    def row_finished(self):
-        pass  # it waits in the lane's store for its call
-
-    @property
-    def runnable(self):
-        return not self.active and not self.row.finished and self.error is None
-
-
 class _Lane:
-    """The rows of one version's `generate`: those waiting to join, those being advanced, and the lookaheads
-    waiting for their calls (start key -> `_Lookahead`, oldest first)."""
+    """The rows of one version's `generate`: those waiting to join and those being advanced."""
 
     def __init__(self, key, run):
         self.key, self.run = key, run
         self.pending = collections.deque()
         self.active = []
-        self.lookaheads = {}
         self.thread = None
-
-    def drop_lookahead(self, ahead):
-        """Forgets `ahead`; returns the characters it had drawn."""
-        self.lookaheads.pop(ahead.key, None)
-        if ahead.active:
-            ahead.active = False
-            self.active = [row for row in self.active if row is not ahead.row]
-        return ahead.row.drawn
 
 
 class GenerationEngine:
@@ -306,29 +186,21 @@ class GenerationEngine:
         max_rows: most rows advanced together (batching's `max_batch_size`);
             None runs each request alone in its caller's thread.
         max_queued_rows: most rows waiting to join a lane before requests are
-            refused with UNAVAILABLE (None: `max_rows` * 10); also the most
-            lookaheads a lane keeps.
-        lookahead_steps: most characters of an announced next call computed
-            before it arrives (0: none); only where rows are merged.
+            refused with UNAVAILABLE (None: `max_rows` * 10).
     """
 
-    def __init__(self, chunk_steps, max_rows=None, max_queued_rows=None, lookahead_steps=0):
-        for name, value, least in (("chunk_steps", chunk_steps, 1), ("lookahead_steps", lookahead_steps, 0)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                kind = "a positive" if least else "a non-negative"
-                raise ValueError(f"`{name}` must be {kind} integer. Received: {name}={value!r}")
+    def __init__(self, chunk_steps, max_rows=None, max_queued_rows=None):
+        if isinstance(chunk_steps, bool) or not isinstance(chunk_steps, int) or chunk_steps < 1:
+            raise ValueError(f"`chunk_steps` must be a positive integer. Received: chunk_steps={chunk_steps!r}")
         self.chunk_steps = chunk_steps
         self.max_rows = max_rows
         self.max_queued_rows = max_queued_rows if max_queued_rows is not None else (max_rows or 0) * 10
-        self.lookahead_steps = lookahead_steps
-        # Characters drawn by lookaheads, and those a call took over: what the lookahead saved and what it wasted.
-        self.lookahead_counts = {"drawn": 0, "taken_over": 0}
         self._lanes = {}
         self._lock = threading.Condition()
         self._stopping = False
         self._alone = 0  # requests advancing in their callers' threads
 
-    def run(self, key, run, feeds, deadline=None, next_steps=0):
+    def run(self, key, run, feeds, deadline=None):
         """Runs one `generate` request.
 
         Args:
@@ -336,8 +208,6 @@ class GenerationEngine:
             run: `feeds -> outputs` of that signature.
             feeds: the request's checked inputs (alias -> array).
             deadline: optional `serving.deadline.Deadline`, looked at before each chunk.
-            next_steps: characters the stream's next call will ask for, as its
-                client announced (0: none); a lookahead computes them early.
 
         Returns:
             The outputs one call with these feeds gives.
@@ -346,7 +216,7 @@ class GenerationEngine:
             ServingError: the deadline's error, UNAVAILABLE when the lane's
                 queue is full or the engine stops, the run's own errors.
         """
-        request = _Request(feeds, deadline, next_steps)
+        request = _Request(feeds, deadline)
         if not request.rows:
             return run(feeds)
         if self.max_rows is None:
@@ -404,84 +274,26 @@ class GenerationEngine:
         """Moves waiting rows into the lane, up to `max_rows`; False when the lane is done.
 
         An empty lane waits `LANE_IDLE_S` for new rows before it ends: starting a lane's thread, and TensorFlow's
-        per-thread set-up in it, cost each request of a client calling one at a time about a millisecond. A lane
-        holding lookaheads stays until they are claimed or expire.
+        per-thread set-up in it, cost each request of a client calling one at a time about a millisecond.
         """
         with self._lock:
-            if not lane.active and not any(ahead.runnable for ahead in lane.lookaheads.values()):
+            if not lane.active:
                 self._lock.wait_for(lambda: lane.pending or self._stopping, LANE_IDLE_S)
             if self._stopping:
                 rows = list(lane.pending) + lane.active
                 lane.pending.clear()
-                lane.active, lane.lookaheads = [], {}
+                lane.active = []
                 for row in rows:
                     row.request.fail(ServingError(Code.UNAVAILABLE, SHUTTING_DOWN_MESSAGE))
-            self._expire_lookaheads(lane)
-            admitted = sum(not row.request.is_lookahead for row in lane.active)
-            while lane.pending and admitted < self.max_rows:
+            while lane.pending and len(lane.active) < self.max_rows:
                 row = lane.pending.popleft()
-                if row.request.dropped() is None and not self._take_over(lane, row):
+                if row.request.dropped() is None:
                     lane.active.append(row)
-                    admitted += 1
-            self._make_room(lane)
-            if not lane.active and not lane.lookaheads:
+            if not lane.active:
                 del self._lanes[lane.key]  # under the lock: a new request starts a new lane
                 self._lock.notify_all()
                 return False
             return True
-
-    def _take_over(self, lane, row):
-        """Starts `row` from the lookahead computed for its start, if there is one; True when that finished it."""
-        if not lane.lookaheads:
-            return False
-        ahead = lane.lookaheads.get(row.start_key())
-        if ahead is None:
-            return False
-        self._drop(lane, ahead)
-        if ahead.error is not None or ahead.row.drawn > row.steps:  # failed, or past what the call asks
-            return False
-        row.take_over(ahead.row)
-        self.lookahead_counts["taken_over"] += ahead.row.drawn
-        if row.finished:
-            row.request.row_finished()
-        return row.finished
-
-    def _make_room(self, lane):
-        """New requests' rows first: lookaheads make way for them, and run in whatever room is left."""
-        surplus = len(lane.active) - self.max_rows
-        if surplus > 0:
-            evicted = {id(row) for row in [row for row in lane.active if row.request.is_lookahead][-surplus:]}
-            for row in lane.active:
-                if id(row) in evicted:
-                    row.request.active = False
-            lane.active = [row for row in lane.active if id(row) not in evicted]
-        for ahead in lane.lookaheads.values():
-            if len(lane.active) >= self.max_rows:
-                break
-            if ahead.runnable:
-                ahead.active = True
-                lane.active.append(ahead.row)
-
-    def _drop(self, lane, ahead):
-        self.lookahead_counts["drawn"] += lane.drop_lookahead(ahead)
-
-    def _expire_lookaheads(self, lane):
-        now = time.monotonic()
-        for ahead in [ahead for ahead in lane.lookaheads.values() if ahead.expires < now or ahead.error]:
-            self._drop(lane, ahead)
-
-    def _look_ahead(self, lane, row):
-        """Keeps a finished row's stream going, as far as its client announced, until its next call comes."""
-        steps = min(row.request.next_steps, self.lookahead_steps)
-        if steps <= 0:
-            return
-        ahead = _Lookahead(row, steps)
-        previous = lane.lookaheads.get(ahead.key)
-        if previous is not None:  # the same start twice: the same text, computed once
-            return
-        lane.lookaheads[ahead.key] = ahead
-        if len(lane.lookaheads) > self.max_queued_rows:
-            self._drop(lane, next(iter(lane.lookaheads.values())))
 
     def _drive(self, lane):
         """The lane's thread: one chunk over every active row, until no row is left."""
@@ -493,11 +305,8 @@ class GenerationEngine:
             except Exception:
                 self._advance_apart(lane.run, rows)
             for row in rows:
-                if row.request.is_lookahead:
-                    row.request.active = not row.finished and row.request.error is None
-                elif row.finished and not row.request.done.is_set():
+                if row.finished and not row.request.done.is_set():
                     row.request.row_finished()
-                    self._look_ahead(lane, row)
             lane.active = [row for row in rows if not row.finished and not row.request.done.is_set()]
 
     def _advance_apart(self, run, rows):
@@ -524,8 +333,7 @@ class GenerationEngine:
     @property
     def busy(self):
         """Whether any row is still being advanced or waiting to be (False once `stop` returns); an idle lane's
-        thread waiting for new rows is not work, nor is a lookahead."""
+        thread waiting for new rows is not work."""
         with self._lock:
             rows = (row for lane in self._lanes.values() for row in (*lane.active, *lane.pending))
-            waiting = (not row.request.done.is_set() and not row.request.is_lookahead for row in rows)
-            return any(waiting) or self._alone > 0
+            return any(not row.request.done.is_set() for row in rows) or self._alone > 0

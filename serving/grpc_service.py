@@ -26,7 +26,6 @@ from tensorflow_serving.apis import (
 from serving.dataplane import ClassifyResult, serialized_examples
 from serving.deadline import Deadline, bound
 from serving.errors import Code, ServingError, from_exception, truncate_for_grpc
-from serving.generation import NEXT_STEPS_HEADER, announced, parse_next_steps
 from serving.repository import parse_model_config
 from serving.tensor_protos import array_from_tensor_proto, tensor_proto_from_array
 
@@ -113,14 +112,6 @@ def _check_deadline(context):
         raise ServingError(Code.DEADLINE_EXCEEDED, "Deadline Exceeded")
 
 
-def _announced_steps(context):
-    """The next call's steps a streaming client announced in the call's metadata, else 0."""
-    for key, value in (context.invocation_metadata() or ()) if context is not None else ():
-        if key == NEXT_STEPS_HEADER:
-            return parse_next_steps(value)
-    return 0
-
-
 def _rpc(method):
     """Maps any exception of a servicer method to its gRPC status and message."""
 
@@ -132,7 +123,7 @@ def _rpc(method):
             deadline = Deadline(context.time_remaining() if context is not None else None)
             if context is not None:
                 context.add_callback(deadline.cancel)
-            with bound(deadline), announced(_announced_steps(context)):
+            with bound(deadline):
                 return method(self, request, context)
         except Exception as error:
             failure = from_exception(error)

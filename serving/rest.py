@@ -31,7 +31,6 @@ from serving.dataplane import SIGNATURE_DEF_FIELD
 from serving.deadline import DEADLINE_EXCEEDED_MESSAGE, Deadline, bound
 from serving.errors import Code, ServingError, from_exception, invalid_argument
 from serving.execution import DEFAULT_REST_API_NUM_THREADS
-from serving.generation import NEXT_STEPS_HEADER, announced, parse_next_steps
 from serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from serving.servable import DEFAULT_SIGNATURE
 
@@ -49,7 +48,6 @@ _STATUS = re.compile(
     r"/v1/models(?:/([^/:]+))?(?:(?:/versions/([0-9]+))|(?:/labels/([^/:]+)))?(?:/(metadata))?", _FLAGS
 )
 _INT64_MAX = 2**63 - 1
-_NEXT_STEPS_HEADER = NEXT_STEPS_HEADER.encode("latin-1")  # ASGI header names are lower-case bytes
 
 
 def _parse_route(method, path):
@@ -226,8 +224,7 @@ class _Endpoint:
         # A TensorFlow call cannot be stopped; past the timeout, or once the client hangs up, the
         # deadline tells whatever runs the request in chunks to stop before its next one.
         deadline = Deadline(self.timeout_s)
-        next_steps = _announced_steps(scope["headers"])
-        await _answer(send, *await self._handle(scope["method"], path, body, receive, deadline, next_steps))
+        await _answer(send, *await self._handle(scope["method"], path, body, receive, deadline))
 
     async def _read_body(self, scope, receive):
         """The body (None if the client disconnected first), refused (ServingError) as soon as it is known to be
@@ -247,12 +244,12 @@ class _Endpoint:
             more = message.get("more_body", False)
         return b"".join(chunks)
 
-    async def _handle(self, method, path, body, receive, deadline, next_steps):
+    async def _handle(self, method, path, body, receive, deadline):
         """(status, body, content type): the handler's answer, computed in a worker thread while the connection
         is watched, or 504 past the deadline."""
 
         def handle():
-            with bound(deadline), announced(next_steps):
+            with bound(deadline):
                 return self.handler.handle(method, path, body)
 
         async def watch_disconnect():
@@ -278,14 +275,6 @@ class _Endpoint:
     def close(self):
         """Lets the worker threads end once their requests are done; no new request is taken."""
         self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _announced_steps(headers):
-    """The next call's steps a streaming client announced (`serving.generation.NEXT_STEPS_HEADER`), else 0."""
-    for name, value in headers:
-        if name == _NEXT_STEPS_HEADER:
-            return parse_next_steps(value)
-    return 0
 
 
 async def _answer(send, status, content, media_type):

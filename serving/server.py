@@ -23,12 +23,7 @@ import uvicorn
 
 from serving import heap
 from serving.dataplane import DataPlane
-from serving.execution import (
-    DEFAULT_GENERATION_CHUNK_STEPS,
-    DEFAULT_GENERATION_LOOKAHEAD_STEPS,
-    DEFAULT_REST_API_NUM_THREADS,
-    Executor,
-)
+from serving.execution import DEFAULT_GENERATION_CHUNK_STEPS, DEFAULT_REST_API_NUM_THREADS, Executor
 from serving.grpc_service import GRPC_OPTIONS, add_services
 from serving.limits import (
     DEFAULT_MAX_GENERATION_STEPS,
@@ -113,9 +108,6 @@ class ModelServer:
         generation_chunk_steps: characters per call for `generate`
             signatures, which other requests join between calls (0 = one
             call per request). See `serving.execution`.
-        generation_lookahead_steps: with batching, most characters of a
-            stream's announced next `generate` call computed before it
-            arrives (0 = none). See `serving.generation`.
         model_browser: also serve the model browser at /browser/ on the
             REST port (`serving.model_browser`); off by default, so the
             REST port answers exactly as TF Serving's.
@@ -156,7 +148,6 @@ class ModelServer:
         load_retry_interval_micros=DEFAULT_LOAD_RETRY_INTERVAL_MICROS,
         batching=None,
         generation_chunk_steps=DEFAULT_GENERATION_CHUNK_STEPS,
-        generation_lookahead_steps=DEFAULT_GENERATION_LOOKAHEAD_STEPS,
         model_browser=False,
         freeze_heap=False,
     ):
@@ -182,7 +173,7 @@ class ModelServer:
         self._grpc = self._uvicorn = self._rest_thread = self._rest_app = None
         self._threads = []  # the pollers
         self._stopping = threading.Event()
-        self._execution = (batching, generation_chunk_steps, generation_lookahead_steps)
+        self._execution = (batching, generation_chunk_steps)
         self.executor = None
         self.model_browser = bool(model_browser)
         self.freeze_heap = bool(freeze_heap)

@@ -19,12 +19,6 @@ whole recurrent state both ways). A call that would leave fewer than
 CPU, far more than a few more steps. A fixed `chunk_size` keeps every piece
 that size.
 
-Each call announces the size of the stream's next call (header or gRPC
-metadata `x-rnn-zoo-next-steps`, 0 on the last): with batching on, the embedded
-server computes that call while the answer travels back, and the next call
-takes it over when its inputs match to the bit (`serving.generation`,
-"Lookahead"). TF Serving ignores the announcement.
-
 Because everything a stream needs to continue is on the client, a stream is
 resumable: `TextStream.checkpoint` after any piece, handed to `resume`, gives
 exactly the text the uninterrupted stream would have given. The client's own
@@ -187,7 +181,7 @@ class TextStream:
             raise StopIteration
         steps = done.next_steps()
         try:
-            outputs = self._generate(done, steps, done.after(done.prompt, done.state, steps).next_steps())
+            outputs = self._generate(done, steps)
         except ServingError as error:
             if error.code != Code.NOT_FOUND:
                 raise
@@ -203,8 +197,7 @@ class TextStream:
         self._checkpoint = done.after(text[-1:], tuple(state.tolist()), steps)
         return text
 
-    def _generate(self, done, steps, next_steps):
-        # Announcing the next call's size lets the embedded server compute it while this answer travels.
+    def _generate(self, done, steps):
         return self._client.predict(
             done.model,
             {
@@ -218,7 +211,6 @@ class TextStream:
             },
             signature_name="generate",
             version=done.version,
-            next_steps=next_steps,
         )
 
 

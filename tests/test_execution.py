@@ -1,7 +1,6 @@
 """Routing checked requests (`serving.execution`) and the command-line flags of batching."""
 
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -10,7 +9,7 @@ from serving.__main__ import build_parser, main
 from serving.batching import BatchingOptions
 from serving.errors import ServingError
 from serving.execution import Executor, parse_bool, server_options
-from serving.generation import GENERATE_INPUTS, GENERATE_OUTPUTS, announced
+from serving.generation import GENERATE_INPUTS, GENERATE_OUTPUTS
 
 
 class _Info:
@@ -66,21 +65,6 @@ def test_generate_runs_in_chunks_and_other_signatures_are_batched_or_direct(batc
         executor.stop()
 
 
-@pytest.mark.parametrize("batching, lookahead_calls", [(None, 0), (BatchingOptions(max_batch_size=4), 2)])
-def test_a_request_s_announced_next_steps_reach_the_generation_lane(batching, lookahead_calls):
-    executor, servable = Executor(batching, generation_chunk_steps=3, generation_lookahead_steps=6), FakeServable()
-    try:
-        with announced(6):  # what the REST and gRPC adapters bind from the request's header or metadata
-            executor.run(servable, "generate", _generate_feeds(1, 3))
-        deadline = time.monotonic() + 5
-        while len(servable.calls) < 1 + lookahead_calls and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(0.05)
-        assert len(servable.calls) == 1 + lookahead_calls  # with batching, 6 steps ahead in 2 calls of 3
-    finally:
-        executor.stop()
-
-
 def test_with_chunking_off_generate_is_one_call():
     executor, servable = Executor(None, generation_chunk_steps=0), FakeServable()
     executor.run(servable, "generate", _generate_feeds(1, 7))
@@ -127,8 +111,6 @@ def test_parse_bool_refuses_other_words():
          "Last entry in allowed_batch_sizes must match max_batch_size; last entry was 4; expected 8"),
         (["--generation_chunk_steps=-1"],
          "--generation_chunk_steps must be >= 0. Received: --generation_chunk_steps=-1"),
-        (["--generation_lookahead_steps=-2"],
-         "--generation_lookahead_steps must be >= 0. Received: --generation_lookahead_steps=-2"),
         (["--grpc_max_threads=0"], "--grpc_max_threads must be >= 1. Received: --grpc_max_threads=0"),
         (["--rest_api_num_threads=0"], "--rest_api_num_threads must be >= 1. Received: --rest_api_num_threads=0"),
     ],
