@@ -34,6 +34,7 @@ def _config(tmp_path, corpus, **kwargs):
         text=str(corpus), steps=6, batch_size=4, seq_len=16, eval_every=3, eval_chars=200, threads=0,
         checkpoint_every=3, out_dir=str(tmp_path / "run"), overrides={"units": 16, "embedding_dim": 8},
         mixed_precision=False,  # the shipped recipe trains in bfloat16; these tests check the loop in float32
+        dropout=0.0, ema_momentum=0.0,  # the shipped recipe's dropout and weight averaging are tested by name
     )
     return recipe_for("char_lstm", **{**defaults, **kwargs})
 
@@ -76,12 +77,30 @@ def test_weight_averaging_hands_over_the_average_and_leaves_the_updates_as_they_
     assert again.final_metrics()["val_nats_per_char"] == pytest.approx(averaged["val_nats_per_char"], rel=1e-6)
 
 
+def test_a_run_shorter_than_the_averaging_horizon_hands_over_the_mean_of_its_updates(tmp_path, corpus):
+    trainer = Trainer(_config(tmp_path, corpus, ema_momentum=0.999))  # a 1,000-update horizon; 6 updates
+    real_update, after_each_update = trainer._one_update, []
+
+    def recorded(step):
+        loss = real_update(step)
+        after_each_update.append([v.numpy() for v in trainer.model.trainable_variables])
+        return loss
+
+    trainer._one_update = recorded
+    trainer.fit(verbose=0)
+    handed_over = [v.numpy() for v in trainer.trained_model.trainable_variables]
+    for k, average in enumerate(handed_over):
+        mean = np.mean([weights[k] for weights in after_each_update], axis=0)
+        np.testing.assert_allclose(average, mean, rtol=1e-5, atol=1e-7)
+
+
 @pytest.mark.slow
 def test_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path, corpus):
-    straight = Trainer(_config(tmp_path / "a", corpus))
+    shipped = dict(dropout=0.1, ema_momentum=0.999)  # the char_lstm recipe's: its masks and average resume too
+    straight = Trainer(_config(tmp_path / "a", corpus, **shipped))
     straight.fit(verbose=0)
 
-    killed = Trainer(_config(tmp_path / "b", corpus))  # the same config: the cosine schedule depends on `steps`
+    killed = Trainer(_config(tmp_path / "b", corpus, **shipped))  # the same config: the cosine schedule reads `steps`
     real_update = killed._one_update
 
     def dies_at_step_four(step):
@@ -92,7 +111,7 @@ def test_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path, corpus):
     killed._one_update = dies_at_step_four
     with pytest.raises(SystemExit):
         killed.fit(verbose=0)  # checkpointed at step 3, then gone
-    resumed = Trainer(_config(tmp_path / "b", corpus))
+    resumed = Trainer(_config(tmp_path / "b", corpus, **shipped))
     assert resumed.restore() == 3
     resumed.fit(verbose=0)
 

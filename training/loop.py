@@ -117,8 +117,12 @@ class Trainer:
         self.chief = distribute.is_chief()
         self.run_dir = distribute.worker_dir(recipe.out_dir)
         carried = {"carried": self.carried} if self.carried else {}
+        # TensorFlow's checkpoint of a Keras model leaves its seed generators out: a resumed run would draw other
+        # dropout masks than an uninterrupted one. Keras names each generator's state variable so.
+        seed_states = [v for v in self.model.non_trainable_variables if v.name == "seed_generator_state"]
+        seeds = {"seed_states": seed_states} if seed_states else {}  # none: checkpoints stay as they were
         self.manager = runs.checkpoint_manager(self.run_dir, model=self.model, optimizer=self.optimizer,
-                                               step=self.step, **carried)
+                                               step=self.step, **carried, **seeds)
         self._auto_xla = recipe.jit_compile == "auto"
         # One device only: XLA inside a strategy's replicas would also have to compile their all-reduce.
         self._use_step(self.replicas == 1 and xla_pays(recipe.mixed_precision) if self._auto_xla
