@@ -28,7 +28,8 @@ from benchmarks.machine import describe_machine, write_results
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 MODELS = ("char_lstm", "char_gru", "char_elman")
-ISSUE_BAR = 1.35  # issue 12, item 4: char_lstm's nats/char within the budget (its recipe's own bar is 1.5)
+# Issue 12, item 4: char_lstm's nats/char within the budget (its recipe's own bar is 1.5); GRU and Elman have none.
+ISSUE_BARS = {"char_lstm": 1.35}
 ARCHITECTURE_KEYS = ("units", "num_layers", "embedding_dim")  # a candidate's keys that size the model, not the recipe
 
 
@@ -76,8 +77,14 @@ def train_candidate(model, options):
     judged = recipe.judge(metrics)
     within_budget = metrics["train_cpu_minutes"] <= BUDGET_MINUTES
     return {"model": model, "options": options, "metrics": metrics, **_judged(judged), "within_budget": within_budget,
-            "at_most_issue_bar": judged["value"] <= ISSUE_BAR and within_budget,
+            "at_most_issue_bar": _at_most_issue_bar(model, judged["value"], within_budget),
             "validation_curve": _validation_curve(ROOT / options["out_dir"])}
+
+
+def _at_most_issue_bar(model, value, within_budget):
+    """Whether the figure meets the issue's bar within the budget; None for a model the issue sets no bar."""
+    bar = ISSUE_BARS.get(model)
+    return None if bar is None else value <= bar and within_budget
 
 
 def _judged(judgement):
@@ -169,7 +176,7 @@ def main(argv=None):
         parser.error("at least one --candidate is required (or --record-tried)")
     _check_candidates(parser, args)
     card = json.loads((ROOT / "saved_models" / args.model / "card.json").read_text())
-    write_results({"machine": describe_machine(), "model": args.model, "issue_bar": ISSUE_BAR,
+    write_results({"machine": describe_machine(), "model": args.model, "issue_bar": ISSUE_BARS.get(args.model),
                    "candidates": train_all(args),
                    "shipped": {"served_version": card["served_version"], "value": card["metrics"]["val_nats_per_char"],
                                "notes": card["notes"]}},

@@ -53,6 +53,15 @@ def test_every_candidate_is_checked_before_any_trains(candidate, message, capsys
     assert message in capsys.readouterr().err
 
 
+def test_only_char_lstm_is_judged_against_the_issue_bar():
+    from benchmarks.char_recipes import _at_most_issue_bar
+
+    assert _at_most_issue_bar("char_lstm", 1.349, within_budget=True) is True
+    assert _at_most_issue_bar("char_lstm", 1.349, within_budget=False) is False
+    assert _at_most_issue_bar("char_lstm", 1.36, within_budget=True) is False
+    assert _at_most_issue_bar("char_gru", 1.30, within_budget=True) is None  # no bar: a table says only the budget
+
+
 def _results_file(path, model, values):
     path.write_text(json.dumps({"machine": {"cpu": "Test CPU"}, "model": model, "candidates": [
         {"changes": {"units": units}, "value": value, "within_budget": value < 2,

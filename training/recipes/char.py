@@ -132,43 +132,55 @@ class CharRecipe(TrainConfig):
 
 
 # The character models' recipes. All three share one budget, 45 CPU-minutes on one thread (the bar of
-# char_lstm), so each cell gets the updates its cost per update buys: measured at batch 128 on the 2-core
-# reference machine, GRU 0.37 and Elman 0.145 (100 characters) CPU-seconds per update (the LSTM's own recipe
-# says its cost). For the LSTM, twice the updates on half the characters won: at 2,000 updates seq_len 50 had
-# validated 1.52 nats/char where seq_len 100 had 1.69 after the same characters (1,000 updates).
+# char_lstm), and one shape that won for the LSTM: 512 units, 32 streams of 50 characters, bfloat16 products
+# (a CPU with AVX512_BF16 or a GPU runs them natively; elsewhere `--no-mixed-precision`), dropout 0.1 between
+# layers and the weights' average handed over; each cell gets the updates its cost per update buys on the
+# reference machine's Intel Xeon. Before, at 256 units and 128 streams of 100 characters, twice the updates on
+# half the characters had won for the LSTM (1.52 against 1.69 nats/char after the same characters), and wider
+# layers then beat more updates (`benchmarks.char_recipes`, BENCHMARKS.md).
 @dataclasses.dataclass
-class CharLSTMRecipe(CharRecipe):
-    """512 units (the architecture's default) with dropout 0.1 between layers, 32 streams, bfloat16 products (a
-    CPU with AVX512_BF16 or a GPU runs them natively; elsewhere `--no-mixed-precision`), and the weights' moving
-    average handed over: 12,700 updates cost 41.6 CPU-minutes on the reference machine's Intel Xeon and reached
-    1.349 nats/char (the last update's weights: 1.350), where the best 384-unit recipe stayed at 1.360."""
+class BudgetCharRecipe(CharRecipe):
+    """The shape the three character recipes share; each sets its model and the updates its budget buys."""
 
-    model: str = "char_lstm"
     batch_size: int = 32
     seq_len: int = 50
-    steps: int = 12700
     dropout: float = knob(0.1, at_least=0.0, below=1.0)
     ema_momentum: float = knob(0.999, at_least=0.0, below=1.0)
     eval_every: int = 1000
     mixed_precision: bool = True
     threads: int = knob(1, minimum=0)
+
+
+@dataclasses.dataclass
+class CharLSTMRecipe(BudgetCharRecipe):
+    """12,700 updates cost 41.6 CPU-minutes and reached 1.349 nats/char (the last update's weights: 1.350),
+    where the best 384-unit recipe stayed at 1.360."""
+
+    model: str = "char_lstm"
+    steps: int = 12700
     bar: ClassVar[float | None] = 1.50
 
 
 @dataclasses.dataclass
-class CharGRURecipe(CharRecipe):
+class CharGRURecipe(BudgetCharRecipe):
+    """16,000 updates cost 39.5 CPU-minutes and reached 1.354 nats/char (the last update's weights: 1.357), where
+    256 units, 128 streams of 100 characters and 7,000 float32 updates had reached 1.411."""
+
     model: str = "char_gru"
-    batch_size: int = 128
-    steps: int = 7000
-    threads: int = knob(1, minimum=0)
+    steps: int = 16000
 
 
 @dataclasses.dataclass
-class CharElmanRecipe(CharRecipe):
+class CharElmanRecipe(BudgetCharRecipe):
+    """48,000 cheap updates at Adam 0.0005 cost 38.7 CPU-minutes and reached 1.435 nats/char, where 256 units,
+    128 streams of 100 characters and 17,000 float32 updates had reached 1.486. At 0.002, the other recipes'
+    rate, the wider Elman nets stayed on the unigram plateau far longer than 256 units do (a session's probe;
+    1,024 units never left it in the first 6,000 updates)."""
+
     model: str = "char_elman"
-    batch_size: int = 128
-    steps: int = 17000
-    threads: int = knob(1, minimum=0)
+    steps: int = 48000
+    learning_rate: float = 5e-4
+    eval_every: int = 4000
 
 
 class CharStreams:
