@@ -162,17 +162,18 @@ def test_threads_apply_in_a_new_process_and_warn_once_tensorflow_runs():
 
 
 def test_character_recipes_are_the_cli_defaults_and_options_replace_them():
+    import zoo
     from training.__main__ import _parser
 
-    for name, batch_size in (("char_lstm", 32), ("char_gru", 128), ("char_elman", 128)):
+    for name in ("char_lstm", "char_gru", "char_elman"):
         recipe = recipe_for(name)
-        assert recipe.out_dir == f"runs/{name}" and recipe.threads == 1 and recipe.batch_size == batch_size
-    # `python -m training train char_lstm` is the shipped version's recipe, model width included.
-    import zoo
-
-    assert json.loads(recipe_for("char_lstm").to_json()) == zoo.card("char_lstm")["recipe"]["config"]
-    assert zoo.get("char_lstm").units == zoo.get("char_lstm", weights="default").units == 512
-    assert (recipe_for("char_lstm").seq_len, recipe_for("char_gru").seq_len) == (50, 100)
+        assert recipe.out_dir == f"runs/{name}" and recipe.threads == 1
+        assert (recipe.batch_size, recipe.seq_len, recipe.dropout, recipe.ema_momentum) == (32, 50, 0.1, 0.999)
+        # `python -m training train NAME` is the shipped version's recipe, model width included.
+        assert json.loads(recipe.to_json()) == zoo.card(name)["recipe"]["config"]
+        assert zoo.get(name).units == zoo.get(name, weights="default").units == 512
+    assert (recipe_for("char_lstm").steps, recipe_for("char_gru").steps, recipe_for("char_elman").steps) == (
+        12700, 16000, 48000)
     args = vars(_parser(recipe_for("char_gru")).parse_args(["train", "char_gru", "--steps", "5"]))
     assert args["steps"] == 5 and args["threads"] == 1 and args["lr_decay"] == "cosine"
 
