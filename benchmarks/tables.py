@@ -290,6 +290,19 @@ def chunks(results):
                   rows)
 
 
+def column_blocks(results):
+    """Sampling with the kernels' columns in blocks against whole kernels, per thread count, model and batch."""
+    def ratio(r):
+        return f"{r['median']:.2f} ({r['min']:.2f}–{r['max']:.2f})"
+
+    rows = [[str(part["threads"]), r["model"], str(r["batch"]), f"{r['chars_per_s']['blocks']['median']:,.0f}",
+             f"{r['chars_per_s']['whole']['median']:,.0f}", f"**{ratio(r['blocks_over_whole_wall'])}**",
+             ratio(r["blocks_over_whole_cpu"]), "yes" if r["same_text_and_state"] else "no"]
+            for part in _load(results, "column_blocks")["threads"] for r in part["rows"]]
+    return _table(["threads", "model", "batch", "blocks chars/s", "whole kernels chars/s", "blocks / whole, wall",
+                   "blocks / whole, CPU time", "same text and state"], rows)
+
+
 def serving_under_load(results):
     """64 concurrent streams (half REST, half gRPC), batching on and off, against in-process batch-64 `generate`."""
     load = _load(results, "serving_load")
@@ -523,6 +536,7 @@ TABLES = {
     "serving_load": serving_load,
     "streaming": streaming,
     "chunks": chunks,
+    "column_blocks": column_blocks,
     "serving_under_load": serving_under_load,
     "serving_pieces": serving_pieces,
     "xla_step": xla_step,

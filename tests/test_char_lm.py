@@ -10,6 +10,7 @@ import zoo
 from tests.reference import randomize_weights
 from zoo import sampling
 from zoo.export import export_saved_model, next_version, read_zoo_metadata
+from zoo.layers import _loop
 
 VOCAB = "\n abcdefghij"
 
@@ -73,6 +74,36 @@ def test_one_step_gives_the_numbers_of_a_one_step_call_bit_for_bit(name):
     flat = lambda nested: np.concatenate([np.asarray(s) for layer in nested for s in layer], axis=-1)  # noqa: E731
     np.testing.assert_array_equal(flat(stepped), flat(called))
     np.testing.assert_array_equal(flat(stepped)[~keep], flat(states)[~keep])  # a row not kept is untouched
+
+
+def _matmul_count(concrete):
+    graph = concrete.graph.as_graph_def()
+    nodes = [*graph.node, *(node for function in graph.library.function for node in function.node_def)]
+    return sum(node.op == "MatMul" for node in nodes)
+
+
+@pytest.mark.parametrize("name", ["char_lstm", "char_gru", "char_elman"])
+def test_products_by_column_blocks_give_the_numbers_of_whole_kernels(name, monkeypatch):
+    # Samplers multiply by blocks of each kernel's columns (`zoo.layers._loop.column_blocks`), for speed only.
+    # Blocks a multiple of 16 columns wide, as the default's are: a block of another width (5, say) can take
+    # another path through the CPU's matmul kernel, whose rounding differs in the last bit.
+    lm = zoo.get(name, vocabulary=VOCAB, units=32, embedding_dim=6)
+    lm(np.zeros((1, 1), np.int32))
+    lm = randomize_weights(lm, np.random.default_rng(6), scale=0.3)
+    signature = sampling.generate_signature(sum(lm.state_sizes))
+    batches = [_generate_inputs(lm, ["abc", "j", "ghij"], 40, temperature=0.9, seed=3),  # the lean loop
+               {**_generate_inputs(lm, ["abc", "j", "ghij"], [40, 7, 0], seed=3),  # the full rule
+                "temperature": tf.constant([0.9, 0.0, 1.2]), "top_k": tf.constant([0, 0, 4])}]
+    answers, products = [], []
+    for elements in (32 * 16, 10**9):  # kernels 32 to 128 columns wide: in blocks of 16 to 80 columns, or whole
+        monkeypatch.setattr(_loop, "STEP_BLOCK_ELEMENTS", elements)
+        generate = tf.function(sampling.make_generate_fn(lm), input_signature=signature, autograph=False)
+        products.append(_matmul_count(generate.get_concrete_function()))
+        answers.append([generate(**inputs) for inputs in batches])
+    assert products[0] > products[1]  # the blocks are in the graph
+    for blocked, whole in zip(*answers):
+        for key in ("text", "token_ids", "state"):
+            np.testing.assert_array_equal(blocked[key].numpy(), whole[key].numpy())
 
 
 @pytest.mark.slow

@@ -223,12 +223,15 @@ def test_stale_reasons_name_what_is_wrong(tmp_path):
     (tmp_path / WARMUP_FILE).write_bytes(b"request")
     (tmp_path / METADATA_FILE).write_text('{"signatures": ["generate", "serving_default"]}')
     (tmp_path / "saved_model.pb").write_bytes(b"...TensorListReserve...While...")  # a sampler with one loop
+    whole_kernels = "a sampler whose products take whole kernels, one core each"
     assert stale_reasons(tmp_path) == [
         "a sampler that filters, takes the argmax and freezes rows at every step, needed or not",
-        "a sampler that fails on a batch of no rows"]
+        "a sampler that fails on a batch of no rows", whole_kernels]
     (tmp_path / "saved_model.pb").write_bytes(b"...StatelessCase...While...")  # one loop per sampling plan
-    assert stale_reasons(tmp_path) == ["a sampler that fails on a batch of no rows"]
+    assert stale_reasons(tmp_path) == ["a sampler that fails on a batch of no rows", whole_kernels]
     (tmp_path / "saved_model.pb").write_bytes(b"...StatelessCase...no_rows_one_column...")
+    assert stale_reasons(tmp_path) == [whole_kernels]
+    (tmp_path / "saved_model.pb").write_bytes(b"...StatelessCase...no_rows_one_column...column_blocks...")
     assert stale_reasons(tmp_path) == []
 
 

@@ -23,7 +23,7 @@ from zoo._checks import (
     passed_through,
     vocabulary_asserts,
 )
-from zoo.layers._loop import weights_read_once
+from zoo.layers._loop import column_blocks
 
 __all__ = [
     "GENERATE_SIGNATURE",
@@ -247,7 +247,7 @@ def make_generate_fn(model):
             prompt, state, steps, temperature, top_k, seed, position,
         )
         ids, mask, lengths = _encode_prompts(prompt, code_to_id, model.vocabulary)
-        with weights_read_once(model):  # not once per drawn character: a step at batch 1 is mostly such small ops
+        with column_blocks(model):  # weights read once per call, not per drawn character; products by column blocks
             return _generate(ids, mask, lengths, state, steps, temperature, top_k, seed, position)
 
     def _generate(ids, mask, lengths, state, steps, temperature, top_k, seed, position):

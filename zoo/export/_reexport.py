@@ -17,6 +17,7 @@ import keras
 from zoo._registry import artifact_dir, list_models, write_card
 from zoo.export._saved_model import METADATA_FILE, export_saved_model, read_zoo_metadata
 from zoo.export._warmup import WARMUP_FILE
+from zoo.layers._loop import COLUMN_BLOCKS
 from zoo.sampling import NO_ROWS_PADDING
 
 __all__ = ["stale_reasons", "stale_models", "reexport"]
@@ -44,6 +45,8 @@ def stale_reasons(version_dir):
             reasons.append("a sampler that filters, takes the argmax and freezes rows at every step, needed or not")
         if NO_ROWS_PADDING.encode() not in graph:
             reasons.append("a sampler that fails on a batch of no rows")
+        if COLUMN_BLOCKS.encode() not in graph:
+            reasons.append("a sampler whose products take whole kernels, one core each")
     warmup = version_dir / WARMUP_FILE
     if not warmup.exists():
         reasons.append("no warmup file")
@@ -62,8 +65,9 @@ def _draws_row_by_row(graph):
 def _serves_generate(version_dir, graph):
     """Whether the version serves `generate` from a graph (saved_model.pb's bytes). Its sampler is stale without a
     `Case` choosing among `zoo.sampling.SAMPLING_PLANS` (every step then runs the top-k filter, argmax and per-row
-    state freeze, a third of a step at batch 1), or without `zoo.sampling.NO_ROWS_PADDING` (a batch of no rows
-    then fails in the prompt's time loop)."""
+    state freeze, a third of a step at batch 1), without `zoo.sampling.NO_ROWS_PADDING` (a batch of no rows
+    then fails in the prompt's time loop), or without `zoo.layers._loop.COLUMN_BLOCKS` (each product of a step
+    then runs on one core: at batch 1 on two cores, char_lstm's steps took 1.6 times as long)."""
     if not graph or not (version_dir / METADATA_FILE).exists():
         return False
     return "generate" in read_zoo_metadata(version_dir).get("signatures", {})

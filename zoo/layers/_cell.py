@@ -1,12 +1,18 @@
 """What every gated cell shares: validated config, the stacked gate weights,
 the hoisted input projection and zero initial states."""
 
+import threading
+
 import keras
+import numpy as np
 from keras import activations, initializers, ops
 
 from zoo._checks import check_positive_int
 
-__all__ = ["GatedCell", "get_activation", "project", "derivative_from_output"]
+__all__ = ["GatedCell", "get_activation", "matmul", "project", "derivative_from_output"]
+
+# id(kernel) -> the kernel's column blocks, while `zoo.layers._loop.column_blocks` is open in this thread.
+_column_blocks = threading.local()
 
 
 def get_activation(name, identifier):
@@ -35,15 +41,33 @@ def derivative_from_output(activation):
     return table.get(activation)
 
 
+def matmul(x, kernel, bias=None):
+    """x·kernel (+ bias); inside `zoo.layers._loop.column_blocks`, one product and bias add per block of the
+    kernel's columns.
+
+    Each output column is the same dot product either way, and each block's bias add follows its product as the
+    whole kernel's does (TensorFlow may fuse the pair), so the numbers are the same (see `column_blocks`).
+    """
+    blocks = (getattr(_column_blocks, "by_kernel", None) or {}).get(id(kernel))
+    if blocks is None:
+        product = ops.matmul(x, kernel)
+        return product if bias is None else product + bias
+    products = [ops.matmul(x, ops.cast(block, x.dtype)) for block in blocks]
+    if len(blocks) == 1:
+        return products[0] if bias is None else products[0] + bias
+    if bias is not None:
+        ends = np.cumsum([block.shape[-1] for block in blocks])[:-1].tolist()
+        products = [product + part for product, part in zip(products, ops.split(bias, ends, axis=-1))]
+    return ops.concatenate(products, axis=-1)
+
+
 def project(inputs, kernel, bias=None):
     """inputs·kernel + bias over the last axis, for any leading axes.
 
     Written as one 2-D matmul so that TensorFlow's graph optimizer fuses the
     bias add into it (one pass over the wide result instead of two).
     """
-    flat = ops.matmul(ops.reshape(inputs, (-1, ops.shape(inputs)[-1])), kernel)
-    if bias is not None:
-        flat = flat + bias
+    flat = matmul(ops.reshape(inputs, (-1, ops.shape(inputs)[-1])), kernel, bias)
     return ops.reshape(flat, (*ops.shape(inputs)[:-1], ops.shape(kernel)[-1]))
 
 

@@ -12,7 +12,9 @@ import contextlib
 import keras
 from keras import ops
 
-__all__ = ["RecurrentLayer", "run_time_loop", "weights_read_once"]
+__all__ = [
+    "COLUMN_BLOCKS", "RecurrentLayer", "STEP_BLOCK_ELEMENTS", "column_blocks", "run_time_loop", "weights_read_once",
+]
 
 # On TensorFlow the sequence is projected and run in this many consecutive chunks.
 # The recurrence is a chain of small dependent ops that leaves CPU cores idle; the
@@ -189,6 +191,60 @@ def weights_read_once(layer):
     import tensorflow as tf
 
     return keras.StatelessScope(state_mapping=[(w, tf.convert_to_tensor(w)) for w in layer.weights])
+
+
+# Elements per block of a cell's kernel in `column_blocks`: 1 MiB of float32, half a core's L2 on the reference
+# machine (char_lstm's 512 × 2048 recurrent kernel: four blocks of 512 columns; its 64 × 2048 input kernel: one).
+STEP_BLOCK_ELEMENTS = 2**18
+VECTOR_COLUMNS = 16  # blocks are a multiple of this many columns wide (see `column_blocks`)
+COLUMN_BLOCKS = "column_blocks"  # the blocks' op name, by which `zoo.export --stale` knows samplers without them
+
+
+def _block_widths(rows, columns):
+    """Column widths of the blocks of a (rows, columns) kernel: about `STEP_BLOCK_ELEMENTS` each, a multiple of
+    `VECTOR_COLUMNS` wide but the last; one block when the whole kernel fits."""
+    width = max(VECTOR_COLUMNS, STEP_BLOCK_ELEMENTS // max(rows, 1) // VECTOR_COLUMNS * VECTOR_COLUMNS)
+    return [min(width, columns - start) for start in range(0, columns, width)]
+
+
+@contextlib.contextmanager
+def column_blocks(layer):
+    """`weights_read_once`, with every cell kernel in `layer` also split into blocks of its columns (about
+    `STEP_BLOCK_ELEMENTS` each), which the cells' products (`zoo.layers._cell.matmul`) then take one at a time.
+
+    For samplers, whose steps at small batches are chains of (B, K)·(K, N)
+    products that each read a whole kernel. TensorFlow runs one such product on
+    one core: its own split of a (1, 512)·(512, 2048) product over two intra-op
+    threads was slower than one thread on the reference machine. Blocks are
+    independent ops, which the executor runs on every core at once, each small
+    enough to stay in a core's cache. Every output column is still one block's
+    dot product: with blocks a multiple of the vector width wide, the numbers do
+    not change (tested; a block of odd width can take another path through the
+    CPU's matmul kernel and round differently). The blocks are cut once,
+    outside any loop the scope's body builds.
+    """
+    if keras.backend.backend() != "tensorflow":
+        yield
+        return
+    import tensorflow as tf
+
+    from zoo.layers import _cell
+
+    reads = {id(w): tf.convert_to_tensor(w) for w in layer.weights}
+    by_kernel = {}
+    for cell in layer._flatten_layers(include_self=True, recursive=True):
+        if isinstance(cell, _cell.GatedCell):
+            kernels = [getattr(cell, name, None) for name in ("kernel", "recurrent_kernel")]
+            for kernel in [k for k in kernels if k is not None and len(k.shape) == 2]:
+                widths = _block_widths(*kernel.shape)
+                by_kernel[id(kernel)] = tf.split(reads[id(kernel)], widths, axis=1, name=COLUMN_BLOCKS)
+    outer = getattr(_cell._column_blocks, "by_kernel", None)
+    _cell._column_blocks.by_kernel = by_kernel
+    try:
+        with keras.StatelessScope(state_mapping=[(w, reads[id(w)]) for w in layer.weights]):
+            yield
+    finally:
+        _cell._column_blocks.by_kernel = outer
 
 
 class RecurrentLayer(keras.layers.Layer):

@@ -3,7 +3,7 @@
 import keras
 from keras import activations, ops
 
-from zoo.layers._cell import GatedCell, derivative_from_output, get_activation
+from zoo.layers._cell import GatedCell, derivative_from_output, get_activation, matmul
 from zoo.layers._loop import RecurrentLayer
 
 __all__ = ["ElmanCell", "Elman"]
@@ -55,7 +55,7 @@ class ElmanCell(GatedCell):
 
     def step_forward(self, projected, states, weights):
         (recurrent_kernel,) = weights
-        h = self.activation(projected + ops.matmul(states[0], recurrent_kernel))  # (B, H)
+        h = self.activation(projected + matmul(states[0], recurrent_kernel))  # (B, H)
         return [h], []  # `step_backward` reads h(t), the output, which is kept anyway
 
     # -- hand-written derivatives for the TensorFlow loop (see zoo.layers._fused) --

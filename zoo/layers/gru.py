@@ -3,7 +3,7 @@
 import keras
 from keras import activations, ops
 
-from zoo.layers._cell import GatedCell, get_activation, project
+from zoo.layers._cell import GatedCell, get_activation, matmul, project
 from zoo.layers._loop import RecurrentLayer
 
 __all__ = ["GRUCell", "GRU"]
@@ -70,9 +70,7 @@ class GRUCell(GatedCell):
         h_prev, recurrent_kernel = states[0], weights[0]
         x_z, x_r, x_h = ops.split(projected, 3, axis=-1)  # (B, H) each
         if self.reset_after:
-            inner = ops.matmul(h_prev, recurrent_kernel)  # (B, 3H): one matmul per step
-            if len(weights) > 1:
-                inner = inner + weights[1]
+            inner = matmul(h_prev, recurrent_kernel, weights[1] if len(weights) > 1 else None)  # (B, 3H): one matmul
             u_z, u_r, u_h = ops.split(inner, 3, axis=-1)
             z = self.recurrent_activation(x_z + u_z)
             r = self.recurrent_activation(x_r + u_r)

@@ -3,7 +3,7 @@
 import keras
 from keras import activations, initializers, ops
 
-from zoo.layers._cell import GatedCell, get_activation
+from zoo.layers._cell import GatedCell, get_activation, matmul
 from zoo.layers._loop import RecurrentLayer
 
 __all__ = ["PeepholeLSTMCell", "PeepholeLSTM"]
@@ -80,7 +80,7 @@ class PeepholeLSTMCell(GatedCell):
     def step_forward(self, projected, states, weights):
         h_prev, c_prev = states
         recurrent_kernel, peephole = weights if self.use_peepholes else (weights[0], None)
-        z_i, z_f, z_c, z_o = ops.split(projected + ops.matmul(h_prev, recurrent_kernel), 4, axis=-1)  # (B, H) each
+        z_i, z_f, z_c, z_o = ops.split(projected + matmul(h_prev, recurrent_kernel), 4, axis=-1)  # (B, H) each
         if self.use_peepholes:
             z_i, z_f = z_i + peephole[0] * c_prev, z_f + peephole[1] * c_prev
         i, f, g = self.recurrent_activation(z_i), self.recurrent_activation(z_f), self.activation(z_c)

@@ -1,0 +1,151 @@
+"""Sampling with each kernel's columns in blocks against whole kernels, in one process per thread count.
+
+    python -m benchmarks.column_blocks              # -> benchmarks/results/column_blocks.json
+    python -m benchmarks.column_blocks --models char_lstm --batches 1 --rounds 3 --out /tmp/blocks.json
+
+TensorFlow backend only. `zoo.sampling`'s `generate` multiplies by blocks of
+each cell kernel's columns (`zoo.layers._loop.column_blocks`, about
+`STEP_BLOCK_ELEMENTS` each), so that the executor can run a step's products on
+every core at once. Here the same shipped model's `generate` is traced twice:
+with the blocks, and with whole kernels (`STEP_BLOCK_ELEMENTS` larger than any
+kernel while it traces). For each model, batch and thread count, both draw the
+same characters from the same prompt, seeds and positions (checked: the same
+text and state, bit for bit), and are timed in interleaved rounds, the order
+reversed every other round, each timing one call in wall time and in process
+CPU time. Each thread count runs in its own process (TensorFlow's intra- and
+inter-op threads, fixed at its first op). Reported: characters/s of both and
+blocks / whole (> 1: the blocks pay), median and min–max over rounds, and the
+load average before and after.
+Results: `benchmarks/results/column_blocks.json`.
+"""
+
+import argparse
+import functools
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from benchmarks.machine import describe_machine, write_results
+from benchmarks.timing import interleaved
+
+RESULTS = pathlib.Path(__file__).resolve().parent / "results" / "column_blocks.json"
+PROMPT = "ROMEO."
+TEMPERATURE = 0.8
+
+
+def _generate_fns(model):
+    """`{"blocks": generate, "whole": generate}`, both traced for `model`'s state width."""
+    import tensorflow as tf
+
+    from zoo import sampling
+    from zoo.layers import _loop
+
+    signature = sampling.generate_signature(sum(model.state_sizes))
+    traced = {}
+    for contender, elements in (("blocks", _loop.STEP_BLOCK_ELEMENTS), ("whole", sys.maxsize)):
+        default, _loop.STEP_BLOCK_ELEMENTS = _loop.STEP_BLOCK_ELEMENTS, elements
+        try:
+            function = tf.function(sampling.make_generate_fn(model), input_signature=signature, autograph=False)
+            traced[contender] = function.get_concrete_function()
+        finally:
+            _loop.STEP_BLOCK_ELEMENTS = default
+    return traced
+
+
+def _inputs(model, batch, characters):
+    import tensorflow as tf
+
+    return dict(
+        prompt=tf.constant([PROMPT] * batch), state=tf.zeros((batch, sum(model.state_sizes))),
+        steps=tf.fill([batch], characters), temperature=tf.fill([batch], TEMPERATURE),
+        top_k=tf.zeros([batch], tf.int32), seed=tf.range(batch, dtype=tf.int64),
+        position=tf.zeros([batch], tf.int64),
+    )
+
+
+def _summary(values):
+    values = np.asarray(values)
+    return {"median": float(np.median(values)), "min": float(values.min()), "max": float(values.max())}
+
+
+def measure(name, batches, characters, rounds):
+    """One row per batch for shipped model `name`, on this process's threads."""
+    import zoo
+
+    model = zoo.get(name, weights="default")
+    generate = _generate_fns(model)
+    rows = []
+    for batch in batches:
+        inputs = _inputs(model, batch, characters)
+        answers = {key: function(**inputs) for key, function in generate.items()}  # also the warm-up call
+        same = all(np.array_equal(answers["blocks"][out].numpy(), answers["whole"][out].numpy())
+                   for out in ("text", "token_ids", "state"))
+        contenders = {key: functools.partial(function, **inputs) for key, function in generate.items()}
+        wall, cpu = interleaved(contenders, rounds, 1)
+        row = {"model": name, "batch": batch, "characters": characters, "rounds": rounds, "same_text_and_state": same,
+               "chars_per_s": {key: _summary(batch * characters / np.asarray(wall[key])) for key in contenders}}
+        for clock, times in (("wall", wall), ("cpu", cpu)):
+            row[f"blocks_over_whole_{clock}"] = _summary(np.asarray(times["whole"]) / np.asarray(times["blocks"]))
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
+
+
+def worker(args):
+    from training.runs import limit_cpu_threads
+
+    limit_cpu_threads(args.threads)  # before TensorFlow's first op
+    load_before = os.getloadavg()[0]
+    rows = [row for name in args.models for row in measure(name, args.batches, args.characters, args.rounds)]
+    return {"threads": args.threads, "load_average_1min": {"before": load_before, "after": os.getloadavg()[0]},
+            "rows": rows}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["char_lstm", "char_gru", "char_elman"])
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 32, 64])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--characters", type=int, default=300, help="characters per row and call")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # one thread count, JSON to stdout
+    args = parser.parse_args(argv)
+    if args.worker:
+        args.threads = args.threads[0]
+        print("RESULT " + json.dumps(worker(args)), flush=True)
+        return
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        parser.error(f"the blocks are TensorFlow's; this backend is {keras.backend.backend()!r}")
+    started, parts = time.perf_counter(), []
+    for threads in args.threads:
+        command = [sys.executable, "-m", "benchmarks.column_blocks", "--worker", "--threads", str(threads),
+                   "--models", *args.models, "--batches", *map(str, args.batches),
+                   "--characters", str(args.characters), "--rounds", str(args.rounds)]
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
+        result_lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+        parts.append(json.loads(result_lines[-1][len("RESULT "):]))
+        print(f"{threads} thread(s) done", flush=True)
+    from zoo.layers._loop import STEP_BLOCK_ELEMENTS
+
+    method = " ".join(__doc__.split("TensorFlow backend only. ", 1)[1].split("Results:", 1)[0].split())
+    write_results({
+        "machine": describe_machine(),
+        "step_block_elements": STEP_BLOCK_ELEMENTS,
+        "prompt": PROMPT,
+        "temperature": TEMPERATURE,
+        "method": method,
+        "minutes": (time.perf_counter() - started) / 60,
+        "threads": parts,
+    }, args.out)
+
+
+if __name__ == "__main__":
+    main()
