@@ -8,7 +8,8 @@ each cell kernel's columns (`zoo.layers._loop.column_blocks`, about
 `STEP_BLOCK_ELEMENTS` each), so that the executor can run a step's products on
 every core at once. Here the same shipped model's `generate` is traced twice:
 with the blocks, and with whole kernels (`STEP_BLOCK_ELEMENTS` larger than any
-kernel while it traces). For each model, batch and thread count, both draw the
+kernel while it traces); so is a loop of a step's matrix products alone, the
+floor of a step (`_products_alone`). For each model, batch and thread count, both draw the
 same characters from the same prompt, seeds and positions (checked: the same
 text and state, bit for bit), and are timed in interleaved rounds, the order
 reversed every other round, each timing one call in wall time and in process
@@ -38,8 +39,41 @@ PROMPT = "ROMEO."
 TEMPERATURE = 0.8
 
 
-def _generate_fns(model):
-    """`{"blocks": generate, "whole": generate}`, both traced for `model`'s state width."""
+def _products_alone(model, characters):
+    """A sampling step's matrix products alone, chained as a step chains them, `characters` times: the floor
+    of a step in TensorFlow on this machine, whatever its elementwise and sampling ops cost.
+
+    Each layer's input and recurrent products feed the next layer through one tanh, and the head's logits the
+    next character's input: the same kernels read in the same order, with the blocks where `column_blocks` cuts.
+    """
+    import tensorflow as tf
+
+    from zoo.layers import _cell, _loop
+
+    width = model.embedding_dim
+    if model.vocab_size < width:
+        raise ValueError(f"The products' chain feeds the logits back as the next input, so it needs a vocabulary "
+                         f"of at least embedding_dim characters. Received: {model.vocab_size} < {width}")
+
+    def run(batch):
+        hs = [tf.zeros((batch, layer.cell.units)) for layer in model.recurrent]
+        with _loop.column_blocks(model):
+            def body(t, x, hs):
+                new = []
+                for layer, h in zip(model.recurrent, hs):
+                    z = _cell.matmul(x, layer.cell.kernel) + _cell.matmul(h, layer.cell.recurrent_kernel)
+                    x = tf.tanh(z[:, : layer.cell.units])
+                    new.append(x)
+                return t + 1, tf.tanh(tf.matmul(x, model.head.kernel)[:, :width]), new
+
+            return tf.while_loop(lambda t, *_: t < characters, body, (0, tf.zeros((batch, width)), hs))[1]
+
+    return run
+
+
+def _generate_fns(model, characters):
+    """`{"blocks": generate, "whole": generate, "blocks_products": run, "whole_products": run}`: `generate`
+    traced for `model`'s state width, and `_products_alone`, each with and without the blocks."""
     import tensorflow as tf
 
     from zoo import sampling
@@ -52,6 +86,8 @@ def _generate_fns(model):
         try:
             function = tf.function(sampling.make_generate_fn(model), input_signature=signature, autograph=False)
             traced[contender] = function.get_concrete_function()
+            products = tf.function(_products_alone(model, characters), autograph=False)
+            traced[f"{contender}_products"] = products.get_concrete_function(tf.TensorSpec([], tf.int32))
         finally:
             _loop.STEP_BLOCK_ELEMENTS = default
     return traced
@@ -75,22 +111,29 @@ def _summary(values):
 
 def measure(name, batches, characters, rounds):
     """One row per batch for shipped model `name`, on this process's threads."""
+    import tensorflow as tf
+
     import zoo
 
     model = zoo.get(name, weights="default")
-    generate = _generate_fns(model)
+    traced = _generate_fns(model, characters)
     rows = []
     for batch in batches:
         inputs = _inputs(model, batch, characters)
-        answers = {key: function(**inputs) for key, function in generate.items()}  # also the warm-up call
+        contenders = {key: functools.partial(function, **inputs) if "products" not in key
+                      else functools.partial(function, tf.constant(batch)) for key, function in traced.items()}
+        answers = {key: run() for key, run in contenders.items()}  # also the warm-up call
         same = all(np.array_equal(answers["blocks"][out].numpy(), answers["whole"][out].numpy())
                    for out in ("text", "token_ids", "state"))
-        contenders = {key: functools.partial(function, **inputs) for key, function in generate.items()}
         wall, cpu = interleaved(contenders, rounds, 1)
         row = {"model": name, "batch": batch, "characters": characters, "rounds": rounds, "same_text_and_state": same,
                "chars_per_s": {key: _summary(batch * characters / np.asarray(wall[key])) for key in contenders}}
         for clock, times in (("wall", wall), ("cpu", cpu)):
             row[f"blocks_over_whole_{clock}"] = _summary(np.asarray(times["whole"]) / np.asarray(times["blocks"]))
+        # How much of a step the products alone take: the rest is the elementwise, sampling and per-op work.
+        row["products_share_of_step_wall"] = {
+            contender: _summary(np.asarray(wall[f"{contender}_products"]) / np.asarray(wall[contender]))
+            for contender in ("blocks", "whole")}
         print(json.dumps(row), flush=True)
         rows.append(row)
     return rows
