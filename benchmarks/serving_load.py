@@ -9,7 +9,8 @@ Serving's request batching, plus continuous batching of `generate`) and once
 without; then twice more with batching on and every client on one protocol,
 REST or gRPC, which tells what each protocol costs; then once more mixed with
 `--freeze_heap=false`, which tells what keeping the loaded models out of the
-garbage collector's full passes saves (`serving.heap`). Each client (a thread; the
+garbage collector's full passes saves (`serving.heap`), and once with the
+server's TensorFlow threads left to TensorFlow (`--tensorflow_*_op_parallelism=0`). Each client (a thread; the
 64 spread over `--client-processes` processes, so that the load generator's own
 interpreter lock does not pace it) streams `--tokens` characters through
 `Client.stream` (its default pieces: 16 characters, then doubling up to 128,
@@ -20,6 +21,11 @@ end), time to first piece (from the call to `Client.stream`, which includes
 pinning the version) and between pieces (p50, p99), the server's and the
 clients' CPU time, the server's RSS after a warm-up stream and after the run,
 and the errors.
+
+Server and reference run TensorFlow on the same threads: `--tensorflow-intra-op`
+(1) and `--tensorflow-inter-op` (one per core), the server through TF Serving's
+`--tensorflow_intra_op_parallelism` and `--tensorflow_inter_op_parallelism`
+(one intra-op thread served 1.1x the characters per second on two cores).
 
 The reference is the same SavedModel version's `generate` signature called
 in this process at batch `--clients` (64), chained in the clients' calls of
@@ -55,7 +61,10 @@ TEMPERATURE = 0.8
 # run name -> (batching on, every client on this protocol (None = half REST, half gRPC), more server flags)
 RUNS = {"batching_on": (True, None, ()), "batching_off": (False, None, ()), "batching_on_rest_only": (True, "rest", ()),
         "batching_on_grpc_only": (True, "grpc", ()),
-        "batching_on_heap_unfrozen": (True, None, ("--freeze_heap=false",))}
+        "batching_on_heap_unfrozen": (True, None, ("--freeze_heap=false",)),
+        # The server on TensorFlow's own thread choice (the reference keeps --tensorflow-intra-op's).
+        "batching_on_tensorflow_default_threads": (
+            True, None, ("--tensorflow_intra_op_parallelism=0", "--tensorflow_inter_op_parallelism=0"))}
 BARS = {"ratio_min": 0.6, "errors_max": 0, "rss_growth_max": 0.10, "first_piece_p99_s_max": 1.0}
 
 
@@ -109,11 +118,16 @@ def in_process_rate(model_dir, rows, tokens, chunk):
     return rows * tokens / (time.perf_counter() - start), time.process_time() - cpu
 
 
-def _start_server(model_dir, batching_file, grpc_threads, chunk_steps=None, extra_flags=()):
+def thread_flags(intra_op, inter_op):
+    """The server's TensorFlow thread flags (TF Serving's), which the in-process reference runs with too."""
+    return [f"--tensorflow_intra_op_parallelism={intra_op}", f"--tensorflow_inter_op_parallelism={inter_op}"]
+
+
+def _start_server(model_dir, batching_file, grpc_threads, chunk_steps=None, extra_flags=(), threads=(0, 0)):
     command = [
         sys.executable, "-m", "serving", "--port=0", "--rest_api_port=0", "--model_name=char_lstm",
         f"--model_base_path={model_dir.parent}", "--file_system_poll_wait_seconds=0",
-        f"--grpc_max_threads={grpc_threads}", *extra_flags,
+        f"--grpc_max_threads={grpc_threads}", *thread_flags(*threads), *extra_flags,
     ]
     if chunk_steps is not None:
         command.append(f"--generation_chunk_steps={chunk_steps}")
@@ -167,17 +181,17 @@ def _client_process(targets, jobs, tokens, chunk, start):
 
 
 def served_run(model_dir, batching_file, clients, tokens, grpc_threads, chunk=None, chunk_steps=None,
-               client_processes=4, only=None, extra_flags=()):
+               client_processes=4, only=None, extra_flags=(), threads=(0, 0)):
     """The figures of one run of `clients` concurrent streams against a fresh server.
 
     The clients are spread over `client_processes` processes: 64 client threads in one Python process
     queue on its interpreter lock, and the load generator, not the server, then sets the time to first piece.
     `only` ("rest" or "grpc") puts every client on that protocol instead of half on each; `extra_flags` go to
-    the server's command line.
+    the server's command line, and `threads` (intra-op, inter-op; 0 = TensorFlow's choice) to its thread flags.
     """
     from serving.client import Client
 
-    process, targets = _start_server(model_dir, batching_file, grpc_threads, chunk_steps, extra_flags)
+    process, targets = _start_server(model_dir, batching_file, grpc_threads, chunk_steps, extra_flags, threads)
     try:
         with Client(targets["grpc"], protocol="grpc") as client:  # warm: one stream through the whole path
             "".join(client.stream("char_lstm", PROMPT, 64, TEMPERATURE))
@@ -276,11 +290,25 @@ def main(argv=None):
     parser.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS),
                         help="which runs (default all): the issue's two; batching on with every client on one "
                         "protocol, which splits the serving cost between REST and gRPC; batching on with the heap "
-                        "left unfrozen (--freeze_heap=false), what serving.heap saves")
+                        "left unfrozen (--freeze_heap=false), what serving.heap saves; batching on with the server's "
+                        "TensorFlow threads left to TensorFlow")
     parser.add_argument("--rounds", type=int, default=3,
                         help="rounds of every run, in alternating order, with the reference between rounds")
+    parser.add_argument("--tensorflow-intra-op", type=int, default=1,
+                        help="TensorFlow's intra-op threads in the server and the reference (default 1; 0: "
+                        "TensorFlow's choice)")
+    parser.add_argument("--tensorflow-inter-op", type=int, default=os.cpu_count() or 1,
+                        help="TensorFlow's inter-op threads in the server and the reference (default: one per core)")
     parser.add_argument("--out", default="benchmarks/results/serving_load.json")
     args = parser.parse_args(argv)
+    threads = (args.tensorflow_intra_op, args.tensorflow_inter_op)
+    import tensorflow as tf  # the reference's pools, before its first op, as the server's flags size the server's
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads[0])
+        tf.config.threading.set_inter_op_parallelism_threads(threads[1])
+    except RuntimeError:  # TensorFlow already ran ops in this process (a test's): the file records what it has
+        print("The in-process reference runs on the thread pools TensorFlow already made in this process", flush=True)
     from serving.repository import scan_versions
 
     base = ROOT / "saved_models" / "char_lstm"
@@ -304,7 +332,8 @@ def main(argv=None):
             for name in order:
                 batching, only, extra_flags = RUNS[name]
                 run = served_run(model_dir, params if batching else None, args.clients, args.tokens, args.clients,
-                                 args.chunk, args.generation_chunk_steps, args.client_processes, only, extra_flags)
+                                 args.chunk, args.generation_chunk_steps, args.client_processes, only, extra_flags,
+                                 threads)
                 rounds[name].append(run)
                 print(f"round {round_index + 1} {name}: {run['chars_per_s']:,.0f} chars/s, first piece p99 "
                       f"{run['first_piece_s']['p99']:.2f} s, errors {run['errors']}", flush=True)
@@ -326,10 +355,14 @@ def main(argv=None):
         "client_chunk_size": args.chunk,
         "client_chunk_sizes": chunk_sizes(args.tokens, args.chunk),
         "batching_parameters": batching_parameters(args.clients),
+        # The flags of every batching_on run, the other batching_on_* runs adding server_flags_extra's.
         "server_flags_batching_on": ["--enable_batching", "--batching_parameters_file=<the parameters above>",
-                                     f"--grpc_max_threads={args.clients}"],  # also the other batching_on_* runs
+                                     f"--grpc_max_threads={args.clients}", *thread_flags(*threads)],
         "server_flags_extra": {name: list(RUNS[name][2]) for name in args.runs if RUNS[name][2]},
-        "server_flags_batching_off": [f"--grpc_max_threads={args.clients}"],
+        "server_flags_batching_off": [f"--grpc_max_threads={args.clients}", *thread_flags(*threads)],
+        "tensorflow_threads": {"intra_op": threads[0], "inter_op": threads[1]},  # the server's flags
+        "reference_tensorflow_threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+                                         "inter_op": tf.config.threading.get_inter_op_parallelism_threads()},
         "generation_chunk_steps": args.generation_chunk_steps or DEFAULT_GENERATION_CHUNK_STEPS,
         "rounds": args.rounds,
         "in_process_chars_per_s": reference,  # before the first round and after each

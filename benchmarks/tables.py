@@ -314,7 +314,8 @@ def serving_under_load(results):
     cores = load["machine"]["cpu_count"]
     rows = []
     labels = (("batching_on", "on"), ("batching_off", "off"), ("batching_on_rest_only", "on, all REST"),
-              ("batching_on_grpc_only", "on, all gRPC"), ("batching_on_heap_unfrozen", "on, heap not frozen"))
+              ("batching_on_grpc_only", "on, all gRPC"), ("batching_on_heap_unfrozen", "on, heap not frozen"),
+              ("batching_on_tensorflow_default_threads", "on, TensorFlow's own thread choice"))
     for name, label in labels:
         if name not in load["runs"]:
             continue

@@ -11,7 +11,8 @@ this server's own: `--max_request_size_bytes`, `--max_input_elements`,
 `--max_generation_steps`, `--max_prompt_characters` and
 `--max_generation_work` (see `serving.limits`), and so is
 `--generation_chunk_steps` (continuous batching of `generate`, see
-`serving.execution`); `--enable_batching` and `--batching_parameters_file`
+`serving.execution`); `--enable_batching`, `--batching_parameters_file`,
+`--tensorflow_intra_op_parallelism` and `--tensorflow_inter_op_parallelism`
 are TF Serving's. `--model_browser` adds a page at `/browser/` on the REST
 port listing the models with their cards and streaming text from them
 (`serving.model_browser`).
@@ -161,6 +162,7 @@ def main(argv=None):
 
     from serving.server import ModelServer  # TensorFlow loads here, after the flags are checked
 
+    execution.apply_tensorflow_threads(args)
     server = ModelServer(
         model_name=args.model_name if args.model_base_path else None,
         model_base_path=args.model_base_path,

@@ -1,4 +1,4 @@
-"""Routing checked requests (`serving.execution`) and the command-line flags of batching."""
+"""Routing checked requests (`serving.execution`) and the command-line flags of batching and threads."""
 
 import threading
 
@@ -113,6 +113,8 @@ def test_parse_bool_refuses_other_words():
          "--generation_chunk_steps must be >= 0. Received: --generation_chunk_steps=-1"),
         (["--grpc_max_threads=0"], "--grpc_max_threads must be >= 1. Received: --grpc_max_threads=0"),
         (["--rest_api_num_threads=0"], "--rest_api_num_threads must be >= 1. Received: --rest_api_num_threads=0"),
+        (["--tensorflow_intra_op_parallelism=-1"], "--tensorflow_intra_op_parallelism must be >= 0 (0: TensorFlow's "
+         "choice). Received: --tensorflow_intra_op_parallelism=-1"),
     ],
 )
 def test_bad_batching_flags_stop_the_command_before_loading(tmp_path, capsys, flags, message):
@@ -121,3 +123,19 @@ def test_bad_batching_flags_stop_the_command_before_loading(tmp_path, capsys, fl
     with pytest.raises(SystemExit) as caught:
         main(["--model_base_path=nowhere", *[f.format(bad=bad) for f in flags]])
     assert caught.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_tensorflow_thread_flags_size_tensorflows_pools_before_its_first_op():
+    # TF Serving's flags; a fresh process, since TensorFlow makes its pools once, at its first op.
+    import subprocess
+    import sys
+
+    code = ("from serving.__main__ import build_parser; from serving.execution import apply_tensorflow_threads; "
+            "apply_tensorflow_threads(build_parser().parse_args(['--model_base_path=m', "
+            "'--tensorflow_intra_op_parallelism=1', '--tensorflow_inter_op_parallelism=3'])); import tensorflow as tf; "
+            "tf.constant(1.0) + 1.0; print(tf.config.threading.get_intra_op_parallelism_threads(), "
+            "tf.config.threading.get_inter_op_parallelism_threads())")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split()[-2:] == ["1", "3"]
+    defaults = build_parser().parse_args(["--model_base_path=m"])
+    assert (defaults.tensorflow_intra_op_parallelism, defaults.tensorflow_inter_op_parallelism) == (0, 0)

@@ -37,6 +37,8 @@ def test_a_small_run_writes_every_figure(tmp_path):
     assert set(result["runs"]) == {"batching_off", "batching_on_rest_only", "batching_on_heap_unfrozen"}
     assert result["runs"]["batching_on_rest_only"]["clients_rest"] == 2
     assert result["server_flags_extra"] == {"batching_on_heap_unfrozen": ["--freeze_heap=false"]}
+    assert "--tensorflow_intra_op_parallelism=1" in result["server_flags_batching_off"]
+    assert result["tensorflow_threads"]["intra_op"] == 1
     for run in result["runs"].values():
         assert (run["errors"], run["characters"], run["server_exit_code_on_sigterm"]) == (0, 32, 0)
         assert len(run["rounds"]) == 2 and run["errors_all_rounds"] == 0
