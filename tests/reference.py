@@ -93,6 +93,13 @@ def matmuls_per_loop_body(layer, input_spec):
     return [len([n for n in f.node_def if n.op in ("MatMul", "BatchMatMulV2")]) for f in bodies]
 
 
+def matmuls_in(concrete):
+    """MatMul ops in a concrete function's graph and every function it calls (loop bodies, branches)."""
+    graph = concrete.graph.as_graph_def()
+    nodes = [*graph.node, *(node for function in graph.library.function for node in function.node_def)]
+    return sum(node.op == "MatMul" for node in nodes)
+
+
 def randomize_weights(layer, rng, scale=0.5):
     """Assigns N(0, scale²) draws from `rng` to every weight of `layer` (a layer or a model).
 

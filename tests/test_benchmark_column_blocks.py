@@ -4,13 +4,8 @@ import numpy as np
 
 import zoo
 from benchmarks import column_blocks
+from tests.reference import matmuls_in
 from zoo.layers import _loop
-
-
-def _matmuls(concrete):
-    graph = concrete.graph.as_graph_def()
-    nodes = [*graph.node, *(node for function in graph.library.function for node in function.node_def)]
-    return sum(node.op == "MatMul" for node in nodes)
 
 
 def test_the_whole_kernel_contender_has_no_blocks_and_the_default_is_restored():
@@ -19,10 +14,10 @@ def test_the_whole_kernel_contender_has_no_blocks_and_the_default_is_restored():
     default = _loop.STEP_BLOCK_ELEMENTS
     traced = column_blocks._generate_fns(lm, characters=3)
     assert _loop.STEP_BLOCK_ELEMENTS == default
-    assert _matmuls(traced["blocks"]) > _matmuls(traced["whole"])
+    assert matmuls_in(traced["blocks"]) > matmuls_in(traced["whole"])
     # Layer 1: its input kernel whole, its recurrent one in 3; layer 2: both in 3; the head whole.
-    assert _matmuls(traced["blocks_products"]) == 1 + 3 + 3 + 3 + 1
-    assert _matmuls(traced["whole_products"]) == 2 + 2 + 1
+    assert matmuls_in(traced["blocks_products"]) == 1 + 3 + 3 + 3 + 1
+    assert matmuls_in(traced["whole_products"]) == 2 + 2 + 1
 
 
 def test_a_row_reports_rates_ratios_and_that_both_draw_the_same_text():

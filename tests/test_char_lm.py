@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 import zoo
-from tests.reference import randomize_weights
+from tests.reference import matmuls_in, randomize_weights
 from zoo import sampling
 from zoo.export import export_saved_model, next_version, read_zoo_metadata
 from zoo.layers import _loop
@@ -76,12 +76,6 @@ def test_one_step_gives_the_numbers_of_a_one_step_call_bit_for_bit(name):
     np.testing.assert_array_equal(flat(stepped)[~keep], flat(states)[~keep])  # a row not kept is untouched
 
 
-def _matmul_count(concrete):
-    graph = concrete.graph.as_graph_def()
-    nodes = [*graph.node, *(node for function in graph.library.function for node in function.node_def)]
-    return sum(node.op == "MatMul" for node in nodes)
-
-
 @pytest.mark.parametrize("name", ["char_lstm", "char_gru", "char_elman"])
 def test_products_by_column_blocks_give_the_numbers_of_whole_kernels(name, monkeypatch):
     # Samplers multiply by blocks of each kernel's columns (`zoo.layers._loop.column_blocks`), for speed only.
@@ -98,7 +92,7 @@ def test_products_by_column_blocks_give_the_numbers_of_whole_kernels(name, monke
     for elements in (32 * 16, 10**9):  # kernels 32 to 128 columns wide: in blocks of 16 to 80 columns, or whole
         monkeypatch.setattr(_loop, "STEP_BLOCK_ELEMENTS", elements)
         generate = tf.function(sampling.make_generate_fn(lm), input_signature=signature, autograph=False)
-        products.append(_matmul_count(generate.get_concrete_function()))
+        products.append(matmuls_in(generate.get_concrete_function()))
         answers.append([generate(**inputs) for inputs in batches])
     assert products[0] > products[1]  # the blocks are in the graph
     for blocked, whole in zip(*answers):

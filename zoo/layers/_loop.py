@@ -230,21 +230,20 @@ def column_blocks(layer):
 
     from zoo.layers import _cell
 
-    reads = {id(w): tf.convert_to_tensor(w) for w in layer.weights}
-    by_kernel = {}
-    for cell in layer._flatten_layers(include_self=True, recursive=True):
-        if isinstance(cell, _cell.GatedCell):
-            kernels = [getattr(cell, name, None) for name in ("kernel", "recurrent_kernel")]
-            for kernel in [k for k in kernels if k is not None and len(k.shape) == 2]:
-                widths = _block_widths(*kernel.shape)
-                by_kernel[id(kernel)] = tf.split(reads[id(kernel)], widths, axis=1, name=COLUMN_BLOCKS)
-    outer = getattr(_cell._column_blocks, "by_kernel", None)
-    _cell._column_blocks.by_kernel = by_kernel
-    try:
-        with keras.StatelessScope(state_mapping=[(w, reads[id(w)]) for w in layer.weights]):
+    with weights_read_once(layer):  # in it a kernel converts to its one read, which the blocks are cut from
+        by_kernel = {}
+        for cell in layer._flatten_layers(include_self=True, recursive=True):
+            if isinstance(cell, _cell.GatedCell):
+                kernels = [getattr(cell, name, None) for name in ("kernel", "recurrent_kernel")]
+                for kernel in [k for k in kernels if k is not None and len(k.shape) == 2]:
+                    widths = _block_widths(*kernel.shape)
+                    by_kernel[id(kernel)] = tf.split(tf.convert_to_tensor(kernel), widths, axis=1, name=COLUMN_BLOCKS)
+        outer = getattr(_cell._column_blocks, "by_kernel", None)
+        _cell._column_blocks.by_kernel = by_kernel
+        try:
             yield
-    finally:
-        _cell._column_blocks.by_kernel = outer
+        finally:
+            _cell._column_blocks.by_kernel = outer
 
 
 class RecurrentLayer(keras.layers.Layer):
