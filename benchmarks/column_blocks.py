@@ -16,7 +16,13 @@ reversed every other round, each timing one call in wall time and in process
 CPU time. Each thread count runs in its own process (TensorFlow's intra- and
 inter-op threads, fixed at its first op). Reported: characters/s of both and
 blocks / whole (> 1: the blocks pay), median and min–max over rounds, and the
-load average before and after.
+load average before and after. Then the blocks cut from whole kernels at every
+call against blocks stored as variables, as `zoo.export` writes them
+(`zoo.layers._loop.StoredColumnBlocks`), in calls of a streaming chunk
+(`--chunk-characters`, the server's `--generation_chunk_steps` by default),
+where a call's fixed costs count (each prompt one character, as in a stream's
+later calls): the same text and state checked, ten calls a timing,
+milliseconds per call and cut / stored.
 Results: `benchmarks/results/column_blocks.json`.
 """
 
@@ -33,6 +39,7 @@ import numpy as np
 
 from benchmarks.machine import describe_machine, write_results
 from benchmarks.timing import interleaved
+from serving.execution import DEFAULT_GENERATION_CHUNK_STEPS
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results" / "column_blocks.json"
 PROMPT = "ROMEO."
@@ -90,14 +97,18 @@ def _generate_fns(model, characters):
             traced[f"{contender}_products"] = products.get_concrete_function(tf.TensorSpec([], tf.int32))
         finally:
             _loop.STEP_BLOCK_ELEMENTS = default
+    stored = _loop.StoredColumnBlocks(model)
+    function = stored.tracing(sampling.make_generate_fn(model))  # as `zoo.export` traces it
+    traced["stored"] = tf.function(function, input_signature=signature, autograph=False).get_concrete_function()
+    traced["stored"].blocks = stored  # the variables live as long as the function
     return traced
 
 
-def _inputs(model, batch, characters):
+def _inputs(model, batch, characters, prompt=PROMPT):
     import tensorflow as tf
 
     return dict(
-        prompt=tf.constant([PROMPT] * batch), state=tf.zeros((batch, sum(model.state_sizes))),
+        prompt=tf.constant([prompt] * batch), state=tf.zeros((batch, sum(model.state_sizes))),
         steps=tf.fill([batch], characters), temperature=tf.fill([batch], TEMPERATURE),
         top_k=tf.zeros([batch], tf.int32), seed=tf.range(batch, dtype=tf.int64),
         position=tf.zeros([batch], tf.int64),
@@ -109,7 +120,26 @@ def _summary(values):
     return {"median": float(np.median(values)), "min": float(values.min()), "max": float(values.max())}
 
 
-def measure(name, batches, characters, rounds):
+def _same_answers(answers, contenders):
+    return all(np.array_equal(answers[contenders[0]][out].numpy(), answers[other][out].numpy())
+               for other in contenders[1:] for out in ("text", "token_ids", "state"))
+
+
+def _stream_chunks(traced, model, batch, characters, rounds):
+    """Calls of a stream's chunk (`characters` each) with the blocks cut at every call and stored: figures.
+
+    Each call's prompt is one character, as in a stream's calls after its first: the last character drawn.
+    """
+    inputs = _inputs(model, batch, characters, prompt=PROMPT[-1])
+    contenders = {key: functools.partial(traced[key], **inputs) for key in ("blocks", "stored")}
+    same = _same_answers({key: run() for key, run in contenders.items()}, ["blocks", "stored"])
+    wall, _ = interleaved(contenders, rounds, 10)  # ten calls a timing: one is a few milliseconds
+    return {"characters": characters, "same_text_and_state": same,
+            "ms_per_call": {key: _summary(np.asarray(wall[key]) * 1e3) for key in contenders},
+            "stored_over_cut_wall": _summary(np.asarray(wall["blocks"]) / np.asarray(wall["stored"]))}
+
+
+def measure(name, batches, characters, rounds, chunk_characters):
     """One row per batch for shipped model `name`, on this process's threads."""
     import tensorflow as tf
 
@@ -121,10 +151,10 @@ def measure(name, batches, characters, rounds):
     for batch in batches:
         inputs = _inputs(model, batch, characters)
         contenders = {key: functools.partial(function, **inputs) if "products" not in key
-                      else functools.partial(function, tf.constant(batch)) for key, function in traced.items()}
+                      else functools.partial(function, tf.constant(batch)) for key, function in traced.items()
+                      if key != "stored"}
         answers = {key: run() for key, run in contenders.items()}  # also the warm-up call
-        same = all(np.array_equal(answers["blocks"][out].numpy(), answers["whole"][out].numpy())
-                   for out in ("text", "token_ids", "state"))
+        same = _same_answers(answers, ["blocks", "whole"])
         wall, cpu = interleaved(contenders, rounds, 1)
         row = {"model": name, "batch": batch, "characters": characters, "rounds": rounds, "same_text_and_state": same,
                "chars_per_s": {key: _summary(batch * characters / np.asarray(wall[key])) for key in contenders}}
@@ -134,6 +164,7 @@ def measure(name, batches, characters, rounds):
         row["products_share_of_step_wall"] = {
             contender: _summary(np.asarray(wall[f"{contender}_products"]) / np.asarray(wall[contender]))
             for contender in ("blocks", "whole")}
+        row["stream_chunks"] = _stream_chunks(traced, model, batch, chunk_characters, rounds)
         print(json.dumps(row), flush=True)
         rows.append(row)
     return rows
@@ -144,7 +175,8 @@ def worker(args):
 
     limit_cpu_threads(args.threads)  # before TensorFlow's first op
     load_before = os.getloadavg()[0]
-    rows = [row for name in args.models for row in measure(name, args.batches, args.characters, args.rounds)]
+    rows = [row for name in args.models
+            for row in measure(name, args.batches, args.characters, args.rounds, args.chunk_characters)]
     return {"threads": args.threads, "load_average_1min": {"before": load_before, "after": os.getloadavg()[0]},
             "rows": rows}
 
@@ -155,6 +187,8 @@ def main(argv=None):
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 32, 64])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--characters", type=int, default=300, help="characters per row and call")
+    parser.add_argument("--chunk-characters", type=int, default=DEFAULT_GENERATION_CHUNK_STEPS,
+                        help="characters per call of the stored-blocks comparison (default: the server's chunk)")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # one thread count, JSON to stdout
@@ -171,7 +205,8 @@ def main(argv=None):
     for threads in args.threads:
         command = [sys.executable, "-m", "benchmarks.column_blocks", "--worker", "--threads", str(threads),
                    "--models", *args.models, "--batches", *map(str, args.batches),
-                   "--characters", str(args.characters), "--rounds", str(args.rounds)]
+                   "--characters", str(args.characters), "--chunk-characters", str(args.chunk_characters),
+                   "--rounds", str(args.rounds)]
         done = subprocess.run(command, capture_output=True, text=True, check=True)
         result_lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
         parts.append(json.loads(result_lines[-1][len("RESULT "):]))

@@ -9,8 +9,9 @@ Serving's request batching, plus continuous batching of `generate`) and once
 without; then twice more with batching on and every client on one protocol,
 REST or gRPC, which tells what each protocol costs; then once more mixed with
 `--freeze_heap=false`, which tells what keeping the loaded models out of the
-garbage collector's full passes saves (`serving.heap`), and once with the
-server's TensorFlow threads left to TensorFlow (`--tensorflow_*_op_parallelism=0`). Each client (a thread; the
+garbage collector's full passes saves (`serving.heap`), once with the
+server's TensorFlow threads left to TensorFlow (`--tensorflow_*_op_parallelism=0`), and once with the
+generation lane's chunks of 8 characters (`--generation_chunk_steps=8`). Each client (a thread; the
 64 spread over `--client-processes` processes, so that the load generator's own
 interpreter lock does not pace it) streams `--tokens` characters through
 `Client.stream` (its default pieces: 16 characters, then doubling up to 128,
@@ -64,7 +65,9 @@ RUNS = {"batching_on": (True, None, ()), "batching_off": (False, None, ()), "bat
         "batching_on_heap_unfrozen": (True, None, ("--freeze_heap=false",)),
         # The server on TensorFlow's own thread choice (the reference keeps --tensorflow-intra-op's).
         "batching_on_tensorflow_default_threads": (
-            True, None, ("--tensorflow_intra_op_parallelism=0", "--tensorflow_inter_op_parallelism=0"))}
+            True, None, ("--tensorflow_intra_op_parallelism=0", "--tensorflow_inter_op_parallelism=0")),
+        # The lane's chunks of 8 characters, the default before 16.
+        "batching_on_chunks_of_8": (True, None, ("--generation_chunk_steps=8",))}
 BARS = {"ratio_min": 0.6, "errors_max": 0, "rss_growth_max": 0.10, "first_piece_p99_s_max": 1.0}
 
 

@@ -298,14 +298,23 @@ def column_blocks(results):
     def rate(r, key):
         return f"{r['chars_per_s'][key]['median']:,.0f}"
 
+    def chunk_calls(r):
+        calls = r["stream_chunks"]
+        ms = calls["ms_per_call"]
+        return f"{ms['blocks']['median']:.1f} / {ms['stored']['median']:.1f}, {ratio(calls['stored_over_cut_wall'])}"
+
+    load = _load(results, "column_blocks")
     rows = [[str(part["threads"]), r["model"], str(r["batch"]), rate(r, "blocks"), rate(r, "whole"),
              f"**{ratio(r['blocks_over_whole_wall'])}**", ratio(r["blocks_over_whole_cpu"]),
              f"{rate(r, 'blocks_products')} / {rate(r, 'whole_products')}",
-             f"{r['products_share_of_step_wall']['blocks']['median']:.0%}", "yes" if r["same_text_and_state"] else "no"]
-            for part in _load(results, "column_blocks")["threads"] for r in part["rows"]]
+             f"{r['products_share_of_step_wall']['blocks']['median']:.0%}", chunk_calls(r),
+             "yes" if r["same_text_and_state"] and r["stream_chunks"]["same_text_and_state"] else "no"]
+            for part in load["threads"] for r in part["rows"]]
+    chunk = load["threads"][0]["rows"][0]["stream_chunks"]["characters"]
     return _table(["threads", "model", "batch", "blocks chars/s", "whole kernels chars/s", "blocks / whole, wall",
                    "blocks / whole, CPU time", "products alone chars/s, blocks / whole",
-                   "products' share of a step (blocks)", "same text and state"], rows)
+                   "products' share of a step (blocks)",
+                   f"{chunk}-character calls: ms cut per call / stored, ratio", "same text and state"], rows)
 
 
 def serving_under_load(results):
@@ -315,7 +324,8 @@ def serving_under_load(results):
     rows = []
     labels = (("batching_on", "on"), ("batching_off", "off"), ("batching_on_rest_only", "on, all REST"),
               ("batching_on_grpc_only", "on, all gRPC"), ("batching_on_heap_unfrozen", "on, heap not frozen"),
-              ("batching_on_tensorflow_default_threads", "on, TensorFlow's own thread choice"))
+              ("batching_on_tensorflow_default_threads", "on, TensorFlow's own thread choice"),
+              ("batching_on_chunks_of_8", "on, lane chunks of 8 characters"))
     for name, label in labels:
         if name not in load["runs"]:
             continue

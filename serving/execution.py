@@ -33,10 +33,10 @@ __all__ = [
 ]
 
 # Small enough that a dropped request stops within ~50 ms and a new row, which waits for the running chunk to
-# end, joins a busy lane soon. Longer calls spread each call's fixed cost over more characters, but under 64
-# streams (benchmarks.serving_load --generation-chunk-steps 16) the served rate did not move beyond the spread
-# between runs.
-DEFAULT_GENERATION_CHUNK_STEPS = 8
+# end, joins a busy lane soon (char_lstm, 64 rows: about 2 ms a step). Longer calls spread each call's fixed cost
+# (about 1-3 ms) over more characters: under 64 streams the served rate with 16 was a few percent above 8's
+# (benchmarks.serving_load, run batching_on_chunks_of_8), where 32 gave no more.
+DEFAULT_GENERATION_CHUNK_STEPS = 16
 
 
 class Executor:

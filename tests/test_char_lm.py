@@ -2,6 +2,7 @@
 
 import pathlib
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -9,7 +10,7 @@ import tensorflow as tf
 import zoo
 from tests.reference import matmuls_in, randomize_weights
 from zoo import sampling
-from zoo.export import export_saved_model, next_version, read_zoo_metadata
+from zoo.export import export_saved_model, next_version, read_zoo_metadata, stale_reasons
 from zoo.layers import _loop
 
 VOCAB = "\n abcdefghij"
@@ -101,6 +102,37 @@ def test_products_by_column_blocks_give_the_numbers_of_whole_kernels(name, monke
 
 
 @pytest.mark.slow
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["char_lstm", "char_gru"])
+def test_an_export_stores_cut_kernels_as_their_blocks_and_answers_as_whole_kernels(name, tmp_path, monkeypatch):
+    # A sampler that cut its kernels at every call copied them each time (`zoo.layers._loop.StoredColumnBlocks`).
+    from zoo.export import _saved_model
+
+    lm = zoo.get(name, vocabulary=VOCAB, units=32, embedding_dim=6)
+    lm(np.zeros((1, 1), np.int32))
+    lm = randomize_weights(lm, np.random.default_rng(8), scale=0.3)
+    monkeypatch.setattr(_loop, "STEP_BLOCK_ELEMENTS", 32 * 16)  # recurrent kernels in blocks of 16 columns
+    stored = export_saved_model(lm, tmp_path / "stored")
+    with monkeypatch.context() as patch:  # the sampler as exported before: blocks cut from whole kernels per call
+        patch.setattr(_saved_model, "StoredColumnBlocks", lambda model: _loop.StoredColumnBlocks(keras.Sequential()))
+        cut_per_call = export_saved_model(lm, tmp_path / "cut")
+
+    shapes = [shape for _, shape in tf.train.list_variables(str(stored / "variables" / "variables"))]
+    recurrent_kernel = list(lm.recurrent[0].cell.recurrent_kernel.shape)
+    assert recurrent_kernel not in shapes and [32, 16] in shapes  # the blocks, not the whole kernel
+    assert stale_reasons(stored) == []
+    assert stale_reasons(cut_per_call) == ["a sampler that cuts its kernels into column blocks at every call"]
+    signatures = [tf.saved_model.load(str(path)).signatures for path in (stored, cut_per_call)]
+    inputs = {**_generate_inputs(lm, ["abc", "j", "ghij"], [30, 7, 0], seed=3),
+              "temperature": tf.constant([0.9, 0.0, 1.2]), "top_k": tf.constant([0, 0, 4])}
+    calls = {"generate": inputs, "serving_default": {"token_ids": tf.constant([[1, 2, 3, 4], [5, 6, 7, 8]])},
+             "sample": {key: value for key, value in inputs.items() if key not in ("state", "position")}}
+    for signature, feeds in calls.items():
+        answers = [served[signature](**feeds) for served in signatures]
+        for key in answers[0]:
+            np.testing.assert_array_equal(answers[0][key].numpy(), answers[1][key].numpy())
+
+
 def test_same_seed_same_text_different_seed_different_text(model):
     a = sampling.sample(model, "abc", 60, seed=5)
     assert a == sampling.sample(model, "abc", 60, seed=5)

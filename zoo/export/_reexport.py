@@ -47,6 +47,8 @@ def stale_reasons(version_dir):
             reasons.append("a sampler that fails on a batch of no rows")
         if COLUMN_BLOCKS.encode() not in graph:
             reasons.append("a sampler whose products take whole kernels, one core each")
+        elif _cuts_kernels_at_every_call(graph):
+            reasons.append("a sampler that cuts its kernels into column blocks at every call")
     warmup = version_dir / WARMUP_FILE
     if not warmup.exists():
         reasons.append("no warmup file")
@@ -60,6 +62,23 @@ def _draws_row_by_row(graph):
     `map_fn` (most of a sampling step at batch 32): the exporter now draws the same tokens for the whole batch at
     once (`zoo.sampling.stateless_uniforms`)."""
     return b"StatelessMultinomial" in graph
+
+
+def _cuts_kernels_at_every_call(graph):
+    """Whether the graph (saved_model.pb's bytes) splits a kernel into more than one block of columns in its
+    functions: a copy of the kernel at every call (about a millisecond for char_lstm's), where an export now stores
+    the blocks (`zoo.layers._loop.StoredColumnBlocks`)."""
+    from google.protobuf.message import DecodeError
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    try:
+        saved = saved_model_pb2.SavedModel.FromString(graph)
+    except DecodeError:
+        return False
+    nodes = (node for meta in saved.meta_graphs for function in meta.graph_def.library.function
+             for node in function.node_def)
+    return any(node.op in ("Split", "SplitV") and node.name.rsplit("/", 1)[-1].startswith(COLUMN_BLOCKS)
+               and node.attr["num_split"].i > 1 for node in nodes)
 
 
 def _serves_generate(version_dir, graph):

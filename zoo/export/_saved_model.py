@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from zoo._checks import check_tensorflow_backend
 from zoo.export._warmup import write_warmup_requests
+from zoo.layers._loop import StoredColumnBlocks
 
 __all__ = ["Exportable", "METADATA_FILE", "export_saved_model", "next_version", "read_zoo_metadata"]
 
@@ -159,10 +160,14 @@ def export_saved_model(model, base_path, version=None, metadata=None):
         raise FileExistsError(f"Version {version} already exists at {final}; versions are immutable.")
     # A bare tf.Module holding the backing variables once: Keras's ExportArchive
     # stores every variable twice, doubling the files TF Serving has to load.
+    # Kernels that samplers cut into column blocks are stored as their blocks.
+    blocks = StoredColumnBlocks(model)
     module = tf.Module()
-    module.model_variables = [v.value for v in model.weights]
+    module.model_variables = [v.value for v in model.weights if id(v) not in blocks.replaced]
+    module.column_blocks = blocks.variables
     signatures = {
-        name: tf.function(function, input_signature=signature, autograph=False).get_concrete_function()
+        name: tf.function(blocks.tracing(function), input_signature=signature, autograph=False)
+        .get_concrete_function()
         for name, (function, signature) in endpoints.items()
     }
     _run_warmup(signatures, endpoints, requests)

@@ -8,12 +8,14 @@ masks, initial and final states, `return_sequences`/`return_state`,
 """
 
 import contextlib
+import functools
 
 import keras
 from keras import ops
 
 __all__ = [
-    "COLUMN_BLOCKS", "RecurrentLayer", "STEP_BLOCK_ELEMENTS", "column_blocks", "run_time_loop", "weights_read_once",
+    "COLUMN_BLOCKS", "RecurrentLayer", "STEP_BLOCK_ELEMENTS", "STORED_COLUMN_BLOCKS", "StoredColumnBlocks",
+    "column_blocks", "run_time_loop", "weights_read_once",
 ]
 
 # On TensorFlow the sequence is projected and run in this many consecutive chunks.
@@ -198,6 +200,7 @@ def weights_read_once(layer):
 STEP_BLOCK_ELEMENTS = 2**18
 VECTOR_COLUMNS = 16  # blocks are a multiple of this many columns wide (see `column_blocks`)
 COLUMN_BLOCKS = "column_blocks"  # the blocks' op name, by which `zoo.export --stale` knows samplers without them
+STORED_COLUMN_BLOCKS = "stored_column_blocks"  # the name scope of their reads in an export (`StoredColumnBlocks`)
 
 
 def _block_widths(rows, columns):
@@ -205,6 +208,16 @@ def _block_widths(rows, columns):
     `VECTOR_COLUMNS` wide but the last; one block when the whole kernel fits."""
     width = max(VECTOR_COLUMNS, STEP_BLOCK_ELEMENTS // max(rows, 1) // VECTOR_COLUMNS * VECTOR_COLUMNS)
     return [min(width, columns - start) for start in range(0, columns, width)]
+
+
+def _cell_kernels(layer):
+    """The 2-D input and recurrent kernels of every gated cell in `layer`: those `column_blocks` cuts."""
+    from zoo.layers import _cell
+
+    for cell in layer._flatten_layers(include_self=True, recursive=True):
+        if isinstance(cell, _cell.GatedCell):
+            kernels = [getattr(cell, name, None) for name in ("kernel", "recurrent_kernel")]
+            yield from (kernel for kernel in kernels if kernel is not None and len(kernel.shape) == 2)
 
 
 @contextlib.contextmanager
@@ -221,7 +234,9 @@ def column_blocks(layer):
     dot product: with blocks a multiple of the vector width wide, the numbers do
     not change (tested; a block of odd width can take another path through the
     CPU's matmul kernel and round differently). The blocks are cut once,
-    outside any loop the scope's body builds.
+    outside any loop the scope's body builds; a kernel whose blocks an
+    enclosing scope already holds (`StoredColumnBlocks.reading`, in an export)
+    is not cut again.
     """
     if keras.backend.backend() != "tensorflow":
         yield
@@ -231,17 +246,86 @@ def column_blocks(layer):
     from zoo.layers import _cell
 
     with weights_read_once(layer):  # in it a kernel converts to its one read, which the blocks are cut from
-        by_kernel = {}
-        for cell in layer._flatten_layers(include_self=True, recursive=True):
-            if isinstance(cell, _cell.GatedCell):
-                kernels = [getattr(cell, name, None) for name in ("kernel", "recurrent_kernel")]
-                for kernel in [k for k in kernels if k is not None and len(k.shape) == 2]:
-                    widths = _block_widths(*kernel.shape)
-                    by_kernel[id(kernel)] = tf.split(tf.convert_to_tensor(kernel), widths, axis=1, name=COLUMN_BLOCKS)
         outer = getattr(_cell._column_blocks, "by_kernel", None)
+        by_kernel = dict(outer or {})
+        for kernel in _cell_kernels(layer):
+            if id(kernel) not in by_kernel:
+                widths = _block_widths(*kernel.shape)
+                by_kernel[id(kernel)] = tf.split(tf.convert_to_tensor(kernel), widths, axis=1, name=COLUMN_BLOCKS)
         _cell._column_blocks.by_kernel = by_kernel
         try:
             yield
+        finally:
+            _cell._column_blocks.by_kernel = outer
+
+
+class StoredColumnBlocks:
+    """For an export: each cell kernel of `layer` that `column_blocks` cuts into more than one block, held as
+    variables of its blocks instead, made from the kernel's present value.
+
+    `column_blocks` cuts at every call of a traced function: a copy of every
+    such kernel (12 MiB for char_lstm, about a millisecond), which a server's
+    short streaming calls pay again and again. An exported graph reads the
+    stored blocks instead; the kernels themselves are then not stored
+    (`replaced`): inside `reading()`, the cells' products take the blocks and
+    any other use of such a kernel sees its blocks joined. The numbers are those
+    of `column_blocks`, which are those of whole kernels.
+
+    Attributes:
+        variables: the blocks' `tf.Variable`s, for the exported module to track.
+        replaced: ids of the kernels the blocks stand for.
+    """
+
+    def __init__(self, layer):
+        self._blocks = {}  # id(kernel) -> (kernel, [block variables])
+        if keras.backend.backend() != "tensorflow":
+            return
+        import tensorflow as tf
+
+        for kernel in _cell_kernels(layer):
+            widths = _block_widths(*kernel.shape)
+            if len(widths) > 1:
+                blocks = tf.split(tf.convert_to_tensor(kernel.value), widths, axis=1)
+                self._blocks[id(kernel)] = (kernel, [
+                    tf.Variable(block, trainable=False, name=f"{kernel.path}/{STORED_COLUMN_BLOCKS}_{i}")
+                    for i, block in enumerate(blocks)])
+
+    @property
+    def variables(self):
+        return [variable for _, blocks in self._blocks.values() for variable in blocks]
+
+    @property
+    def replaced(self):
+        return set(self._blocks)
+
+    def tracing(self, function):
+        """`function`, with its arguments' names, run inside `reading()`: what an export traces."""
+
+        @functools.wraps(function)
+        def traced(*args, **kwargs):
+            with self.reading():
+                return function(*args, **kwargs)
+
+        return traced
+
+    @contextlib.contextmanager
+    def reading(self):
+        """Inside a function being traced: the stored blocks, read once, stand for their kernels."""
+        if not self._blocks:
+            yield
+            return
+        import tensorflow as tf
+
+        from zoo.layers import _cell
+
+        with tf.name_scope(STORED_COLUMN_BLOCKS):
+            reads = {key: [block.read_value() for block in blocks] for key, (_, blocks) in self._blocks.items()}
+            joined = [(kernel, tf.concat(reads[key], axis=1)) for key, (kernel, _) in self._blocks.items()]
+        outer = getattr(_cell._column_blocks, "by_kernel", None)
+        _cell._column_blocks.by_kernel = {**(outer or {}), **reads}
+        try:
+            with keras.StatelessScope(state_mapping=joined):  # a join that no output needs is pruned at run time
+                yield
         finally:
             _cell._column_blocks.by_kernel = outer
 
