@@ -131,6 +131,19 @@ def test_an_export_stores_cut_kernels_as_their_blocks_and_answers_as_whole_kerne
         answers = [served[signature](**feeds) for served in signatures]
         for key in answers[0]:
             np.testing.assert_array_equal(answers[0][key].numpy(), answers[1][key].numpy())
+    # Stock TF Serving loads a version into a TF1 session (restore, then the signature's tensors): same answers.
+    in_session = _run_in_session(stored, "generate", {key: value.numpy() for key, value in inputs.items()})
+    for key, value in signatures[0]["generate"](**inputs).items():
+        np.testing.assert_array_equal(in_session[key], value.numpy())
+
+
+def _run_in_session(version_dir, signature, feeds):
+    """`signature` of the SavedModel in `version_dir` run as TF Serving runs it: loaded into a TF1 session."""
+    with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as session:
+        meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(version_dir))
+        signature_def = meta_graph.signature_def[signature]
+        fetches = {alias: info.name for alias, info in signature_def.outputs.items()}
+        return session.run(fetches, {signature_def.inputs[alias].name: value for alias, value in feeds.items()})
 
 
 def test_same_seed_same_text_different_seed_different_text(model):
