@@ -129,7 +129,9 @@ def export_saved_model(model, base_path, version=None, metadata=None):
     The signatures are `model.serving_endpoints()` and the warmup file holds
     `model.warmup_requests()`, each run once before anything is written. The
     graph holds only ops stock TF Serving runs on a CPU: the zoo's layers never
-    take cuDNN kernels, no endpoint is XLA-compiled, no `py_function`.
+    take cuDNN kernels, no endpoint is XLA-compiled, no `py_function`. A kernel
+    that samplers multiply by column blocks is stored as its blocks
+    (`zoo.layers._loop.StoredColumnBlocks`), so no call cuts it again.
 
     Args:
         model: a built `keras.Model` following `Exportable`.
