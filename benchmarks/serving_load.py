@@ -23,7 +23,8 @@ pinning the version) and between pieces (p50, p99), the server's and the
 clients' CPU time, the server's RSS after a warm-up stream and after the run,
 and the errors.
 
-Server and reference run TensorFlow on the same threads: `--tensorflow-intra-op`
+The server gets a request thread per client on either protocol (`--grpc_max_threads` and
+`--rest_api_num_threads`, `handler_flags`). Server and reference run TensorFlow on the same threads: `--tensorflow-intra-op`
 (1) and `--tensorflow-inter-op` (one per core), the server through TF Serving's
 `--tensorflow_intra_op_parallelism` and `--tensorflow_inter_op_parallelism`
 (one intra-op thread served 1.1x the characters per second on two cores).
@@ -121,16 +122,23 @@ def in_process_rate(model_dir, rows, tokens, chunk):
     return rows * tokens / (time.perf_counter() - start), time.process_time() - cpu
 
 
+def handler_flags(clients):
+    """A request thread per client on either protocol: a `generate` request holds its thread while its rows are in
+    the lane, so with fewer threads than streams the rest queue outside it (all 64 on REST with the default 40:
+    1.1x slower, a session A/B)."""
+    return [f"--grpc_max_threads={clients}", f"--rest_api_num_threads={clients}"]
+
+
 def thread_flags(intra_op, inter_op):
     """The server's TensorFlow thread flags (TF Serving's), which the in-process reference runs with too."""
     return [f"--tensorflow_intra_op_parallelism={intra_op}", f"--tensorflow_inter_op_parallelism={inter_op}"]
 
 
-def _start_server(model_dir, batching_file, grpc_threads, chunk_steps=None, extra_flags=(), threads=(0, 0)):
+def _start_server(model_dir, batching_file, request_threads, chunk_steps=None, extra_flags=(), threads=(0, 0)):
     command = [
         sys.executable, "-m", "serving", "--port=0", "--rest_api_port=0", "--model_name=char_lstm",
         f"--model_base_path={model_dir.parent}", "--file_system_poll_wait_seconds=0",
-        f"--grpc_max_threads={grpc_threads}", *thread_flags(*threads), *extra_flags,
+        *handler_flags(request_threads), *thread_flags(*threads), *extra_flags,
     ]
     if chunk_steps is not None:
         command.append(f"--generation_chunk_steps={chunk_steps}")
@@ -183,7 +191,7 @@ def _client_process(targets, jobs, tokens, chunk, start):
     return results, time.process_time() - cpu
 
 
-def served_run(model_dir, batching_file, clients, tokens, grpc_threads, chunk=None, chunk_steps=None,
+def served_run(model_dir, batching_file, clients, tokens, request_threads, chunk=None, chunk_steps=None,
                client_processes=4, only=None, extra_flags=(), threads=(0, 0)):
     """The figures of one run of `clients` concurrent streams against a fresh server.
 
@@ -194,7 +202,7 @@ def served_run(model_dir, batching_file, clients, tokens, grpc_threads, chunk=No
     """
     from serving.client import Client
 
-    process, targets = _start_server(model_dir, batching_file, grpc_threads, chunk_steps, extra_flags, threads)
+    process, targets = _start_server(model_dir, batching_file, request_threads, chunk_steps, extra_flags, threads)
     try:
         with Client(targets["grpc"], protocol="grpc") as client:  # warm: one stream through the whole path
             "".join(client.stream("char_lstm", PROMPT, 64, TEMPERATURE))
@@ -360,9 +368,9 @@ def main(argv=None):
         "batching_parameters": batching_parameters(args.clients),
         # The flags of every batching_on run, the other batching_on_* runs adding server_flags_extra's.
         "server_flags_batching_on": ["--enable_batching", "--batching_parameters_file=<the parameters above>",
-                                     f"--grpc_max_threads={args.clients}", *thread_flags(*threads)],
+                                     *handler_flags(args.clients), *thread_flags(*threads)],
         "server_flags_extra": {name: list(RUNS[name][2]) for name in args.runs if RUNS[name][2]},
-        "server_flags_batching_off": [f"--grpc_max_threads={args.clients}", *thread_flags(*threads)],
+        "server_flags_batching_off": [*handler_flags(args.clients), *thread_flags(*threads)],
         "tensorflow_threads": {"intra_op": threads[0], "inter_op": threads[1]},  # the server's flags
         "reference_tensorflow_threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
                                          "inter_op": tf.config.threading.get_inter_op_parallelism_threads()},
