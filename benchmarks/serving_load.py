@@ -24,8 +24,8 @@ clients' CPU time, the server's RSS after a warm-up stream and after the run,
 and the errors.
 
 The server gets a request thread per client on either protocol (`--grpc_max_threads` and
-`--rest_api_num_threads`, `handler_flags`). Server and reference run TensorFlow on the same threads: `--tensorflow-intra-op`
-(1) and `--tensorflow-inter-op` (one per core), the server through TF Serving's
+`--rest_api_num_threads`, `handler_flags`). Server and reference run TensorFlow on the same
+threads: `--tensorflow-intra-op` (1) and `--tensorflow-inter-op` (one per core), the server through TF Serving's
 `--tensorflow_intra_op_parallelism` and `--tensorflow_inter_op_parallelism`
 (one intra-op thread served 1.1x the characters per second on two cores).
 
