@@ -1,6 +1,7 @@
 """What every gated cell shares: validated config, the stacked gate weights,
 the hoisted input projection and zero initial states."""
 
+import contextlib
 import threading
 
 import keras
@@ -11,8 +12,25 @@ from zoo._checks import check_positive_int
 
 __all__ = ["GatedCell", "get_activation", "matmul", "project", "derivative_from_output"]
 
-# id(kernel) -> the kernel's column blocks, while `zoo.layers._loop.column_blocks` is open in this thread.
+# id(kernel) -> the kernel's column blocks, while `taking_blocks` is open in this thread.
 _column_blocks = threading.local()
+
+
+@contextlib.contextmanager
+def taking_blocks(by_kernel):
+    """Inside: `matmul` multiplies each kernel in `by_kernel` (id(kernel) -> its column blocks) block by block,
+    besides the kernels an enclosing scope gave blocks for; outside again, as it was."""
+    outer = getattr(_column_blocks, "by_kernel", None)
+    _column_blocks.by_kernel = {**(outer or {}), **by_kernel}
+    try:
+        yield
+    finally:
+        _column_blocks.by_kernel = outer
+
+
+def blocks_taken():
+    """id(kernel) -> column blocks of the kernels `matmul` takes block by block here (empty outside any scope)."""
+    return getattr(_column_blocks, "by_kernel", None) or {}
 
 
 def get_activation(name, identifier):
@@ -42,13 +60,13 @@ def derivative_from_output(activation):
 
 
 def matmul(x, kernel, bias=None):
-    """x·kernel (+ bias); inside `zoo.layers._loop.column_blocks`, one product and bias add per block of the
-    kernel's columns.
+    """x·kernel (+ bias); inside `taking_blocks` (which `zoo.layers._loop.column_blocks` opens), one product and
+    bias add per block of the kernel's columns.
 
     Each output column is the same dot product either way, and each block's bias add follows its product as the
     whole kernel's does (TensorFlow may fuse the pair), so the numbers are the same (see `column_blocks`).
     """
-    blocks = (getattr(_column_blocks, "by_kernel", None) or {}).get(id(kernel))
+    blocks = blocks_taken().get(id(kernel))
     if blocks is None:
         product = ops.matmul(x, kernel)
         return product if bias is None else product + bias

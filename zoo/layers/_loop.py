@@ -246,17 +246,12 @@ def column_blocks(layer):
     from zoo.layers import _cell
 
     with weights_read_once(layer):  # in it a kernel converts to its one read, which the blocks are cut from
-        outer = getattr(_cell._column_blocks, "by_kernel", None)
-        by_kernel = dict(outer or {})
-        for kernel in _cell_kernels(layer):
-            if id(kernel) not in by_kernel:
-                widths = _block_widths(*kernel.shape)
-                by_kernel[id(kernel)] = tf.split(tf.convert_to_tensor(kernel), widths, axis=1, name=COLUMN_BLOCKS)
-        _cell._column_blocks.by_kernel = by_kernel
-        try:
+        taken = _cell.blocks_taken()
+        by_kernel = {
+            id(kernel): tf.split(tf.convert_to_tensor(kernel), _block_widths(*kernel.shape), axis=1, name=COLUMN_BLOCKS)
+            for kernel in _cell_kernels(layer) if id(kernel) not in taken}
+        with _cell.taking_blocks(by_kernel):
             yield
-        finally:
-            _cell._column_blocks.by_kernel = outer
 
 
 class StoredColumnBlocks:
@@ -296,7 +291,7 @@ class StoredColumnBlocks:
 
     @property
     def replaced(self):
-        return set(self._blocks)
+        return self._blocks.keys()
 
     def tracing(self, function):
         """`function`, with its arguments' names, run inside `reading()`: what an export traces."""
@@ -321,13 +316,9 @@ class StoredColumnBlocks:
         with tf.name_scope(STORED_COLUMN_BLOCKS):
             reads = {key: [block.read_value() for block in blocks] for key, (_, blocks) in self._blocks.items()}
             joined = [(kernel, tf.concat(reads[key], axis=1)) for key, (kernel, _) in self._blocks.items()]
-        outer = getattr(_cell._column_blocks, "by_kernel", None)
-        _cell._column_blocks.by_kernel = {**(outer or {}), **reads}
-        try:
-            with keras.StatelessScope(state_mapping=joined):  # a join that no output needs is pruned at run time
-                yield
-        finally:
-            _cell._column_blocks.by_kernel = outer
+        # A join that no output needs is pruned at run time.
+        with _cell.taking_blocks(reads), keras.StatelessScope(state_mapping=joined):
+            yield
 
 
 class RecurrentLayer(keras.layers.Layer):
