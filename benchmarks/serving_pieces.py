@@ -12,6 +12,8 @@ spend CPU on, each alone, none over a socket:
 - REST: the client writing the request body, the server reading it
   (`parse_body` + `decode_inputs`), the server writing the answer
   (`encode_outputs`, TF Serving's number forms), the client reading it;
+  the same four for `generate_bytes` (the state as base64 bytes), what a
+  REST stream calls, and its data plane (`serving.state_bytes`);
 - gRPC: the client writing the `PredictRequest`, the server reading its
   tensors (`serving.tensor_protos`, and for comparison TensorFlow's own
   `tf.make_ndarray`), the server writing the answer's tensors, the servicer's
@@ -50,9 +52,9 @@ def _pieces(servable, feeds):
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2
 
-    from serving import json_codec
+    from serving import json_codec, state_bytes
     from serving.batching import BatchingOptions
-    from serving.client import _array_to_json, predict_body
+    from serving.client import _array_from_json, _array_to_json, predict_body
     from serving.dataplane import DataPlane
     from serving.execution import Executor
     from serving.grpc_service import PredictionServicer
@@ -77,6 +79,18 @@ def _pieces(servable, feeds):
     def rest_server_read():
         return json_codec.decode_inputs(json_codec.parse_body(body), signature.inputs, "generate")
 
+    bytes_signature = servable.signature_defs["generate_bytes"]
+    bytes_feeds = {name: array for name, array in feeds.items() if name != "state"}
+    bytes_feeds[state_bytes.STATE_BYTES] = state_bytes.pack(feeds["state"])
+    bytes_outputs = dataplane.predict(servable, "generate_bytes", bytes_feeds).outputs
+    bytes_body = predict_body(bytes_feeds, "generate_bytes").encode()
+    bytes_answer = json_codec.encode_outputs(bytes_outputs, json_codec.COLUMNAR)
+
+    def rest_bytes_client_read():
+        document = json.loads(bytes_answer)["outputs"]
+        packed = _array_from_json(document[state_bytes.STATE_BYTES], np.dtype(object))
+        return state_bytes.unpack(packed, feeds["state"].shape[1]), document["text"]
+
     def grpc_request():
         request = predict_pb2.PredictRequest()
         request.model_spec.name, request.model_spec.signature_name = "char_lstm", "generate"
@@ -94,6 +108,12 @@ def _pieces(servable, feeds):
         "rest_server_read": rest_server_read,
         "rest_server_write": lambda: json_codec.encode_outputs(outputs, json_codec.COLUMNAR),
         "rest_client_read": lambda: json.loads(answer),
+        "data_plane_bytes": lambda: dataplane.predict(servable, "generate_bytes", bytes_feeds),
+        "rest_bytes_client_write": lambda: predict_body(bytes_feeds, "generate_bytes"),
+        "rest_bytes_server_read": lambda: json_codec.decode_inputs(
+            json_codec.parse_body(bytes_body), bytes_signature.inputs, "generate_bytes"),
+        "rest_bytes_server_write": lambda: json_codec.encode_outputs(bytes_outputs, json_codec.COLUMNAR),
+        "rest_bytes_client_read": rest_bytes_client_read,
         "grpc_client_write": grpc_request,
         "grpc_server_read": lambda: {name: array_from_tensor_proto(p) for name, p in request.inputs.items()},
         "grpc_server_read_tf": lambda: {name: tf.make_ndarray(p) for name, p in request.inputs.items()},
@@ -102,7 +122,8 @@ def _pieces(servable, feeds):
         "grpc_client_read": lambda: {name: array_from_tensor_proto(p) for name, p in response.outputs.items()},
     }
     sizes = {"rest_request_bytes": len(body), "rest_request_bytes_float64_digits": len(float64_body),
-             "rest_answer_bytes": len(answer), "grpc_request_bytes": request.ByteSize(),
+             "rest_answer_bytes": len(answer), "rest_bytes_request_bytes": len(bytes_body),
+             "rest_bytes_answer_bytes": len(bytes_answer), "grpc_request_bytes": request.ByteSize(),
              "grpc_answer_bytes": response.ByteSize()}
     return pieces, sizes, dataplane
 

@@ -325,7 +325,8 @@ def serving_under_load(results):
     labels = (("batching_on", "on"), ("batching_off", "off"), ("batching_on_rest_only", "on, all REST"),
               ("batching_on_grpc_only", "on, all gRPC"), ("batching_on_heap_unfrozen", "on, heap not frozen"),
               ("batching_on_tensorflow_default_threads", "on, TensorFlow's own thread choice"),
-              ("batching_on_chunks_of_8", "on, lane chunks of 8 characters"))
+              ("batching_on_chunks_of_8", "on, lane chunks of 8 characters"),
+              ("batching_on_rest_state_as_numbers", "on, all REST, the state as JSON numbers (`generate`)"))
     for name, label in labels:
         if name not in load["runs"]:
             continue
@@ -368,6 +369,11 @@ def serving_pieces(results):
         "rest_server_read": "REST server: read the request",
         "rest_server_write": "REST server: write the answer",
         "rest_client_read": "REST client: read the answer",
+        "data_plane_bytes": "data plane, `generate_bytes`: the state unpacked into the same lane and packed again",
+        "rest_bytes_client_write": "REST client, `generate_bytes`: write the request",
+        "rest_bytes_server_read": "REST server, `generate_bytes`: read the request",
+        "rest_bytes_server_write": "REST server, `generate_bytes`: write the answer",
+        "rest_bytes_client_read": "REST client, `generate_bytes`: read the answer",
         "grpc_client_write": "gRPC client: write the request",
         "grpc_server_read": "gRPC server: read the request's tensors",
         "grpc_server_read_tf": "the same with TensorFlow's `tf.make_ndarray` (before)",
@@ -376,7 +382,7 @@ def serving_pieces(results):
         "grpc_client_read": "gRPC client: read the answer",
     }
     rows = [[label, f"{pieces[name]['median_us']:,.0f}", f"{pieces[name]['min_us']:,.0f}–{pieces[name]['max_us']:,.0f}"]
-            for name, label in labels.items()]
+            for name, label in labels.items() if name in pieces]
     return _table(["piece", "CPU µs per call, median", "range over rounds"], rows)
 
 

@@ -141,15 +141,33 @@ def _array_json_text(array):
         return json.dumps(_array_to_json(array), allow_nan=True)
     flat = array.reshape(-1)
     formats = np.where(np.floor(flat) == flat, "%.1f", digits).tolist()
-    items = (",".join(formats) % tuple(flat.tolist())).split(",")
-    for size in reversed(array.shape):  # innermost dimension first
+    return _nested((",".join(formats) % tuple(flat.tolist())).split(","), array.shape)
+
+
+def _b64_json_text(array):
+    """A string tensor as nested lists of `{"b64": ...}`: for an input whose alias ends in `_bytes` (binary, like
+    `generate_bytes`' state), which TF Serving's convention writes that way on the way out."""
+    if not array.size:
+        return json.dumps(array.tolist())
+    values = array.reshape(-1).tolist()
+    return _nested([f'{{"b64":"{base64.b64encode(_as_bytes(v)).decode("ascii")}"}}' for v in values], array.shape)
+
+
+def _nested(items, shape):
+    """JSON lists of `shape` around the texts of its elements, in C order (at least one element)."""
+    for size in reversed(shape):  # innermost dimension first
         items = ["[" + ",".join(items[i : i + size]) + "]" for i in range(0, len(items), size)]
     return items[0]
 
 
 def predict_body(arrays, signature_name=""):
-    """The REST predict request's JSON text: the columnar `inputs` form, floats as `_array_json_text` writes them."""
-    inputs = ",".join(f"{json.dumps(name)}:{_array_json_text(array)}" for name, array in arrays.items())
+    """The REST predict request's JSON text: the columnar `inputs` form, floats as `_array_json_text` writes them,
+    strings of `_bytes` inputs as base64."""
+
+    def text(name, array):
+        return _b64_json_text(array) if array.dtype == object and name.endswith("_bytes") else _array_json_text(array)
+
+    inputs = ",".join(f"{json.dumps(name)}:{text(name, array)}" for name, array in arrays.items())
     named = f',"signature_name":{json.dumps(signature_name)}' if signature_name else ""
     return '{"inputs":{' + inputs + "}" + named + "}"
 

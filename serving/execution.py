@@ -5,7 +5,8 @@ The data plane checks a request, then hands it to an `Executor`:
 - a signature with the `generate` contract runs through the
   `serving.generation.GenerationEngine`, `--generation_chunk_steps` at a time
   (merged with other requests' rows when batching is on), so a request past
-  its deadline stops within one chunk;
+  its deadline stops within one chunk; so does its `generate_bytes` twin
+  (`serving.state_bytes`), its state unpacked into the same lane;
 - with `--enable_batching`, any other signature goes through TF Serving's
   request batching (`serving.batching.BatchScheduler`), configured by
   `--batching_parameters_file`;
@@ -17,6 +18,7 @@ The data plane checks a request, then hands it to an `Executor`:
 
 import functools
 
+from serving import state_bytes
 from serving.batching import BatchingOptions, BatchScheduler, batch_size_of
 from serving.deadline import current
 from serving.errors import invalid_argument
@@ -66,15 +68,26 @@ class Executor:
         deadline = current()
         if deadline is not None:
             deadline.check()
+        signatures = servable.signature_defs
+        if self.engine is not None and is_generate_contract(signatures[signature_name]):
+            return self._generate(servable, signature_name, feeds, deadline)
+        twin = state_bytes.float_twin(signatures, signature_name) if self.engine is not None else None
+        state = state_bytes.unpack(feeds[state_bytes.STATE_BYTES], twin[1]) if twin is not None else None
+        if state is not None:  # a row of the wrong length runs the graph, whose check names it as TF Serving's does
+            floats = {alias: value for alias, value in feeds.items() if alias != state_bytes.STATE_BYTES}
+            outputs = self._generate(servable, twin[0], {**floats, "state": state}, deadline)
+            return {"text": outputs["text"], "token_ids": outputs["token_ids"],
+                    state_bytes.STATE_BYTES: state_bytes.pack(outputs["state"])}
         run = functools.partial(servable.run, signature_name)
-        key = (id(servable), signature_name)  # a queue holds its servable, so the id stays unique while it lives
-        if self.engine is not None and is_generate_contract(servable.signature_defs[signature_name]):
-            if self.batching is not None:
-                _check_task_size(feeds, self.batching)
-            return self.engine.run(key, run, feeds, deadline)
         if self.scheduler is not None:
-            return self.scheduler.run(key, run, feeds, deadline)
+            return self.scheduler.run(_key(servable, signature_name), run, feeds, deadline)
         return run(feeds)
+
+    def _generate(self, servable, signature_name, feeds, deadline):
+        if self.batching is not None:
+            _check_task_size(feeds, self.batching)
+        run = functools.partial(servable.run, signature_name)
+        return self.engine.run(_key(servable, signature_name), run, feeds, deadline)
 
     def stop(self):
         """Ends the batch threads and generation lanes (each within one call); requests left get UNAVAILABLE."""
@@ -82,6 +95,11 @@ class Executor:
             self.scheduler.stop()
         if self.engine is not None:
             self.engine.stop()
+
+
+def _key(servable, signature_name):
+    """Requests with the same key share a batch queue or generation lane."""
+    return id(servable), signature_name  # a queue holds its servable, so the id stays unique while it lives
 
 
 def _check_task_size(feeds, options):

@@ -38,7 +38,9 @@ import numpy as np
 from serving.batching import QUEUE_FULL_MESSAGE, SHUTTING_DOWN_MESSAGE
 from serving.errors import Code, ServingError, from_exception
 
-__all__ = ["GenerationEngine", "is_generate_contract", "GENERATE_INPUTS", "GENERATE_OUTPUTS", "LANE_IDLE_S"]
+__all__ = [
+    "GenerationEngine", "has_contract", "is_generate_contract", "GENERATE_INPUTS", "GENERATE_OUTPUTS", "LANE_IDLE_S",
+]
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +60,18 @@ GENERATE_INPUTS = {
 GENERATE_OUTPUTS = {"text": _DT_STRING, "token_ids": _DT_INT32, "state": _DT_FLOAT}
 
 
+def has_contract(signature, inputs, outputs):
+    """Whether a `SignatureDef` has exactly these inputs and outputs (alias -> DataType enum)."""
+
+    def dtypes(tensors):
+        return {alias: info.dtype for alias, info in tensors.items()}
+
+    return dtypes(signature.inputs) == inputs and dtypes(signature.outputs) == outputs
+
+
 def is_generate_contract(signature):
     """Whether a `SignatureDef` has exactly `generate`'s inputs and outputs, with their dtypes."""
-
-    def matches(tensors, expected):
-        return {alias: info.dtype for alias, info in tensors.items()} == expected
-
-    return matches(signature.inputs, GENERATE_INPUTS) and matches(signature.outputs, GENERATE_OUTPUTS)
+    return has_contract(signature, GENERATE_INPUTS, GENERATE_OUTPUTS)
 
 
 def _last_character(text):

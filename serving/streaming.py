@@ -19,6 +19,11 @@ whole recurrent state both ways). A call that would leave fewer than
 CPU, far more than a few more steps. A fixed `chunk_size` keeps every piece
 that size.
 
+Over REST a stream calls `generate_bytes` where the version serves it (the
+zoo's exports since char_lstm 15): the same numbers, with the state as
+base64 bytes instead of 2,048 JSON numbers each way (`serving.state_bytes`);
+over gRPC, whose tensors are binary already, `generate`.
+
 Because everything a stream needs to continue is on the client, a stream is
 resumable: `TextStream.checkpoint` after any piece, handed to `resume`, gives
 exactly the text the uninterrupted stream would have given. The client's own
@@ -31,6 +36,7 @@ import dataclasses
 import numpy as np
 
 from serving.errors import Code, ServingError
+from serving.state_bytes import STATE_BYTES, pack, unpack
 from zoo._checks import check_non_negative_int, check_positive_int
 
 __all__ = [
@@ -38,6 +44,7 @@ __all__ = [
     "MAX_CHUNK",
 ]
 
+BYTES_SIGNATURE = "generate_bytes"
 FIRST_CHUNK = 16  # characters of a growing stream's first call
 MAX_CHUNK = 128  # ... and the most any later call asks for (the last also takes a tail under FIRST_CHUNK)
 
@@ -50,6 +57,12 @@ def pin_version(client, model):
 def state_width(client, model, version):
     """Width S of the `state` input of the `generate` signature, from metadata."""
     return _state_width(client.metadata(model, version=version), model, version)
+
+
+def _signature_for(client, signatures):
+    """`generate_bytes` on REST where the version serves it with the state as bytes, else `generate`."""
+    inputs = signatures.get(BYTES_SIGNATURE, {}).get("inputs", {})
+    return BYTES_SIGNATURE if getattr(client, "protocol", None) == "rest" and STATE_BYTES in inputs else "generate"
 
 
 def _state_width(signatures, model, version):
@@ -142,9 +155,10 @@ class TextStream:
     After each piece, `checkpoint` says how to continue from there.
     """
 
-    def __init__(self, client, checkpoint):
+    def __init__(self, client, checkpoint, signature_name=None):
         self._client = client
         self._checkpoint = checkpoint
+        self._signature_name = signature_name  # None: read from the pinned version's metadata at the first call
 
     @classmethod
     def start(cls, client, model, prompt, max_tokens, temperature=1.0, top_k=0, seed=0, chunk_size=None):
@@ -157,7 +171,7 @@ class TextStream:
         checkpoint = StreamCheckpoint(
             model, version, prompt, zeros, 0, max_tokens, float(temperature), int(top_k), int(seed), first, largest
         )
-        return cls(client, checkpoint)
+        return cls(client, checkpoint, _signature_for(client, signatures))
 
     @classmethod
     def resume(cls, client, checkpoint):
@@ -192,24 +206,34 @@ class TextStream:
                 "model_version_policy { latest { num_versions: 2 } })",
             ) from error
         text = _as_text(np.asarray(outputs["text"]).reshape(-1)[0])
-        state = np.asarray(outputs["state"], np.float32).reshape(-1)
+        if STATE_BYTES in outputs:
+            state = unpack(outputs[STATE_BYTES], len(done.state))
+            if state is None:
+                raise ServingError(Code.INTERNAL, f"`{STATE_BYTES}` must hold {4 * len(done.state)} bytes per row, "
+                                   f"the model's {len(done.state)} float32; the server answered other lengths")
+        else:
+            state = outputs["state"]
+        state = np.asarray(state, np.float32).reshape(-1)
         # The last character is not yet in the state: the next call feeds it first.
         self._checkpoint = done.after(text[-1:], tuple(state.tolist()), steps)
         return text
 
     def _generate(self, done, steps):
+        if self._signature_name is None:
+            self._signature_name = _signature_for(self._client, self._client.metadata(done.model, done.version))
+        state = np.asarray(done.state, np.float32).reshape(1, -1)
         return self._client.predict(
             done.model,
             {
                 "prompt": np.array([done.prompt], dtype=object),
-                "state": np.asarray(done.state, np.float32).reshape(1, -1),
+                **({STATE_BYTES: pack(state)} if self._signature_name == BYTES_SIGNATURE else {"state": state}),
                 "steps": np.array([steps], np.int32),
                 "temperature": np.array([done.temperature], np.float32),
                 "top_k": np.array([done.top_k], np.int32),
                 "seed": np.array([done.seed], np.int64),
                 "position": np.array([done.position], np.int64),
             },
-            signature_name="generate",
+            signature_name=self._signature_name,
             version=done.version,
         )
 

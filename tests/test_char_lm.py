@@ -319,12 +319,53 @@ def test_bad_generate_inputs_raise_invalid_argument(exported, model, override, m
         loaded.signatures["generate"](**inputs)
 
 
+def _as_bytes_rows(state):
+    return tf.constant([row.astype("<f4").tobytes() for row in np.asarray(state)], tf.string)
+
+
+@pytest.mark.slow
+def test_generate_bytes_is_generate_with_each_rows_state_as_its_little_endian_bytes(exported, model):
+    # REST clients send the state as base64 (TF Serving's only binary JSON form) instead of 4 S JSON numbers.
+    loaded, base = exported
+    rng = np.random.default_rng(3)
+    state = np.tanh(rng.normal(size=(3, sum(model.state_sizes)))).astype(np.float32)
+    state[0, :3] = [-0.0, 1e-45, -3e38]  # a signed zero, a subnormal, a huge number: every bit travels
+    inputs = {**_generate_inputs(model, ["abc", "j", "ghij"], [9, 4, 0], temperature=0.8, position=5),
+              "state": tf.constant(state)}
+    numbers = loaded.signatures["generate"](**inputs)
+    as_bytes = {**{k: v for k, v in inputs.items() if k != "state"}, "state_bytes": _as_bytes_rows(state)}
+    packed = loaded.signatures["generate_bytes"](**as_bytes)
+    assert sorted(packed) == ["state_bytes", "text", "token_ids"]
+    np.testing.assert_array_equal(packed["text"], numbers["text"])
+    np.testing.assert_array_equal(packed["token_ids"], numbers["token_ids"])
+    assert list(packed["state_bytes"].numpy()) == list(_as_bytes_rows(numbers["state"]).numpy())
+    # As stock TF Serving runs it: loaded into a TF1 session.
+    in_session = _run_in_session(base / "1", "generate_bytes", {k: v.numpy() for k, v in as_bytes.items()})
+    assert list(in_session["state_bytes"]) == list(packed["state_bytes"].numpy())
+    no_rows = {**_generate_inputs(model, tf.constant([], tf.string), []), "state_bytes": tf.constant([], tf.string)}
+    del no_rows["state"]
+    assert loaded.signatures["generate_bytes"](**no_rows)["state_bytes"].shape == (0,)
+
+
+@pytest.mark.slow
+def test_generate_bytes_refuses_a_state_of_the_wrong_length_naming_it(exported, model):
+    loaded, _ = exported
+    width = sum(model.state_sizes)
+    inputs = _generate_inputs(model, ["abc", "j"], 3)
+    del inputs["state"]
+    state_bytes = tf.constant([b"\0" * 4 * width, b"\0" * 10], tf.string)
+    message = rf"`state_bytes` must hold {4 * width} bytes per row \({width} little-endian float32, .*\] \[10\]"
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        loaded.signatures["generate_bytes"](**inputs, state_bytes=state_bytes)
+
+
 @pytest.mark.slow
 def test_export_is_self_describing_and_versions_increase(exported, model):
     _, base = exported
     assert next_version(base) == 2
     meta = read_zoo_metadata(base / "1")
-    assert meta["config"]["vocabulary"] == VOCAB and meta["signatures"] == ["generate", "sample", "serving_default"]
+    assert meta["config"]["vocabulary"] == VOCAB
+    assert meta["signatures"] == ["generate", "generate_bytes", "sample", "serving_default"]
     second = export_saved_model(model, base)
     assert second.name == "2" and not [p for p in base.iterdir() if p.name.startswith(".")]
     with pytest.raises(FileExistsError, match="Version 2 already exists"):

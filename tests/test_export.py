@@ -225,6 +225,11 @@ def test_stale_reasons_name_what_is_wrong(tmp_path):
     (tmp_path / "saved_model.pb").write_bytes(b"...TensorListReserve...While...")  # a sampler with one loop
     whole_kernels = "a sampler whose products take whole kernels, one core each"
     assert stale_reasons(tmp_path) == [
+        "no `generate_bytes` (REST streams then carry the state as JSON numbers)",
+        "a sampler that filters, takes the argmax and freezes rows at every step, needed or not",
+        "a sampler that fails on a batch of no rows", whole_kernels]
+    (tmp_path / METADATA_FILE).write_text('{"signatures": ["generate", "generate_bytes", "serving_default"]}')
+    assert stale_reasons(tmp_path) == [
         "a sampler that filters, takes the argmax and freezes rows at every step, needed or not",
         "a sampler that fails on a batch of no rows", whole_kernels]
     (tmp_path / "saved_model.pb").write_bytes(b"...StatelessCase...While...")  # one loop per sampling plan

@@ -1,8 +1,11 @@
 """Streaming through the server: the same text as sampling in-process, chunked, pinned and resumable."""
 
+import base64
+import concurrent.futures
 import io
 import json
 import pathlib
+import re
 import shutil
 import threading
 
@@ -11,10 +14,12 @@ import pytest
 import requests
 
 import zoo
+from serving.batching import BatchingOptions
 from serving.client import Client
 from serving.demo import main as demo_main
 from serving.demo import shipped_models
 from serving.errors import Code, ServingError
+from serving.generation import GenerationEngine
 from serving.server import ModelServer
 from serving.streaming import FIRST_CHUNK, MAX_CHUNK, StreamCheckpoint, chunk_sizes
 from tests.reference import randomize_weights
@@ -46,12 +51,12 @@ def exported(models, tmp_path_factory):
     return root
 
 
-def _serve(exported, tmp_path, versions=(1,), **ports):
+def _serve(exported, tmp_path, versions=(1,), **options):
     base = tmp_path / "chars"
     base.mkdir(exist_ok=True)
     for version in versions:
         shutil.copytree(exported / str(version), base / str(version))
-    return ModelServer("chars", base, file_system_poll_wait_seconds=0, **ports), base
+    return ModelServer("chars", base, file_system_poll_wait_seconds=0, **options), base
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +107,88 @@ def test_a_stream_costs_one_metadata_call_and_a_predict_per_piece(server, models
         text = "".join(client.stream("chars", "abc", 50, temperature=0.9, seed=5))
     assert text == sampling.sample(models[1], "abc", 50, temperature=0.9, seed=5)
     assert calls == ["signature_defs", "predict", "predict"]  # pieces of 16 and 34: no status call, no 2-char tail
+
+
+def _signatures_called(client):
+    """The signature of every predict call `client` makes from now on."""
+    called, predict = [], client._transport.predict
+
+    def spy(model, arrays, signature_name, *rest):
+        called.append(signature_name)
+        return predict(model, arrays, signature_name, *rest)
+
+    client._transport.predict = spy
+    return called
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("protocol, signature", [("rest", "generate_bytes"), ("grpc", "generate")])
+def test_rest_streams_carry_the_state_as_bytes_and_grpc_ones_as_numbers(server, models, protocol, signature):
+    # JSON numbers for the state took most of a REST call's CPU; gRPC tensors are binary already.
+    with _client(server, protocol) as client:
+        called = _signatures_called(client)
+        text = "".join(client.stream("chars", "abc", 40, temperature=0.9, seed=8, chunk_size=16))
+    assert text == sampling.sample(models[1], "abc", 40, temperature=0.9, seed=8)
+    assert called == [signature] * 3
+
+
+@pytest.mark.slow
+def test_a_rest_stream_from_a_version_without_generate_bytes_sends_numbers(models, tmp_path, monkeypatch):
+    model = models[1]
+    endpoints, requests_ = model.serving_endpoints(), model.warmup_requests()
+    older = {name: endpoint for name, endpoint in endpoints.items() if name != "generate_bytes"}
+    monkeypatch.setattr(model, "serving_endpoints", lambda: older)
+    monkeypatch.setattr(model, "warmup_requests", lambda: [r for r in requests_ if r[0] != "generate_bytes"])
+    export_saved_model(model, tmp_path / "chars", version=1)  # as versions exported before generate_bytes were
+    with ModelServer("chars", tmp_path / "chars", file_system_poll_wait_seconds=0) as running:
+        with _client(running, "rest") as client:
+            called = _signatures_called(client)
+            text = "".join(client.stream("chars", "abc", 20, seed=8, chunk_size=10))
+    assert text == sampling.sample(model, "abc", 20, seed=8) and called == ["generate", "generate"]
+
+
+@pytest.mark.slow
+def test_bytes_and_number_streams_share_one_lane_and_each_gets_its_own_text(exported, models, tmp_path, monkeypatch):
+    lanes = []
+    submit = GenerationEngine._submit
+
+    def recording(engine, key, *rest):
+        lanes.append(key)
+        return submit(engine, key, *rest)
+
+    monkeypatch.setattr(GenerationEngine, "_submit", recording)
+    running, _ = _serve(exported, tmp_path, batching=BatchingOptions(max_batch_size=8, num_batch_threads=2))
+    jobs = [("rest", 3, 40), ("grpc", 4, 25), ("rest", 5, 33), ("grpc", 6, 40)]
+
+    def stream(job):
+        protocol, seed, tokens = job
+        with _client(running, protocol) as client:
+            return "".join(client.stream("chars", "ab", tokens, temperature=0.9, seed=seed, chunk_size=8))
+
+    with running, concurrent.futures.ThreadPoolExecutor(len(jobs)) as pool:
+        texts = list(pool.map(stream, jobs))
+    for (_, seed, tokens), text in zip(jobs, texts):
+        assert text == sampling.sample(models[1], "ab", tokens, temperature=0.9, seed=seed)
+    assert len(set(lanes)) == 1 and lanes[0][1] == "generate"  # rows of both kinds in the one lane
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("batching", [None, BatchingOptions(max_batch_size=8, num_batch_threads=1)])
+def test_a_state_of_the_wrong_length_gets_the_graphs_own_error_and_the_server_goes_on(
+        exported, models, tmp_path, batching):
+    width = sum(models[1].state_sizes)
+    running, _ = _serve(exported, tmp_path, batching=batching)
+    inputs = {"prompt": ["a"], "state_bytes": [{"b64": base64.b64encode(bytes(10)).decode()}], "steps": [3],
+              "temperature": [1.0], "top_k": [0], "seed": [1], "position": [0]}
+    with running:
+        reply = requests.post(f"{running.rest_target}/v1/models/chars:predict",
+                              json={"signature_name": "generate_bytes", "inputs": inputs}, timeout=30)
+        with _client(running, "rest") as client:
+            text = "".join(client.stream("chars", "ab", 12, seed=2))
+    assert reply.status_code == 400
+    message = rf"^assertion failed: \[`state_bytes` must hold {4 * width} bytes per row \({width} little-endian float32"
+    assert re.search(message + r".*\] \[10\]", reply.json()["error"]), reply.json()["error"]
+    assert text == sampling.sample(models[1], "ab", 12, seed=2)
 
 
 def test_a_growing_checkpoint_doubles_up_to_its_cap_and_a_fixed_one_stays():

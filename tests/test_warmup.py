@@ -74,7 +74,7 @@ def _export_tiny_char_model(base, version=1):
 def test_a_char_model_export_ships_a_request_for_every_signature(tmp_path):
     _, version_dir = _export_tiny_char_model(tmp_path / "chars")
     names = sorted(name for name, _ in read_warmup_requests(version_dir))
-    assert names == ["generate", "sample", "serving_default"]
+    assert names == ["generate", "generate_bytes", "sample", "serving_default"]
     loaded = tf.saved_model.load(str(version_dir))
     for name, feeds in read_warmup_requests(version_dir):  # each one runs as shipped
         loaded.signatures[name](**{k: tf.constant(v) for k, v in feeds.items()})

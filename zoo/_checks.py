@@ -273,6 +273,18 @@ def vocabulary_asserts(name, text, ids, vocabulary):
     return [tf.debugging.Assert(tf.logical_not(tf.reduce_any(outside)), [message, shown], summarize=8)]
 
 
+def state_bytes_asserts(name, state_bytes, width):
+    """Graph check that each string of (B,) `state_bytes` holds `width` float32 numbers (4 `width` bytes)."""
+    import tensorflow as tf
+
+    lengths = tf.strings.length(state_bytes)
+    wrong = tf.not_equal(lengths, 4 * width)
+    message = (f"`{name}` must hold {4 * width} bytes per row ({width} little-endian float32, the state of the "
+               f"model). Received: byte lengths ")
+    return [tf.debugging.Assert(tf.logical_not(tf.reduce_any(wrong)), [message, tf.boolean_mask(lengths, wrong)],
+                                summarize=8)]
+
+
 def passed_through(asserts, *tensors):
     """`tensors` behind `asserts`, so nothing downstream runs on bad arguments."""
     import tensorflow as tf

@@ -21,13 +21,17 @@ from zoo._checks import (
     check_tensorflow_backend,
     generation_asserts,
     passed_through,
+    state_bytes_asserts,
     vocabulary_asserts,
 )
 from zoo.layers._loop import column_blocks
 
 __all__ = [
     "GENERATE_SIGNATURE",
+    "STATE_BYTES",
     "char_tables",
+    "generate_bytes_signature",
+    "make_generate_bytes_fn",
     "make_generate_fn",
     "make_sample_fn",
     "pick_tokens",
@@ -53,6 +57,15 @@ def generate_signature(state_width):
 
 
 GENERATE_SIGNATURE = generate_signature  # public alias documented in README
+
+STATE_BYTES = "state_bytes"  # `generate_bytes`' state: an output alias ending in _bytes comes back as base64 on REST
+
+
+def generate_bytes_signature():
+    """Input signature of `generate_bytes`: `generate`'s, with each row's state as one string of its bytes (their
+    number is checked in the graph: a string's length is not part of its spec)."""
+    specs = generate_signature(1)
+    return [tf.TensorSpec([None], tf.string, name=STATE_BYTES) if spec.name == "state" else spec for spec in specs]
 
 
 def char_tables(vocabulary):
@@ -292,6 +305,39 @@ def make_generate_fn(model):
         return {"text": text, "token_ids": token_ids, "state": state}
 
     return generate
+
+
+def make_generate_bytes_fn(model):
+    """Returns `generate_bytes(prompt, state_bytes, steps, temperature, top_k, seed, position)`.
+
+    `generate` with each row's state as a string of its S float32 numbers, little-endian, back to back (4 S
+    bytes): on REST, TF Serving writes it as base64 (`{"b64": ...}`) both ways, where `generate`'s state is S
+    JSON numbers, which cost the server and a Python client most of a call's CPU to write and read. The numbers
+    are the same bits. Returns `text`, `token_ids` and `state_bytes`.
+    """
+    generate = make_generate_fn(model)
+    width = sum(model.state_sizes)
+
+    def generate_bytes(prompt, state_bytes, steps, temperature, top_k, seed, position):
+        (state_bytes,) = passed_through(state_bytes_asserts(STATE_BYTES, state_bytes, width), state_bytes)
+        state = tf.reshape(tf.io.decode_raw(state_bytes, tf.float32, little_endian=True), [-1, width])
+        out = generate(prompt, state, steps, temperature, top_k, seed, position)
+        return {"text": out["text"], "token_ids": out["token_ids"], STATE_BYTES: _rows_as_bytes(out["state"])}
+
+    return generate_bytes
+
+
+def _rows_as_bytes(rows):
+    """(B, S) float32 -> (B,) strings of each row's bytes.
+
+    TensorFlow has no op writing a tensor's raw bytes, but a serialized
+    TensorProto ends with them (`tensor_content`, its last field), rows back
+    to back in the host's order, little-endian on every CPU TF Serving ships for.
+    """
+    serialized = tf.io.serialize_tensor(rows)
+    batch, row_bytes = tf.shape(rows)[0], tf.shape(rows)[1] * 4
+    start = tf.strings.length(serialized) - batch * row_bytes
+    return tf.strings.substr(serialized, start + tf.range(batch) * row_bytes, tf.fill([batch], row_bytes))
 
 
 def sample_signature():

@@ -41,6 +41,8 @@ def stale_reasons(version_dir):
     if _draws_row_by_row(graph):
         reasons.append("a sampler that draws row by row")
     if _serves_generate(version_dir, graph):
+        if "generate_bytes" not in read_zoo_metadata(version_dir)["signatures"]:
+            reasons.append("no `generate_bytes` (REST streams then carry the state as JSON numbers)")
         if b"Case" not in graph:
             reasons.append("a sampler that filters, takes the argmax and freezes rows at every step, needed or not")
         if NO_ROWS_PADDING.encode() not in graph:

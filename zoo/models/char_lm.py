@@ -141,10 +141,11 @@ class CharLM(keras.Model):
         return "".join(self.vocabulary[int(i)] for i in ids)
 
     def serving_endpoints(self):
-        """`zoo.export.Exportable`: `serving_default` (token_ids -> logits), `generate` and `sample`.
+        """`zoo.export.Exportable`: `serving_default` (token_ids -> logits), `generate`, `generate_bytes` and
+        `sample`.
 
-        `generate` and `sample` are `zoo.sampling`'s graphs; `generate`
-        carries the packed state (`pack_states`) in and out.
+        `generate`, `generate_bytes` and `sample` are `zoo.sampling`'s graphs; `generate` carries the packed state
+        (`pack_states`) in and out as numbers, `generate_bytes` as each row's bytes (for REST clients).
         """
         import tensorflow as tf
 
@@ -161,6 +162,7 @@ class CharLM(keras.Model):
         return {
             "serving_default": (logits, token_ids),
             "generate": (sampling.make_generate_fn(self), sampling.generate_signature(sum(self.state_sizes))),
+            "generate_bytes": (sampling.make_generate_bytes_fn(self), sampling.generate_bytes_signature()),
             "sample": (sampling.make_sample_fn(self), sampling.sample_signature()),
         }
 
@@ -173,10 +175,13 @@ class CharLM(keras.Model):
             "top_k": np.array([0], np.int32),
             "seed": np.array([0], np.int64),
         }
-        state = {"state": np.zeros((1, sum(self.state_sizes)), np.float32), "position": np.array([0], np.int64)}
+        zeros = np.zeros((1, sum(self.state_sizes)), np.float32)
+        position = {"position": np.array([0], np.int64)}
+        state_bytes = np.array([zeros[0].astype("<f4").tobytes()], dtype=object)
         return [
             ("serving_default", {"token_ids": np.zeros((1, 2), np.int32)}),
-            ("generate", {**one, **state}),
+            ("generate", {**one, "state": zeros, **position}),
+            ("generate_bytes", {**one, "state_bytes": state_bytes, **position}),
             ("sample", one),
         ]
 
