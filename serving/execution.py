@@ -73,7 +73,7 @@ class Executor:
             return self._generate(servable, signature_name, feeds, deadline)
         twin = state_bytes.float_twin(signatures, signature_name) if self.engine is not None else None
         state = state_bytes.unpack(feeds[state_bytes.STATE_BYTES], twin[1]) if twin is not None else None
-        if state is not None:  # a row of the wrong length runs the graph, whose check names it as TF Serving's does
+        if state is not None:  # a bad row runs the graph, whose check names it as TF Serving's does
             floats = {alias: value for alias, value in feeds.items() if alias != state_bytes.STATE_BYTES}
             outputs = self._generate(servable, twin[0], {**floats, "state": state}, deadline)
             return {"text": outputs["text"], "token_ids": outputs["token_ids"],

@@ -20,7 +20,7 @@ CPU, far more than a few more steps. A fixed `chunk_size` keeps every piece
 that size.
 
 Over REST a stream calls `generate_bytes` where the version serves it (the
-zoo's exports since char_lstm 15): the same numbers, with the state as
+zoo's exports since char_lstm 15, char_gru 12 and char_elman 11): the same numbers, with the state as
 base64 bytes instead of 2,048 JSON numbers each way (`serving.state_bytes`);
 over gRPC, whose tensors are binary already, `generate`.
 

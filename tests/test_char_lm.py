@@ -360,6 +360,23 @@ def test_generate_bytes_refuses_a_state_of_the_wrong_length_naming_it(exported, 
 
 
 @pytest.mark.slow
+def test_a_state_with_nan_or_infinity_is_refused_naming_its_rows(exported, model):
+    # Unchecked, it made the sampler draw an id past the vocabulary: "indices[0] = 12 is not in [0, 12)".
+    loaded, _ = exported
+    state = np.zeros((3, sum(model.state_sizes)), np.float32)
+    state[1, 5], state[2, 0] = np.nan, -np.inf
+    inputs = {**_generate_inputs(model, ["abc", "j", "a"], 3), "state": tf.constant(state)}
+    message = r"`state` must be finite numbers, as `generate` returns them\. Received: NaN or infinity in rows \] \[1 2"
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        loaded.signatures["generate"](**inputs)
+    del inputs["state"]
+    swapped = _as_bytes_rows(np.full((3, sum(model.state_sizes)), 2.0, np.float32).byteswap())  # read as 4.6e-41
+    nan_bytes = tf.constant([b"\xff" * 4 * sum(model.state_sizes)] + list(swapped.numpy()[1:]), tf.string)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"`state_bytes` must be finite numbers.*\] \[0\]"):
+        loaded.signatures["generate_bytes"](**inputs, state_bytes=nan_bytes)
+
+
+@pytest.mark.slow
 def test_export_is_self_describing_and_versions_increase(exported, model):
     _, base = exported
     assert next_version(base) == 2

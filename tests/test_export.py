@@ -226,17 +226,24 @@ def test_stale_reasons_name_what_is_wrong(tmp_path):
     whole_kernels = "a sampler whose products take whole kernels, one core each"
     assert stale_reasons(tmp_path) == [
         "no `generate_bytes` (REST streams then carry the state as JSON numbers)",
+        "a sampler that takes a NaN or infinite state unchecked",
         "a sampler that filters, takes the argmax and freezes rows at every step, needed or not",
         "a sampler that fails on a batch of no rows", whole_kernels]
     (tmp_path / METADATA_FILE).write_text('{"signatures": ["generate", "generate_bytes", "serving_default"]}')
     assert stale_reasons(tmp_path) == [
+        "a sampler that takes a NaN or infinite state unchecked",
         "a sampler that filters, takes the argmax and freezes rows at every step, needed or not",
         "a sampler that fails on a batch of no rows", whole_kernels]
-    (tmp_path / "saved_model.pb").write_bytes(b"...StatelessCase...While...")  # one loop per sampling plan
+    (tmp_path / "saved_model.pb").write_bytes(b"...TensorListReserve...must be finite numbers...")
+    assert stale_reasons(tmp_path) == [
+        "a sampler that filters, takes the argmax and freezes rows at every step, needed or not",
+        "a sampler that fails on a batch of no rows", whole_kernels]
+    (tmp_path / "saved_model.pb").write_bytes(b"...StatelessCase...While...must be finite numbers...")  # a loop a plan
     assert stale_reasons(tmp_path) == ["a sampler that fails on a batch of no rows", whole_kernels]
-    (tmp_path / "saved_model.pb").write_bytes(b"...StatelessCase...no_rows_one_column...")
+    (tmp_path / "saved_model.pb").write_bytes(b"...StatelessCase...no_rows_one_column...must be finite numbers...")
     assert stale_reasons(tmp_path) == [whole_kernels]
-    (tmp_path / "saved_model.pb").write_bytes(b"...StatelessCase...no_rows_one_column...column_blocks...")
+    (tmp_path / "saved_model.pb").write_bytes(
+        b"...StatelessCase...no_rows_one_column...column_blocks...must be finite numbers...")
     assert stale_reasons(tmp_path) == []
 
 

@@ -174,18 +174,22 @@ def test_bytes_and_number_streams_share_one_lane_and_each_gets_its_own_text(expo
 
 @pytest.mark.slow
 @pytest.mark.parametrize("batching", [None, BatchingOptions(max_batch_size=8, num_batch_threads=1)])
-def test_a_state_of_the_wrong_length_gets_the_graphs_own_error_and_the_server_goes_on(
+def test_a_bad_state_gets_the_graphs_own_error_and_the_server_goes_on(
         exported, models, tmp_path, batching):
     width = sum(models[1].state_sizes)
     running, _ = _serve(exported, tmp_path, batching=batching)
-    inputs = {"prompt": ["a"], "state_bytes": [{"b64": base64.b64encode(bytes(10)).decode()}], "steps": [3],
-              "temperature": [1.0], "top_k": [0], "seed": [1], "position": [0]}
+    inputs = {"prompt": ["a"], "steps": [3], "temperature": [1.0], "top_k": [0], "seed": [1], "position": [0]}
+    replies = []
     with running:
-        reply = requests.post(f"{running.rest_target}/v1/models/chars:predict",
-                              json={"signature_name": "generate_bytes", "inputs": inputs}, timeout=30)
+        for state in (bytes(10), b"\xff" * 4 * width):  # too short; the right length, all NaN
+            body = {"signature_name": "generate_bytes",
+                    "inputs": {**inputs, "state_bytes": [{"b64": base64.b64encode(state).decode()}]}}
+            replies.append(requests.post(f"{running.rest_target}/v1/models/chars:predict", json=body, timeout=30))
         with _client(running, "rest") as client:
             text = "".join(client.stream("chars", "ab", 12, seed=2))
-    assert reply.status_code == 400
+    reply, nan = replies
+    assert reply.status_code == nan.status_code == 400
+    assert re.search(r"^assertion failed: \[`state_bytes` must be finite numbers.*\] \[0\]", nan.json()["error"])
     message = rf"^assertion failed: \[`state_bytes` must hold {4 * width} bytes per row \({width} little-endian float32"
     assert re.search(message + r".*\] \[10\]", reply.json()["error"]), reply.json()["error"]
     assert text == sampling.sample(models[1], "ab", 12, seed=2)

@@ -273,6 +273,22 @@ def vocabulary_asserts(name, text, ids, vocabulary):
     return [tf.debugging.Assert(tf.logical_not(tf.reduce_any(outside)), [message, shown], summarize=8)]
 
 
+FINITE_STATE = "must be finite numbers"  # in the message below, by which `zoo.export --stale` knows graphs without it
+
+
+def finite_state_asserts(name, state):
+    """Graph check that every number of a (B, S) state is finite; the message shows the rows that are not.
+
+    A NaN or an infinity in the state (a corrupt copy, bytes read in the other order) makes the sampler draw an
+    id outside the vocabulary, and the embedding lookup then fails with a message about an index it computed.
+    """
+    import tensorflow as tf
+
+    bad_rows = tf.where(tf.logical_not(tf.reduce_all(tf.math.is_finite(state), axis=1)))[:, 0]
+    message = f"`{name}` {FINITE_STATE}, as `generate` returns them. Received: NaN or infinity in rows "
+    return [tf.debugging.Assert(tf.equal(tf.size(bad_rows), 0), [message, bad_rows], summarize=8)]
+
+
 def state_bytes_asserts(name, state_bytes, width):
     """Graph check that each string of (B,) `state_bytes` holds `width` float32 numbers (4 `width` bytes)."""
     import tensorflow as tf

@@ -19,6 +19,7 @@ from zoo._checks import (
     check_non_negative_int,
     check_positive_int,
     check_tensorflow_backend,
+    finite_state_asserts,
     generation_asserts,
     passed_through,
     state_bytes_asserts,
@@ -255,9 +256,9 @@ def make_generate_fn(model):
 
     def generate(prompt, state, steps, temperature, top_k, seed, position):
         # Every input passes through the checks, so nothing runs on bad arguments.
+        asserts = generation_asserts(steps=steps, temperature=temperature, top_k=top_k)
         prompt, state, steps, temperature, top_k, seed, position = passed_through(
-            generation_asserts(steps=steps, temperature=temperature, top_k=top_k),
-            prompt, state, steps, temperature, top_k, seed, position,
+            asserts + finite_state_asserts("state", state), prompt, state, steps, temperature, top_k, seed, position
         )
         ids, mask, lengths = _encode_prompts(prompt, code_to_id, model.vocabulary)
         with column_blocks(model):  # weights read once per call, not per drawn character; products by column blocks
@@ -321,6 +322,7 @@ def make_generate_bytes_fn(model):
     def generate_bytes(prompt, state_bytes, steps, temperature, top_k, seed, position):
         (state_bytes,) = passed_through(state_bytes_asserts(STATE_BYTES, state_bytes, width), state_bytes)
         state = tf.reshape(tf.io.decode_raw(state_bytes, tf.float32, little_endian=True), [-1, width])
+        (state,) = passed_through(finite_state_asserts(STATE_BYTES, state), state)  # named as the caller sent it
         out = generate(prompt, state, steps, temperature, top_k, seed, position)
         return {"text": out["text"], "token_ids": out["token_ids"], STATE_BYTES: _rows_as_bytes(out["state"])}
 

@@ -14,6 +14,7 @@ import shutil
 
 import keras
 
+from zoo._checks import FINITE_STATE
 from zoo._registry import artifact_dir, list_models, write_card
 from zoo.export._saved_model import METADATA_FILE, export_saved_model, read_zoo_metadata
 from zoo.export._warmup import WARMUP_FILE
@@ -43,6 +44,8 @@ def stale_reasons(version_dir):
     if _serves_generate(version_dir, graph):
         if "generate_bytes" not in read_zoo_metadata(version_dir)["signatures"]:
             reasons.append("no `generate_bytes` (REST streams then carry the state as JSON numbers)")
+        if FINITE_STATE.encode() not in graph:
+            reasons.append("a sampler that takes a NaN or infinite state unchecked")
         if b"Case" not in graph:
             reasons.append("a sampler that filters, takes the argmax and freezes rows at every step, needed or not")
         if NO_ROWS_PADDING.encode() not in graph:
