@@ -76,13 +76,24 @@ function canStream(signatures) {
   return Boolean(generate) && STREAM_INPUTS.every((name) => name in (generate.inputs || {}));
 }
 
-async function stateWidth(model, version) {
-  const generate = signaturesOf(await getJson(modelPath(model, version) + "/metadata")).generate;
-  if (!canStream({ generate })) {
+// Base64 of `count` zero bytes (the zero state as `generate_bytes` takes it): "AAAA" per 3 bytes, then the tail.
+function zeroBytesBase64(count) {
+  return "A".repeat(4 * Math.floor(count / 3)) + ["", "AA==", "AAA="][count % 3];
+}
+
+// The signature to stream from and its zero state: `generate_bytes` where the version serves it (the state as
+// base64 bytes, which the page passes back untouched: no JSON numbers to write or read), else `generate`.
+async function streamSignature(model, version) {
+  const signatures = signaturesOf(await getJson(modelPath(model, version) + "/metadata"));
+  if (!canStream(signatures)) {
     throw new Error(`Model ${model} version ${version} has no generate signature to stream from.`);
   }
-  const dims = generate.inputs.state.tensor_shape.dim;
-  return Number(dims[dims.length - 1].size); // int64 fields come as strings in proto JSON
+  const dims = signatures.generate.inputs.state.tensor_shape.dim;
+  const width = Number(dims[dims.length - 1].size); // int64 fields come as strings in proto JSON
+  if ("state_bytes" in ((signatures.generate_bytes || {}).inputs || {})) {
+    return { name: "generate_bytes", stateInput: "state_bytes", state: { b64: zeroBytesBase64(4 * width) } };
+  }
+  return { name: "generate", stateInput: "state", state: new Array(width).fill(0) };
 }
 
 // Yields the text of each `generate` call: the version pinned, the state and the token position carried from
@@ -90,22 +101,23 @@ async function stateWidth(model, version) {
 async function* streamText(model, settings, signal) {
   const { prompt, tokens, temperature, topK, seed, chunkSize } = settings;
   const version = await pinVersion(model);
-  let state = new Array(await stateWidth(model, version)).fill(0);
+  const signature = await streamSignature(model, version);
+  let state = signature.state;
   let next = prompt;
   for (let position = 0; position < tokens; ) {
     const steps = Math.min(chunkSize, tokens - position);
     const body = {
-      signature_name: "generate",
+      signature_name: signature.name,
       inputs: {
-        prompt: [next], state: [state], steps: [steps], temperature: [temperature], top_k: [topK],
-        seed: [seed], position: [position],
+        prompt: [next], [signature.stateInput]: [state], steps: [steps], temperature: [temperature],
+        top_k: [topK], seed: [seed], position: [position],
       },
     };
     const reply = await getJson(modelPath(model, version) + ":predict", {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body), signal,
     });
     const text = asText(reply.outputs.text[0]);
-    state = reply.outputs.state[0];
+    state = reply.outputs[signature.stateInput][0];
     next = Array.from(text).slice(-1).join(""); // the last character is not in the state yet: fed first next time
     position += steps;
     yield { text, version };
