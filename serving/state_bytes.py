@@ -34,7 +34,8 @@ _INPUTS, _OUTPUTS = _bytes_contract(GENERATE_INPUTS), _bytes_contract(GENERATE_O
 
 def pack(state):
     """(B, S) numbers -> (B,) object array of each row's little-endian float32 bytes."""
-    rows = np.ascontiguousarray(state, _BYTE_ORDER).reshape(len(state), -1)
+    rows = np.ascontiguousarray(state, _BYTE_ORDER)
+    rows = rows.reshape(len(rows), int(np.prod(rows.shape[1:])))  # not -1: a batch of no rows has a width too
     packed = np.empty(len(rows), dtype=object)
     packed[:] = [row.tobytes() for row in rows]
     return packed

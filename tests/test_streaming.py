@@ -172,6 +172,12 @@ def test_bytes_and_number_streams_share_one_lane_and_each_gets_its_own_text(expo
     assert len(set(lanes)) == 1 and lanes[0][1] == "generate"  # rows of both kinds in the one lane
 
 
+def _no_state_inputs():
+    return {"prompt": np.array([b"a"], object), "steps": np.array([3], np.int32),
+            "temperature": np.array([1.0], np.float32), "top_k": np.array([0], np.int32),
+            "seed": np.array([1], np.int64), "position": np.array([0], np.int64)}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("batching", [None, BatchingOptions(max_batch_size=8, num_batch_threads=1)])
 def test_a_bad_state_gets_the_graphs_own_error_and_the_server_goes_on(
@@ -187,6 +193,9 @@ def test_a_bad_state_gets_the_graphs_own_error_and_the_server_goes_on(
             replies.append(requests.post(f"{running.rest_target}/v1/models/chars:predict", json=body, timeout=30))
         with _client(running, "rest") as client:
             text = "".join(client.stream("chars", "ab", 12, seed=2))
+            no_rows = client.predict("chars", {**{k: np.zeros(0, v.dtype) for k, v in _no_state_inputs().items()},
+                                               "state_bytes": np.zeros(0, object)}, "generate_bytes")
+    assert no_rows["state_bytes"].shape == (0,) and no_rows["text"].shape == (0,)
     reply, nan = replies
     assert reply.status_code == nan.status_code == 400
     assert re.search(r"^assertion failed: \[`state_bytes` must be finite numbers.*\] \[0\]", nan.json()["error"])
