@@ -20,9 +20,10 @@ CPU, far more than a few more steps. A fixed `chunk_size` keeps every piece
 that size.
 
 Over REST a stream calls `generate_bytes` where the version serves it (the
-zoo's exports since char_lstm 15, char_gru 12 and char_elman 11): the same numbers, with the state as
-base64 bytes instead of 2,048 JSON numbers each way (`serving.state_bytes`);
-over gRPC, whose tensors are binary already, `generate`.
+zoo's exports since char_lstm 15, char_gru 12 and char_elman 11): the same
+numbers, with the state as base64 bytes instead of 2,048 JSON numbers each
+way (`serving.state_bytes`); over gRPC, whose tensors are binary already,
+`generate`.
 
 Because everything a stream needs to continue is on the client, a stream is
 resumable: `TextStream.checkpoint` after any piece, handed to `resume`, gives
@@ -210,7 +211,7 @@ class TextStream:
             state = unpack(outputs[STATE_BYTES], len(done.state))
             if state is None:
                 raise ServingError(Code.INTERNAL, f"`{STATE_BYTES}` must hold {4 * len(done.state)} bytes per row, "
-                                   f"the model's {len(done.state)} float32; the server answered other lengths")
+                                   f"the model's {len(done.state)} finite float32; the server answered other bytes")
         else:
             state = outputs["state"]
         state = np.asarray(state, np.float32).reshape(-1)

@@ -21,7 +21,7 @@ from serving.demo import shipped_models
 from serving.errors import Code, ServingError
 from serving.generation import GenerationEngine
 from serving.server import ModelServer
-from serving.streaming import FIRST_CHUNK, MAX_CHUNK, StreamCheckpoint, chunk_sizes
+from serving.streaming import FIRST_CHUNK, MAX_CHUNK, StreamCheckpoint, TextStream, chunk_sizes
 from tests.reference import randomize_weights
 from zoo import sampling
 from zoo.export import export_saved_model
@@ -321,6 +321,21 @@ def test_a_model_without_generate_cannot_stream(tmp_path):
     with ModelServer("doubler", tmp_path / "doubler", file_system_poll_wait_seconds=0) as running:
         with _client(running, "grpc") as client, pytest.raises(ValueError, match="no `generate` signature"):
             client.stream("doubler", "a", 5)
+
+
+def test_a_state_answered_in_other_bytes_stops_the_stream_saying_so():
+    class ShortStateServer:  # a server whose generate_bytes answers 7 bytes for a 3-float state
+        protocol = "rest"
+
+        def predict(self, model, inputs, signature_name, version):
+            assert signature_name == "generate_bytes" and len(inputs["state_bytes"][0]) == 12
+            return {"text": np.array([b"ab"], object), "state_bytes": np.array([bytes(7)], object)}
+
+    checkpoint = StreamCheckpoint("chars", 1, "a", (0.0, 0.0, 0.0), 0, 4, 1.0, 0, 0, 2)
+    stream = TextStream(ShortStateServer(), checkpoint, "generate_bytes")
+    with pytest.raises(ServingError, match=r"`state_bytes` must hold 12 bytes per row, the model's 3 finite") as bad:
+        next(stream)
+    assert bad.value.code == Code.INTERNAL and stream.checkpoint == checkpoint  # nothing half-applied
 
 
 def test_checkpoint_is_complete():
