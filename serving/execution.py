@@ -68,20 +68,28 @@ class Executor:
         deadline = current()
         if deadline is not None:
             deadline.check()
-        signatures = servable.signature_defs
-        if self.engine is not None and is_generate_contract(signatures[signature_name]):
-            return self._generate(servable, signature_name, feeds, deadline)
-        twin = state_bytes.float_twin(signatures, signature_name) if self.engine is not None else None
-        state = state_bytes.unpack(feeds[state_bytes.STATE_BYTES], twin[1]) if twin is not None else None
-        if state is not None:  # a bad row runs the graph, whose check names it as TF Serving's does
-            floats = {alias: value for alias, value in feeds.items() if alias != state_bytes.STATE_BYTES}
-            outputs = self._generate(servable, twin[0], {**floats, "state": state}, deadline)
-            return {"text": outputs["text"], "token_ids": outputs["token_ids"],
-                    state_bytes.STATE_BYTES: state_bytes.pack(outputs["state"])}
+        if self.engine is not None:
+            if is_generate_contract(servable.signature_defs[signature_name]):
+                return self._generate(servable, signature_name, feeds, deadline)
+            outputs = self._generate_bytes(servable, signature_name, feeds, deadline)
+            if outputs is not None:
+                return outputs
         run = functools.partial(servable.run, signature_name)
         if self.scheduler is not None:
             return self.scheduler.run(_key(servable, signature_name), run, feeds, deadline)
         return run(feeds)
+
+    def _generate_bytes(self, servable, signature_name, feeds, deadline):
+        """A `generate_bytes` request run in its `generate` twin's lane, or None: no twin, or a row the graph
+        refuses (its check then names it, as TF Serving's does)."""
+        twin = state_bytes.float_twin(servable.signature_defs, signature_name)
+        state = state_bytes.unpack(feeds[state_bytes.STATE_BYTES], twin[1]) if twin is not None else None
+        if state is None:
+            return None
+        floats = {alias: value for alias, value in feeds.items() if alias != state_bytes.STATE_BYTES}
+        outputs = self._generate(servable, twin[0], {**floats, "state": state}, deadline)
+        return {"text": outputs["text"], "token_ids": outputs["token_ids"],
+                state_bytes.STATE_BYTES: state_bytes.pack(outputs["state"])}
 
     def _generate(self, servable, signature_name, feeds, deadline):
         if self.batching is not None:

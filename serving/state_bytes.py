@@ -44,10 +44,10 @@ def pack(state):
 def unpack(values, width):
     """(B,) byte strings -> (B, width) float32, or None when a string is not 4 `width` bytes long or holds a NaN
     or an infinity (what `generate_bytes`' graph refuses, naming it)."""
-    values = np.asarray(values, dtype=object).reshape(-1)
-    if any(not isinstance(v, bytes) or len(v) != 4 * width for v in values.tolist()):
+    rows = np.asarray(values, dtype=object).reshape(-1).tolist()
+    if any(not isinstance(row, bytes) or len(row) != 4 * width for row in rows):
         return None
-    state = np.frombuffer(b"".join(values.tolist()), _BYTE_ORDER).reshape(len(values), width).astype(np.float32)
+    state = np.frombuffer(b"".join(rows), _BYTE_ORDER).reshape(len(rows), width).astype(np.float32)
     return state if np.isfinite(state).all() else None
 
 
