@@ -11,8 +11,9 @@ REST or gRPC, which tells what each protocol costs; then once more mixed with
 `--freeze_heap=false`, which tells what keeping the loaded models out of the
 garbage collector's full passes saves (`serving.heap`), once with the
 server's TensorFlow threads left to TensorFlow (`--tensorflow_*_op_parallelism=0`), and once with the
-generation lane's chunks of 8 characters (`--generation_chunk_steps=8`), and once more all on REST with
-the streams calling `generate`, the state as JSON numbers, instead of `generate_bytes`. Each client (a thread; the
+generation lane's chunks of 8 characters (`--generation_chunk_steps=8`), and twice more all on REST: with
+the streams calling `generate`, the state as JSON numbers, instead of `generate_bytes`, and with the client's calls
+through `requests` instead of urllib3 (`serving.client`'s REST transport before). Each client (a thread; the
 64 spread over `--client-processes` processes, so that the load generator's own
 interpreter lock does not pace it) streams `--tokens` characters through
 `Client.stream` (its default pieces: 16 characters, then doubling up to 128,
@@ -43,6 +44,7 @@ machine and its load average.
 
 import argparse
 import concurrent.futures
+import json
 import multiprocessing
 import os
 import pathlib
@@ -71,9 +73,13 @@ RUNS = {"batching_on": (True, None, ()), "batching_off": (False, None, ()), "bat
         # The lane's chunks of 8 characters, the default before 16.
         "batching_on_chunks_of_8": (True, None, ("--generation_chunk_steps=8",)),
         # All on REST calling `generate`, the state as JSON numbers, as streams did before `generate_bytes`.
-        "batching_on_rest_state_as_numbers": (True, "rest", ())}
-# Runs whose REST clients call `generate` where `Client.stream` would call `generate_bytes`.
-STATE_AS_NUMBERS = {"batching_on_rest_state_as_numbers"}
+        "batching_on_rest_state_as_numbers": (True, "rest", ()),
+        # All on REST with the client's calls through `requests`, as before its transport went to urllib3.
+        "batching_on_rest_client_requests": (True, "rest", ())}
+# Runs whose clients differ from `Client.stream`'s defaults: REST streams calling `generate` where they would call
+# `generate_bytes`, or REST calls through a `requests.Session` instead of urllib3.
+CLIENT_VARIANTS = {"batching_on_rest_state_as_numbers": "state_as_numbers",
+                   "batching_on_rest_client_requests": "requests"}
 BARS = {"ratio_min": 0.6, "errors_max": 0, "rss_growth_max": 0.10, "first_piece_p99_s_max": 1.0}
 
 
@@ -180,16 +186,44 @@ def _client_stream(targets, protocol, seed, tokens, chunk, barrier):
         return first, gaps, count, None
 
 
-def _client_process(targets, jobs, tokens, chunk, start, state_as_numbers=False):
+def _requests_transport():
+    """`serving.client`'s REST transport with every call through a `requests.Session`, as it was before urllib3."""
+    import requests
+
+    from serving import client
+
+    class RequestsTransport(client._RestTransport):
+        def __init__(self, target, timeout):
+            super().__init__(target, timeout)
+            self.session = requests.Session()  # keep-alive; the environment read once, as the transport did
+            self.session.trust_env = False
+            self.timeout_s = timeout
+
+        def _call(self, method, path, body=None):
+            headers = {"Content-Type": "application/json"} if body is not None else None
+            reply = self.session.request(method, self.base + path, data=body, headers=headers, timeout=self.timeout_s)
+            if reply.status_code != 200:
+                raise client.from_http_status(reply.status_code, reply.text)
+            return json.loads(reply.content)
+
+    return RequestsTransport
+
+
+def _client_process(targets, jobs, tokens, chunk, start, client_variant=None):
     """One load-generating process: a thread per (protocol, seed) job, all released by `start`.
 
-    With `state_as_numbers` every stream calls `generate`, whatever the protocol.
+    `client_variant` (`CLIENT_VARIANTS`' values) changes this process's clients: "state_as_numbers", every stream
+    calls `generate`, whatever the protocol; "requests", REST calls go through `requests`.
     Returns (each job's `_client_stream` result, this process's CPU seconds from the start to the end).
     """
-    if state_as_numbers:
+    if client_variant == "state_as_numbers":
         from serving import streaming
 
         streaming._signature_for = lambda client, signatures: "generate"  # this process's streams only
+    elif client_variant == "requests":
+        from serving import client
+
+        client._RestTransport = _requests_transport()
     local = threading.Barrier(len(jobs) + 1)
     with concurrent.futures.ThreadPoolExecutor(len(jobs)) as pool:
         futures = [pool.submit(_client_stream, targets, protocol, seed, tokens, chunk, local)
@@ -202,14 +236,14 @@ def _client_process(targets, jobs, tokens, chunk, start, state_as_numbers=False)
 
 
 def served_run(model_dir, batching_file, clients, tokens, request_threads, chunk=None, chunk_steps=None,
-               client_processes=4, only=None, extra_flags=(), threads=(0, 0), state_as_numbers=False):
+               client_processes=4, only=None, extra_flags=(), threads=(0, 0), client_variant=None):
     """The figures of one run of `clients` concurrent streams against a fresh server.
 
     The clients are spread over `client_processes` processes: 64 client threads in one Python process
     queue on its interpreter lock, and the load generator, not the server, then sets the time to first piece.
     `only` ("rest" or "grpc") puts every client on that protocol instead of half on each; `extra_flags` go to
     the server's command line, and `threads` (intra-op, inter-op; 0 = TensorFlow's choice) to its thread flags.
-    With `state_as_numbers` REST streams call `generate`, not `generate_bytes`.
+    `client_variant` changes the clients (`_client_process`).
     """
     from serving.client import Client
 
@@ -224,7 +258,7 @@ def served_run(model_dir, batching_file, clients, tokens, request_threads, chunk
         context = multiprocessing.get_context("spawn")
         with context.Manager() as manager, concurrent.futures.ProcessPoolExecutor(len(shares), context) as pool:
             start_barrier = manager.Barrier(len(shares) + 1)
-            futures = [pool.submit(_client_process, targets, share, tokens, chunk, start_barrier, state_as_numbers)
+            futures = [pool.submit(_client_process, targets, share, tokens, chunk, start_barrier, client_variant)
                        for share in shares]
             start_barrier.wait()
             start, server_cpu = time.perf_counter(), _cpu_seconds(process.pid)
@@ -356,7 +390,7 @@ def main(argv=None):
                 batching, only, extra_flags = RUNS[name]
                 run = served_run(model_dir, params if batching else None, args.clients, args.tokens, args.clients,
                                  args.chunk, args.generation_chunk_steps, args.client_processes, only, extra_flags,
-                                 threads, name in STATE_AS_NUMBERS)
+                                 threads, CLIENT_VARIANTS.get(name))
                 rounds[name].append(run)
                 print(f"round {round_index + 1} {name}: {run['chars_per_s']:,.0f} chars/s, first piece p99 "
                       f"{run['first_piece_s']['p99']:.2f} s, errors {run['errors']}", flush=True)
@@ -382,7 +416,10 @@ def main(argv=None):
         "server_flags_batching_on": ["--enable_batching", "--batching_parameters_file=<the parameters above>",
                                      *handler_flags(args.clients), *thread_flags(*threads)],
         "server_flags_extra": {name: list(RUNS[name][2]) for name in args.runs if RUNS[name][2]},
-        "rest_streams_call": {name: "generate" if name in STATE_AS_NUMBERS else "generate_bytes" for name in args.runs},
+        "rest_streams_call": {name: "generate" if CLIENT_VARIANTS.get(name) == "state_as_numbers" else "generate_bytes"
+                              for name in args.runs},
+        "rest_client_transport": {name: "requests" if CLIENT_VARIANTS.get(name) == "requests" else "urllib3"
+                                  for name in args.runs},
         "server_flags_batching_off": [*handler_flags(args.clients), *thread_flags(*threads)],
         "tensorflow_threads": {"intra_op": threads[0], "inter_op": threads[1]},  # the server's flags
         "reference_tensorflow_threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),

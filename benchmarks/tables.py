@@ -326,7 +326,8 @@ def serving_under_load(results):
               ("batching_on_grpc_only", "on, all gRPC"), ("batching_on_heap_unfrozen", "on, heap not frozen"),
               ("batching_on_tensorflow_default_threads", "on, TensorFlow's own thread choice"),
               ("batching_on_chunks_of_8", "on, lane chunks of 8 characters"),
-              ("batching_on_rest_state_as_numbers", "on, all REST, the state as JSON numbers (`generate`)"))
+              ("batching_on_rest_state_as_numbers", "on, all REST, the state as JSON numbers (`generate`)"),
+              ("batching_on_rest_client_requests", "on, all REST, the client's calls through `requests`"))
     for name, label in labels:
         if name not in load["runs"]:
             continue

@@ -24,6 +24,7 @@ a restarting server or a dropped connection costs a pause, not the request.
 
 import base64
 import json
+import os
 import random
 import time
 import urllib.parse
@@ -32,6 +33,7 @@ import grpc
 import numpy as np
 import requests
 import tensorflow as tf
+import urllib3
 from google.protobuf import json_format
 from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import (
@@ -48,6 +50,8 @@ from serving.tensor_protos import array_from_tensor_proto, fill_packed_tensor_pr
 from zoo._checks import check_one_of
 
 __all__ = ["Client", "ServingError"]
+
+_POOL_SIZE = 10  # connections kept open per REST client (requests' default); more threads open more, not kept
 
 # Raise grpcio's 4 MB receive default to TF Serving's 2 GiB message limit.
 _CHANNEL_OPTIONS = (
@@ -205,16 +209,33 @@ def _first_leaf_is_string(value):
 
 
 class _RestTransport:
+    """REST calls over one urllib3 connection pool (keep-alive, thread-safe).
+
+    urllib3 directly, not through requests: requests prepares every call anew (hooks, cookies, header merging, its
+    adapter), and that was the larger part of a REST stream's client CPU once the state travelled as bytes
+    (`benchmarks/serving_load.py` runs all-REST streams both ways: `batching_on_rest_only` and
+    `batching_on_rest_client_requests`). What requests would read from the environment (proxy, CA bundle, client
+    certificate, netrc credentials) is read once here, by requests' own functions, and applied to every call.
+    """
+
     def __init__(self, target, timeout):
         base = target if "://" in target else f"http://{target}"
         self.base = base.rstrip("/")
-        self.timeout = timeout
-        self.session = requests.Session()  # keep-alive across calls
-        # requests re-reads the proxy, CA-bundle and netrc settings from the environment on every call (about 1 ms
-        # of CPU with a large environment); read them once, for this target, and use them on every call.
-        self.settings = self.session.merge_environment_settings(self.base, {}, None, None, None)
-        self.session.auth = requests.utils.get_netrc_auth(self.base)
-        self.session.trust_env = False
+        self.timeout = urllib3.Timeout(connect=timeout, read=timeout)
+        with requests.Session() as session:
+            settings = session.merge_environment_settings(self.base, {}, None, None, None)
+        proxy = requests.utils.select_proxy(self.base, settings["proxies"])
+        tls = _tls_options(settings) if self.base.startswith("https:") else {}
+        if proxy:  # a proxy is asked for the whole URL
+            self.pool = urllib3.ProxyManager(proxy, maxsize=_POOL_SIZE, block=False, **tls)
+            self.prefix = self.base
+        else:
+            self.pool = urllib3.connection_from_url(self.base, maxsize=_POOL_SIZE, block=False, **tls)
+            self.prefix = urllib.parse.urlsplit(self.base).path
+        self.headers = {}
+        credentials = requests.utils.get_netrc_auth(self.base)
+        if credentials:
+            self.headers.update(urllib3.util.make_headers(basic_auth=":".join(credentials)))
 
     @staticmethod
     def _model_path(model, version=None, label=None):
@@ -226,22 +247,25 @@ class _RestTransport:
         return path
 
     def _call(self, method, path, body=None):
-        headers = {"Content-Type": "application/json"} if body is not None else None
+        headers = {**self.headers, "Content-Type": "application/json"} if body is not None else self.headers
+        url = self.prefix + path
         try:
-            reply = self.session.request(
-                method, self.base + path, data=body, headers=headers, timeout=self.timeout, **self.settings
+            reply = self.pool.urlopen(
+                method, url, body=body, headers=headers, timeout=self.timeout, retries=False, redirect=False
             )
-        except requests.Timeout as error:
-            raise ServingError(Code.DEADLINE_EXCEEDED, f"{method} {self.base}{path} timed out: {error}") from None
-        except requests.ConnectionError as error:
+        except urllib3.exceptions.NewConnectionError as error:  # a subclass of the connect timeout, checked first
             raise ServingError(Code.UNAVAILABLE, f"Cannot reach {self.base}: {error}") from None
-        if reply.status_code != 200:
+        except urllib3.exceptions.TimeoutError as error:
+            raise ServingError(Code.DEADLINE_EXCEEDED, f"{method} {self.base}{path} timed out: {error}") from None
+        except urllib3.exceptions.HTTPError as error:  # refused, reset or closed mid-answer
+            raise ServingError(Code.UNAVAILABLE, f"Cannot reach {self.base}: {error}") from None
+        if reply.status != 200:
             try:
-                message = json.loads(reply.content)["error"]
+                message = json.loads(reply.data)["error"]
             except (ValueError, KeyError, TypeError):
-                message = reply.text
-            raise from_http_status(reply.status_code, message)
-        return json.loads(reply.content)
+                message = reply.data.decode("utf-8", "replace")
+            raise from_http_status(reply.status, message)
+        return json.loads(reply.data)
 
     def predict(self, model, arrays, signature_name, version, label, signature):
         path = self._model_path(model, version, label) + ":predict"
@@ -277,7 +301,22 @@ class _RestTransport:
         ]
 
     def close(self):
-        self.session.close()
+        if isinstance(self.pool, urllib3.PoolManager):  # the proxy's
+            self.pool.clear()
+        else:
+            self.pool.close()
+
+
+def _tls_options(settings):
+    """urllib3's TLS arguments from requests' `verify` (True, False or a CA bundle path) and `cert` settings."""
+    verify, cert = settings["verify"], settings["cert"]
+    options = {"cert_reqs": "CERT_REQUIRED" if verify else "CERT_NONE"}
+    if verify:
+        bundle = verify if isinstance(verify, str) else requests.certs.where()
+        options["ca_cert_dir" if os.path.isdir(bundle) else "ca_certs"] = bundle
+    if cert:
+        options["cert_file"], options["key_file"] = (cert, None) if isinstance(cert, str) else cert
+    return options
 
 
 # --------------------------------------------------------------------- gRPC
@@ -470,7 +509,7 @@ class Client:
         return TextStream.resume(self, checkpoint)
 
     def close(self):
-        """Closes the HTTP session or gRPC channel."""
+        """Closes the HTTP connections or the gRPC channel."""
         self._transport.close()
 
     def __enter__(self):

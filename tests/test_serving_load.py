@@ -30,12 +30,14 @@ def test_an_error_in_any_round_fails_the_zero_errors_bar():
 def test_a_small_run_writes_every_figure(tmp_path):
     out = tmp_path / "load.json"
     serving_load.main(["--clients", "2", "--tokens", "16", "--rounds", "2", "--runs", "batching_off",
-                       "batching_on_rest_only", "batching_on_heap_unfrozen", "--out", str(out)])
+                       "batching_on_rest_client_requests", "batching_on_heap_unfrozen", "--out", str(out)])
     result = json.loads(out.read_text())
     assert len(result["in_process_chars_per_s"]) == 3 and result["machine"]["cpu_count"] >= 1  # before, after each
     assert len(result["in_process_cpu_s"]) == 3 and min(result["in_process_cpu_s"]) > 0
-    assert set(result["runs"]) == {"batching_off", "batching_on_rest_only", "batching_on_heap_unfrozen"}
-    assert result["runs"]["batching_on_rest_only"]["clients_rest"] == 2
+    assert set(result["runs"]) == {"batching_off", "batching_on_rest_client_requests", "batching_on_heap_unfrozen"}
+    assert result["runs"]["batching_on_rest_client_requests"]["clients_rest"] == 2  # all on REST, through requests
+    assert result["rest_client_transport"] == {"batching_off": "urllib3", "batching_on_rest_client_requests": "requests",
+                                               "batching_on_heap_unfrozen": "urllib3"}
     assert result["server_flags_extra"] == {"batching_on_heap_unfrozen": ["--freeze_heap=false"]}
     assert "--tensorflow_intra_op_parallelism=1" in result["server_flags_batching_off"]
     assert result["tensorflow_threads"]["intra_op"] == 1
