@@ -23,7 +23,7 @@ PROXY_VARIABLES = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "AL
 class _Recorder(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as TF Serving answers
 
-    def do_GET(self):  # noqa: N802 (http.server's name)
+    def do_GET(self):
         self.server.seen.append((self.requestline, self.headers, self.client_address))  # header names: any case
         body = json.dumps({"model_version_status": []}).encode()
         self.send_response(200)

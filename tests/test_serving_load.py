@@ -36,8 +36,9 @@ def test_a_small_run_writes_every_figure(tmp_path):
     assert len(result["in_process_cpu_s"]) == 3 and min(result["in_process_cpu_s"]) > 0
     assert set(result["runs"]) == {"batching_off", "batching_on_rest_client_requests", "batching_on_heap_unfrozen"}
     assert result["runs"]["batching_on_rest_client_requests"]["clients_rest"] == 2  # all on REST, through requests
-    assert result["rest_client_transport"] == {"batching_off": "urllib3", "batching_on_rest_client_requests": "requests",
-                                               "batching_on_heap_unfrozen": "urllib3"}
+    transports = {"batching_off": "urllib3", "batching_on_rest_client_requests": "requests",
+                  "batching_on_heap_unfrozen": "urllib3"}
+    assert result["rest_client_transport"] == transports
     assert result["server_flags_extra"] == {"batching_on_heap_unfrozen": ["--freeze_heap=false"]}
     assert "--tensorflow_intra_op_parallelism=1" in result["server_flags_batching_off"]
     assert result["tensorflow_threads"]["intra_op"] == 1
