@@ -7,7 +7,10 @@ request line, headers and client address, and answers an empty model status.
 import base64
 import http.server
 import json
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 
 import pytest
@@ -59,24 +62,28 @@ def _address(server):
     return f"{host}:{port}"
 
 
+def _request_lines(server):
+    return [line for line, _, _ in server.seen]
+
+
 def test_calls_reuse_one_connection_and_send_the_path(recorder, clean_environment):
     with Client(_address(recorder), retries=0) as client:
         assert client.status("m") == [] and client.status("m") == []
-    assert [line for line, _, _ in recorder.seen] == ["GET /v1/models/m HTTP/1.1"] * 2
+    assert _request_lines(recorder) == ["GET /v1/models/m HTTP/1.1"] * 2
     assert recorder.seen[0][2] == recorder.seen[1][2]  # the same client port: one connection, kept alive
 
 
 def test_a_path_prefix_in_the_target_is_kept(recorder, clean_environment):
     with Client(f"http://{_address(recorder)}/serving/", retries=0) as client:
         client.status("m")
-    assert recorder.seen[0][0] == "GET /serving/v1/models/m HTTP/1.1"
+    assert _request_lines(recorder) == ["GET /serving/v1/models/m HTTP/1.1"]
 
 
 def test_the_environments_proxy_is_asked_for_the_whole_url(recorder, clean_environment, monkeypatch):
     monkeypatch.setenv("HTTP_PROXY", f"http://{_address(recorder)}")
     with Client("tf-serving.example:8501", retries=0) as client:
         client.status("m")
-    assert recorder.seen[0][0] == "GET http://tf-serving.example:8501/v1/models/m HTTP/1.1"
+    assert _request_lines(recorder) == ["GET http://tf-serving.example:8501/v1/models/m HTTP/1.1"]
 
 
 def test_hosts_in_no_proxy_are_called_directly(recorder, clean_environment, monkeypatch):
@@ -86,7 +93,7 @@ def test_hosts_in_no_proxy_are_called_directly(recorder, clean_environment, monk
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     with Client(_address(recorder), retries=0) as client:
         client.status("m")
-    assert recorder.seen[0][0] == "GET /v1/models/m HTTP/1.1"
+    assert _request_lines(recorder) == ["GET /v1/models/m HTTP/1.1"]
 
 
 def test_netrc_credentials_are_sent_as_basic_auth(recorder, clean_environment, monkeypatch, tmp_path):
@@ -149,3 +156,40 @@ def test_https_settings_map_to_urllib3s_tls_options(settings, expected):
 
 def test_a_ca_directory_is_passed_as_one(tmp_path):
     assert _tls_options({"verify": str(tmp_path), "cert": None})["ca_cert_dir"] == str(tmp_path)
+
+
+@pytest.fixture
+def tls_recorder(tmp_path):
+    """The recording server over HTTPS, with a self-signed certificate for 127.0.0.1 (its file: `.certificate`)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    certificate, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(certificate)],
+                   check=True, capture_output=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certificate, key)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    server.seen, server.certificate = [], certificate
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_https_verifies_against_the_environments_ca_bundle(tls_recorder, clean_environment, monkeypatch):
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls_recorder.certificate))
+    with Client(f"https://{_address(tls_recorder)}", retries=0) as client:
+        assert client.status("m") == []
+    assert _request_lines(tls_recorder) == ["GET /v1/models/m HTTP/1.1"]
+
+
+def test_https_refuses_a_certificate_no_bundle_vouches_for(tls_recorder, clean_environment, monkeypatch):
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    with Client(f"https://{_address(tls_recorder)}", retries=0) as client, pytest.raises(ServingError) as raised:
+        client.status("m")
+    assert raised.value.code == Code.UNAVAILABLE and "CERTIFICATE_VERIFY_FAILED" in raised.value.message
+    assert tls_recorder.seen == []
