@@ -75,6 +75,10 @@ def _parse_route(method, path):
     return name, version, label, verb or ""
 
 
+def _malformed(method, path):
+    return invalid_argument(f"Malformed request: {method} {path}")
+
+
 def _proto_json(message, preserve_names):
     return json_format.MessageToDict(
         message, always_print_fields_with_no_presence=True, preserving_proto_field_name=preserve_names
@@ -117,15 +121,14 @@ class RestHandler:
             return failure.http_status, _error_body(failure), JSON_CONTENT_TYPE
 
     def _dispatch(self, method, path, body):
-        malformed = invalid_argument(f"Malformed request: {method} {path}")
         route = _parse_route(method, path)
         if route is None:
-            raise malformed
+            raise _malformed(method, path)
         name, version, label, verb = route
         if method == "POST":
             run = self._runners.get(verb)  # the verb is case-sensitive although the regex is not
             if run is None:
-                raise malformed
+                raise _malformed(method, path)
             if self.metrics is None:
                 return run(name, version, label, body)
             with self.metrics.track(name, verb, "REST"):
