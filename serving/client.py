@@ -212,7 +212,7 @@ class _RestTransport:
     """REST calls over one urllib3 connection pool (keep-alive, thread-safe).
 
     urllib3 directly, not through requests: requests prepares every call anew (hooks, cookies, header merging, its
-    adapter), and that was the larger part of a REST stream's client CPU once the state travelled as bytes
+    adapter), the largest single piece of a REST stream's client CPU once the state travelled as bytes
     (`benchmarks/serving_load.py` runs all-REST streams both ways: `batching_on_rest_only` and
     `batching_on_rest_client_requests`). What requests would read from the environment (proxy, CA bundle, client
     certificate, netrc credentials) is read once here, by requests' own functions, and applied to every call.
