@@ -5,6 +5,7 @@ request line, headers and client address, and answers an empty model status.
 """
 
 import base64
+import contextlib
 import http.server
 import json
 import shutil
@@ -39,15 +40,26 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def recorder():
+@contextlib.contextmanager
+def _recording(tls_context=None):
+    """A recording server on 127.0.0.1, serving in a thread until the block ends (over TLS with `tls_context`)."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    if tls_context is not None:
+        server.socket = tls_context.wrap_socket(server.socket, server_side=True)
     server.seen = []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def recorder():
+    with _recording() as server:
+        yield server
 
 
 @pytest.fixture
@@ -169,14 +181,9 @@ def tls_recorder(tmp_path):
                    check=True, capture_output=True)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(certificate, key)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    server.seen, server.certificate = [], certificate
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with _recording(context) as server:
+        server.certificate = certificate
+        yield server
 
 
 def test_https_verifies_against_the_environments_ca_bundle(tls_recorder, clean_environment, monkeypatch):

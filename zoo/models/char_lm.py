@@ -168,6 +168,8 @@ class CharLM(keras.Model):
 
     def warmup_requests(self):
         """`zoo.export.Exportable`: one small request per signature (TensorFlow optimises a graph on its first run)."""
+        from zoo import sampling
+
         one = {
             "prompt": np.array([self.vocabulary[-1].encode("utf-8")], dtype=object),
             "steps": np.array([2], np.int32),
@@ -181,7 +183,7 @@ class CharLM(keras.Model):
         return [
             ("serving_default", {"token_ids": np.zeros((1, 2), np.int32)}),
             ("generate", {**one, "state": zeros, **position}),
-            ("generate_bytes", {**one, "state_bytes": state_bytes, **position}),
+            ("generate_bytes", {**one, sampling.STATE_BYTES: state_bytes, **position}),
             ("sample", one),
         ]
 
