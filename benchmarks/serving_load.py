@@ -34,12 +34,15 @@ threads: `--tensorflow-intra-op` (1) and `--tensorflow-inter-op` (one per core),
 The reference is the same SavedModel version's `generate` signature called
 in this process at batch `--clients` (64), chained in the clients' calls of
 the same sizes until every row has `--tokens` characters: the same work, with no serving at
-all. The runs are repeated in `--rounds` rounds (3; the order of the runs
-reversed every other round), the reference measured before the first round and
-after each; a round's ratio uses the mean of the references on either side of
-it. Each run reports its median round, and every round's headline figures
-beside it. Results: `benchmarks/results/serving_load.json`, with the
-machine and its load average.
+all, measured before the first run and after every run, so that each run's
+ratio is against the mean of the two references either side of it (the
+machine's speed drifts). The runs are repeated in `--rounds` rounds (3; the
+order of the runs reversed every other round). Each run reports its median
+round, and every round's headline figures beside it. Each run also records the
+server's generation counters (`serving.metrics`): the lane's calls, the steps
+they ran and the characters they drew, so how many rows a step carried.
+Results: `benchmarks/results/serving_load.json`, with the machine and its load
+average.
 """
 
 import argparse
@@ -104,9 +107,9 @@ def _cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def in_process_rate(model_dir, rows, tokens, chunk):
-    """(characters per second, CPU seconds) of `generate` in this process at batch `rows`, chained in the
-    clients' calls.
+def in_process_reference(model_dir, rows, tokens, chunk):
+    """A function measuring (characters per second, CPU seconds) of `generate` in this process at batch `rows`,
+    chained in the clients' calls; the model is loaded, and the function traced, once.
 
     `chunk` is `Client.stream`'s `chunk_size` (None: its growing default), so
     the reference makes the same calls of the same sizes as every client.
@@ -127,10 +130,31 @@ def in_process_rate(model_dir, rows, tokens, chunk):
             prompt = [t.decode("utf-8")[-1:] for t in out["text"].numpy()]
             state, done = out["state"].numpy(), done + steps
 
+    def measure():
+        start, cpu = time.perf_counter(), time.process_time()
+        run()
+        return rows * tokens / (time.perf_counter() - start), time.process_time() - cpu
+
     run()  # warm-up: the first call traces
-    start, cpu = time.perf_counter(), time.process_time()
-    run()
-    return rows * tokens / (time.perf_counter() - start), time.process_time() - cpu
+    return measure
+
+
+def generation_counts(rest_target, model="char_lstm"):
+    """The server's generation counters for `model` (`serving.metrics`): calls, steps and characters drawn."""
+    import urllib3
+
+    from serving.metrics import GENERATION_COUNTERS
+
+    base = rest_target if "://" in rest_target else f"http://{rest_target}"
+    text = urllib3.request("GET", base + "/monitoring/prometheus/metrics", timeout=30).data.decode()
+    values = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(f'{{model_name="{model}"}} ')
+        if name in GENERATION_COUNTERS and value:
+            values[name] = int(float(value))
+    calls, steps, row_steps = (values.get(name, 0) for name in GENERATION_COUNTERS)
+    return {"calls": calls, "steps": steps, "row_steps": row_steps,
+            "rows_per_step": row_steps / steps if steps else None}
 
 
 def handler_flags(clients):
@@ -251,6 +275,7 @@ def served_run(model_dir, batching_file, clients, tokens, request_threads, chunk
     try:
         with Client(targets["grpc"], protocol="grpc") as client:  # warm: one stream through the whole path
             "".join(client.stream("char_lstm", PROMPT, 64, TEMPERATURE))
+        counts_before = generation_counts(targets["rest"])
         rss_before = _rss_bytes(process.pid)
         protocols = [only or ("rest" if i % 2 == 0 else "grpc") for i in range(clients)]
         jobs = [(protocol, seed) for seed, protocol in enumerate(protocols)]
@@ -268,6 +293,8 @@ def served_run(model_dir, batching_file, clients, tokens, request_threads, chunk
         results = [r for process_results, _ in per_process for r in process_results]
         client_cpu = sum(cpu for _, cpu in per_process)
         rss_after = _rss_bytes(process.pid)
+        counts = generation_counts(targets["rest"])
+        counts = {key: counts[key] - counts_before[key] for key in ("calls", "steps", "row_steps")}
     finally:
         process.terminate()
         exit_code = process.wait(60)
@@ -289,6 +316,9 @@ def served_run(model_dir, batching_file, clients, tokens, request_threads, chunk
         "server_rss_before_bytes": rss_before,
         "server_rss_after_bytes": rss_after,
         "server_rss_growth": (rss_after - rss_before) / rss_before,
+        # The generation engine's calls during the run, the steps they ran and the characters they drew
+        # (`serving.metrics`): the in-process reference runs `tokens` steps, each carrying every row.
+        "generation": {**counts, "rows_per_step": counts["row_steps"] / counts["steps"] if counts["steps"] else None},
         "errors": len(errors),
         "error_examples": sorted(set(errors))[:5],
         "server_exit_code_on_sigterm": exit_code,
@@ -298,7 +328,7 @@ def served_run(model_dir, batching_file, clients, tokens, request_threads, chunk
 def _verdicts(run, reference):
     ratio = run["chars_per_s"] / reference
     return {
-        "in_process_chars_per_s": reference,  # this round's: the mean of the measurements either side of it
+        "in_process_chars_per_s": reference,  # this run's: the mean of the measurements either side of it
         "ratio_to_in_process": ratio,
         "bars": {
             "ratio_at_least_60_percent": ratio >= BARS["ratio_min"],
@@ -319,7 +349,7 @@ def _median_round(rounds):
     median["rounds"] = [
         {key: run[key] for key in ("chars_per_s", "in_process_chars_per_s", "ratio_to_in_process", "server_cpu_s",
                                    "clients_cpu_s", "errors", "server_exit_code_on_sigterm")}
-        | {"first_piece_p99_s": run["first_piece_s"]["p99"]}
+        | {"first_piece_p99_s": run["first_piece_s"]["p99"], "generation": run["generation"]}
         for run in rounds
     ]
     return median
@@ -373,9 +403,10 @@ def main(argv=None):
     model_dir = base / str(version)
     load_before = os.getloadavg()
     reference, reference_cpu, rounds = [], [], {name: [] for name in args.runs}
+    in_process = in_process_reference(model_dir, args.clients, args.tokens, args.chunk)
 
     def measure_reference():
-        rate, cpu = in_process_rate(model_dir, args.clients, args.tokens, args.chunk)
+        rate, cpu = in_process()
         reference.append(rate)
         reference_cpu.append(cpu)
         print(f"in-process generate at batch {args.clients}: {rate:,.0f} chars/s", flush=True)
@@ -391,14 +422,13 @@ def main(argv=None):
                 run = served_run(model_dir, params if batching else None, args.clients, args.tokens, args.clients,
                                  args.chunk, args.generation_chunk_steps, args.client_processes, only, extra_flags,
                                  threads, CLIENT_VARIANTS.get(name))
-                rounds[name].append(run)
-                print(f"round {round_index + 1} {name}: {run['chars_per_s']:,.0f} chars/s, first piece p99 "
-                      f"{run['first_piece_s']['p99']:.2f} s, errors {run['errors']}", flush=True)
-            measure_reference()
-            # Each round against the in-process rate measured just before and just after it.
-            for name in order:
-                run = rounds[name][-1]
+                measure_reference()
+                # Each run against the in-process rate measured just before and just after it.
                 run.update(_verdicts(run, float(np.mean(reference[-2:]))))
+                rounds[name].append(run)
+                print(f"round {round_index + 1} {name}: {run['chars_per_s']:,.0f} chars/s, "
+                      f"{run['ratio_to_in_process']:.0%} of in-process, first piece p99 "
+                      f"{run['first_piece_s']['p99']:.2f} s, errors {run['errors']}", flush=True)
     runs = {name: _median_round(done) for name, done in rounds.items()}
     mean_reference = float(np.mean(reference))
     result = {
@@ -426,7 +456,7 @@ def main(argv=None):
                                          "inter_op": tf.config.threading.get_inter_op_parallelism_threads()},
         "generation_chunk_steps": args.generation_chunk_steps or DEFAULT_GENERATION_CHUNK_STEPS,
         "rounds": args.rounds,
-        "in_process_chars_per_s": reference,  # before the first round and after each
+        "in_process_chars_per_s": reference,  # before the first run and after each
         "in_process_chars_per_s_mean": mean_reference,
         "in_process_cpu_s": reference_cpu,  # for all clients' characters once, against each run's server_cpu_s
         "runs": runs,

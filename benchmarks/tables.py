@@ -339,6 +339,7 @@ def serving_under_load(results):
             f"**{r['ratio_to_in_process']:.0%}** ({spread['min']:.0%}–{spread['max']:.0%})",
             f"{r['server_cpu_s']:.1f} / {r['clients_cpu_s']:.1f}",
             f"{cpu_bound_ratio(r, cores):.0%}",
+            lane_steps(r),
             f"{r['first_piece_s']['p50']:.2f} / {r['first_piece_s']['p99']:.2f}",
             f"{r['between_pieces_s']['p50']:.2f} / {r['between_pieces_s']['p99']:.2f}",
             f"{r['server_rss_before_bytes'] / 2**20:,.0f} → {r['server_rss_after_bytes'] / 2**20:,.0f} MiB "
@@ -347,9 +348,19 @@ def serving_under_load(results):
             "all met" if not missed else "missed: " + ", ".join(m.replace("_", " ") for m in missed),
         ])
     return _table(["batching", "chars/s", "in-process batch-64 chars/s", "ratio (rounds)", "CPU-s server / clients",
-                   "ratio if every core were busy", "first piece p50 / p99 (s)",
+                   "ratio if every core were busy", "lane steps per stream's character (rows per step)",
+                   "first piece p50 / p99 (s)",
                    "between pieces p50 / p99 (s)", "server RSS", "errors (all rounds)", "bars"], rows)
 
+
+
+def lane_steps(run):
+    """The generation engine's steps over one stream's characters, with the rows a step carried on average: the
+    in-process reference runs 1.00 (every row in every step)."""
+    generation = run.get("generation")
+    if not generation or not generation["steps"]:
+        return "–"
+    return f"{generation['steps'] / run['tokens_per_client']:.2f} ({generation['rows_per_step']:.1f})"
 
 
 def cpu_bound_ratio(run, cores):

@@ -49,9 +49,10 @@ class Executor:
             batching on, or None (off).
         generation_chunk_steps: characters per `generate` call for signatures
             with the generate contract; 0 runs them whole, like any other.
+        metrics: optional `serving.metrics.Metrics` counting the generation engine's calls.
     """
 
-    def __init__(self, batching=None, generation_chunk_steps=DEFAULT_GENERATION_CHUNK_STEPS):
+    def __init__(self, batching=None, generation_chunk_steps=DEFAULT_GENERATION_CHUNK_STEPS, metrics=None):
         self.batching = batching
         self.scheduler = BatchScheduler(batching) if batching is not None else None
         self.engine = None
@@ -61,6 +62,7 @@ class Executor:
                 generation_chunk_steps,
                 max_rows=batching.max_batch_size if merged else None,
                 max_queued_rows=batching.max_batch_size * batching.max_enqueued_batches if merged else None,
+                metrics=metrics,
             )
 
     def run(self, servable, signature_name, feeds):
@@ -95,7 +97,7 @@ class Executor:
         if self.batching is not None:
             _check_task_size(feeds, self.batching)
         run = functools.partial(servable.run, signature_name)
-        return self.engine.run(_key(servable, signature_name), run, feeds, deadline)
+        return self.engine.run(_key(servable, signature_name), run, feeds, deadline, servable.name)
 
     def stop(self):
         """Ends the batch threads and generation lanes (each within one call); requests left get UNAVAILABLE."""

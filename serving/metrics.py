@@ -6,6 +6,11 @@ which its Prometheus exporter renames with `:` for `/`. The text is written
 here rather than through `prometheus_client.Counter`, which would rename the
 counter to `..._total` and add `_created` series TF Serving does not have;
 `prometheus_client` still supplies the content type and number formatting.
+
+Continuous batching of `generate` is this server's own, so are its counters, under
+`/rnn_zoo/serving/generation/` in the same style: the calls the generation engine
+made per model, the sampling steps they ran and the characters they drew for their
+rows. Characters over steps is how many rows a step carried on average.
 """
 
 import bisect
@@ -18,11 +23,17 @@ from prometheus_client.utils import floatToGoString
 
 from serving.errors import Code, from_exception
 
-__all__ = ["Metrics", "CONTENT_TYPE", "REQUEST_COUNT", "REQUEST_LATENCY"]
+__all__ = ["Metrics", "CONTENT_TYPE", "REQUEST_COUNT", "REQUEST_LATENCY", "GENERATION_COUNTERS"]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 REQUEST_COUNT = ":tensorflow:serving:request_count"
 REQUEST_LATENCY = ":tensorflow:serving:request_latency"
+# name -> help, in the order `Metrics.generation` returns them
+GENERATION_COUNTERS = {
+    ":rnn_zoo:serving:generation:call_count": "Calls of generate signatures made by continuous batching.",
+    ":rnn_zoo:serving:generation:step_count": "Sampling steps those calls ran (each as many as its longest row).",
+    ":rnn_zoo:serving:generation:row_step_count": "Characters those calls drew, summed over their rows.",
+}
 # TF Serving's buckets: exponential from 10 us, factor 1.8, 33 of them.
 _BUCKETS = tuple(10.0 * 1.8**i for i in range(33))
 
@@ -39,6 +50,7 @@ class Metrics:
         self._lock = threading.Lock()
         self._counts = {}  # (model_name, status) -> requests
         self._latency = {}  # (model_name, api, entrypoint) -> [bucket counts..., sum, count]
+        self._generation = {}  # model_name -> [calls, steps, row steps]
 
     @contextlib.contextmanager
     def track(self, model_name, api, entrypoint):
@@ -70,6 +82,19 @@ class Metrics:
                 series[-2] += latency_us
                 series[-1] += 1
 
+    def record_generation_call(self, model_name, steps, row_steps):
+        """Adds one `generate` call of the generation engine: the steps it ran and the characters it drew."""
+        with self._lock:
+            counts = self._generation.setdefault(model_name, [0, 0, 0])
+            counts[0] += 1
+            counts[1] += steps
+            counts[2] += row_steps
+
+    def generation(self, model_name):
+        """(calls, steps, row steps) of the generation engine for `model_name` so far."""
+        with self._lock:
+            return tuple(self._generation.get(model_name, (0, 0, 0)))
+
     def request_count(self, model_name, status="OK"):
         """How many requests for `model_name` ended with `status` (a code name)."""
         with self._lock:
@@ -80,6 +105,7 @@ class Metrics:
         with self._lock:
             counts = sorted(self._counts.items())
             latency = sorted((k, list(v)) for k, v in self._latency.items())
+            generation = sorted((k, list(v)) for k, v in self._generation.items())
         lines = [f"# HELP {REQUEST_COUNT} The total number of requests.", f"# TYPE {REQUEST_COUNT} counter"]
         for (model, status), value in counts:
             lines.append(f"{REQUEST_COUNT}{_labels(model_name=model, status=status)} {floatToGoString(value)}")
@@ -96,4 +122,8 @@ class Metrics:
             labels = _labels(model_name=model, API=api, entrypoint=entrypoint)
             lines.append(f"{REQUEST_LATENCY}_sum{labels} {floatToGoString(series[-2])}")
             lines.append(f"{REQUEST_LATENCY}_count{labels} {floatToGoString(series[-1])}")
+        for i, (name, text) in enumerate(GENERATION_COUNTERS.items()):
+            if generation:
+                lines += [f"# HELP {name} {text}", f"# TYPE {name} counter"]
+            lines += [f"{name}{_labels(model_name=model)} {floatToGoString(counts[i])}" for model, counts in generation]
         return ("\n".join(lines) + "\n").encode("utf-8")

@@ -195,7 +195,7 @@ class ModelServer:
         self.repository.check_labels()
         if self.freeze_heap:
             heap.settle()
-        self.executor = Executor(*self._execution)
+        self.executor = Executor(*self._execution, metrics=self.metrics)
         self.dataplane = DataPlane(self.repository, self.limits, self.executor)
         try:
             self._start_grpc(self._ports[0])

@@ -10,6 +10,7 @@ from serving.batching import BatchingOptions
 from serving.errors import ServingError
 from serving.execution import Executor, parse_bool, server_options
 from serving.generation import GENERATE_INPUTS, GENERATE_OUTPUTS
+from serving.metrics import Metrics
 
 
 class _Info:
@@ -26,6 +27,7 @@ class _Signature:
 class FakeServable:
     """`generate` (the contract) and `double`; records the thread and rows of every call."""
 
+    name = "fake"
     signature_defs = {
         "generate": _Signature(GENERATE_INPUTS, GENERATE_OUTPUTS),
         "double": _Signature({"x": 1}, {"y": 1}),
@@ -63,6 +65,25 @@ def test_generate_runs_in_chunks_and_other_signatures_are_batched_or_direct(batc
         assert thread.startswith("batch-thread") if batching else thread == threading.current_thread().name
     finally:
         executor.stop()
+
+
+@pytest.mark.parametrize("batching", [None, BatchingOptions(max_batch_size=4, num_batch_threads=1)])
+def test_generation_calls_steps_and_characters_are_counted_per_model(batching):
+    metrics = Metrics()
+    executor, servable = Executor(batching, generation_chunk_steps=3, metrics=metrics), FakeServable()
+    feeds = _generate_feeds(2, 7)
+    feeds["steps"] = np.array([7, 2], np.int32)
+    try:
+        executor.run(servable, "generate", feeds)
+        executor.run(servable, "double", {"x": np.ones(2)})
+    finally:
+        executor.stop()
+    # steps (3, 2), then (3,) and (1,) once the short row is done: 3 calls, 3 + 3 + 1 steps, 5 + 3 + 1 characters
+    assert metrics.generation("fake") == (3, 7, 9)
+    text = metrics.exposition().decode()
+    assert ':rnn_zoo:serving:generation:step_count{model_name="fake"} 7' in text
+    assert ':rnn_zoo:serving:generation:row_step_count{model_name="fake"} 9' in text
+    assert "# TYPE :rnn_zoo:serving:generation:call_count counter" in text
 
 
 def test_with_chunking_off_generate_is_one_call():

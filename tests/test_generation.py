@@ -290,9 +290,14 @@ def test_concurrent_streams_with_batching_equal_in_process_sampling(exported, mo
 
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             texts = list(pool.map(stream, range(8)))
+        metrics = requests.get(server.rest_target + "/monitoring/prometheus/metrics", timeout=10).text
     for i, text in enumerate(texts):
         assert text == sampling.sample(model, "ab", 20 + 5 * i, 0.9, 0, i)
     assert not _engine_threads(before)
+    # Every character drawn is counted once, under the model's name; the lane's steps are shared by its rows.
+    calls, steps, row_steps = server.metrics.generation("chars")
+    assert row_steps == sum(20 + 5 * i for i in range(8)) and calls <= steps <= row_steps
+    assert f':rnn_zoo:serving:generation:row_step_count{{model_name="chars"}} {row_steps}' in metrics
 
 
 @pytest.mark.slow

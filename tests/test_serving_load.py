@@ -19,6 +19,7 @@ def test_an_error_in_any_round_fails_the_zero_errors_bar():
     def run(ratio, errors):
         return {"chars_per_s": 1.0, "in_process_chars_per_s": 1.0, "ratio_to_in_process": ratio, "server_cpu_s": 1.0,
                 "clients_cpu_s": 1.0, "errors": errors, "server_exit_code_on_sigterm": 0, "first_piece_s": {"p99": 0.1},
+                "generation": {"calls": 1, "steps": 1, "row_steps": 1, "rows_per_step": 1.0},
                 "bars": {"zero_errors": errors == 0}}
 
     median = serving_load._median_round([run(0.5, 0), run(0.4, 2), run(0.6, 0)])
@@ -32,8 +33,9 @@ def test_a_small_run_writes_every_figure(tmp_path):
     serving_load.main(["--clients", "2", "--tokens", "16", "--rounds", "2", "--runs", "batching_off",
                        "batching_on_rest_client_requests", "batching_on_heap_unfrozen", "--out", str(out)])
     result = json.loads(out.read_text())
-    assert len(result["in_process_chars_per_s"]) == 3 and result["machine"]["cpu_count"] >= 1  # before, after each
-    assert len(result["in_process_cpu_s"]) == 3 and min(result["in_process_cpu_s"]) > 0
+    # measured before the first run and after each of the 3 runs x 2 rounds
+    assert len(result["in_process_chars_per_s"]) == 7 and result["machine"]["cpu_count"] >= 1
+    assert len(result["in_process_cpu_s"]) == 7 and min(result["in_process_cpu_s"]) > 0
     assert set(result["runs"]) == {"batching_off", "batching_on_rest_client_requests", "batching_on_heap_unfrozen"}
     assert result["runs"]["batching_on_rest_client_requests"]["clients_rest"] == 2  # all on REST, through requests
     transports = {"batching_off": "urllib3", "batching_on_rest_client_requests": "requests",
@@ -44,6 +46,10 @@ def test_a_small_run_writes_every_figure(tmp_path):
     assert result["tensorflow_threads"]["intra_op"] == 1
     for run in result["runs"].values():
         assert (run["errors"], run["characters"], run["server_exit_code_on_sigterm"]) == (0, 32, 0)
+        # every character the streams got was drawn by the generation engine during the run, a step at a time
+        generation = run["generation"]
+        assert generation["row_steps"] == 32 and 16 <= generation["steps"] <= 32
+        assert 1 <= generation["rows_per_step"] <= 2
         assert len(run["rounds"]) == 2 and run["errors_all_rounds"] == 0
         ratios = [r["ratio_to_in_process"] for r in run["rounds"]]
         assert run["ratio_to_in_process"] in ratios and run["ratio_median_round"]["min"] == min(ratios)
