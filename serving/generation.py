@@ -30,7 +30,7 @@ one chunk, and `stop()` ends every lane and loop within one chunk.
 
 Every call is counted in `serving.metrics.Metrics` (calls, the steps they ran,
 the characters they drew for their rows), so an operator can read how full the
-lanes run: a step costs nearly as much for a few rows as for all of them.
+lanes run: a step carrying a few rows costs far more than its share of a full one.
 """
 
 import collections
