@@ -140,7 +140,7 @@ def in_process_reference(model_dir, rows, tokens, chunk):
 
 
 def generation_counts(rest_target, model="char_lstm"):
-    """The server's generation counters for `model` (`serving.metrics`): calls, steps and characters drawn."""
+    """The server's generation counters for `model` (`serving.metrics`): {"calls", "steps", "row_steps"}."""
     import urllib3
 
     from serving.metrics import GENERATION_COUNTERS
@@ -152,9 +152,8 @@ def generation_counts(rest_target, model="char_lstm"):
         name, _, value = line.partition(f'{{model_name="{model}"}} ')
         if name in GENERATION_COUNTERS and value:
             values[name] = int(float(value))
-    calls, steps, row_steps = (values.get(name, 0) for name in GENERATION_COUNTERS)
-    return {"calls": calls, "steps": steps, "row_steps": row_steps,
-            "rows_per_step": row_steps / steps if steps else None}
+    counts = (values.get(name, 0) for name in GENERATION_COUNTERS)
+    return dict(zip(("calls", "steps", "row_steps"), counts, strict=True))
 
 
 def handler_flags(clients):
@@ -293,8 +292,7 @@ def served_run(model_dir, batching_file, clients, tokens, request_threads, chunk
         results = [r for process_results, _ in per_process for r in process_results]
         client_cpu = sum(cpu for _, cpu in per_process)
         rss_after = _rss_bytes(process.pid)
-        counts = generation_counts(targets["rest"])
-        counts = {key: counts[key] - counts_before[key] for key in ("calls", "steps", "row_steps")}
+        counts = {key: value - counts_before[key] for key, value in generation_counts(targets["rest"]).items()}
     finally:
         process.terminate()
         exit_code = process.wait(60)

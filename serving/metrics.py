@@ -125,5 +125,5 @@ class Metrics:
         for i, (name, text) in enumerate(GENERATION_COUNTERS.items()):
             if generation:
                 lines += [f"# HELP {name} {text}", f"# TYPE {name} counter"]
-            lines += [f"{name}{_labels(model_name=model)} {floatToGoString(counts[i])}" for model, counts in generation]
+            lines += [f"{name}{_labels(model_name=model)} {floatToGoString(values[i])}" for model, values in generation]
         return ("\n".join(lines) + "\n").encode("utf-8")
