@@ -216,6 +216,7 @@ def main(argv=None):
     method = " ".join(__doc__.split("TensorFlow backend only. ", 1)[1].split("Results:", 1)[0].split())
     write_results({
         "machine": describe_machine(),
+        "command": "python -m benchmarks.column_blocks " + " ".join(argv if argv is not None else sys.argv[1:]),
         "step_block_elements": STEP_BLOCK_ELEMENTS,
         "prompt": PROMPT,
         "temperature": TEMPERATURE,
