@@ -327,8 +327,7 @@ def zoo_generate(generate, rows, sizes, temperature, prompt):
     """Texts of `generate` chained over calls of `sizes` characters, as a streaming client calls it."""
     import tensorflow as tf
 
-    width = int(generate.structured_input_signature[1]["state"].shape[-1])
-    prompts, state, done, texts = [prompt] * rows, np.zeros((rows, width), np.float32), 0, [""] * rows
+    prompts, state, done, texts = [prompt] * rows, np.zeros((rows, generate.state_width), np.float32), 0, [""] * rows
     for steps in sizes:
         out = generate(
             prompt=tf.constant(prompts), state=tf.constant(state), steps=tf.constant([steps] * rows, tf.int32),
@@ -347,47 +346,83 @@ def greedy_pair(generate, net, prompt, chars=GREEDY_CHARS):
     return zoo_generate(generate, 1, [chars], 0.0, prompt)[0], net.generate([prompt], chars, 0.0)[0]
 
 
+class _Generate:
+    """A loaded `generate` function (a signature, or its whole-kernel form) and the width of its state."""
+
+    def __init__(self, function, state_width):
+        self.function, self.state_width = function, state_width
+
+    def __call__(self, **inputs):
+        return self.function(**inputs)
+
+
 def load_generation_pair():
-    """The shipped char_lstm's `generate` signature and its PyTorch copy; raises if their greedy texts differ."""
+    """The shipped char_lstm's `generate` paths and its PyTorch copy; raises if their greedy texts differ.
+
+    Returns:
+        `(folder, paths, net, greedy text)`. `paths["zoo"]` is the exported signature, as stock TF Serving
+        runs it; `paths["server"]`, where the embedded server runs another form of it on this process's
+        threads (`serving.servable`: the whole-kernel form on one thread), that form.
+    """
     import tensorflow as tf
 
     import zoo
+    from serving.servable import runs_on_one_thread
+    from zoo.export import loaded_forms
 
     folder = newest_version()
-    generate = tf.saved_model.load(str(folder)).signatures["generate"]
+    loaded = tf.saved_model.load(str(folder))
+    signature = loaded.signatures["generate"]
+    width = int(signature.structured_input_signature[1]["state"].shape[-1])
+    paths = {"zoo": _Generate(signature, width)}
+    form = loaded_forms(loaded).get("generate") if runs_on_one_thread() else None
+    if form is not None:
+        paths["server"] = _Generate(form, width)
     net = TorchCharLM(zoo.get("char_lstm", weights="default"))
     from benchmarks.serving_load import PROMPT
 
-    zoo_text, torch_text = greedy_pair(generate, net, PROMPT)
-    if zoo_text != torch_text:
-        raise RuntimeError(f"The PyTorch copy of char_lstm is not the shipped model: its first {GREEDY_CHARS} "
-                           f"greedy characters differ. zoo: {zoo_text!r}, PyTorch: {torch_text!r}")
-    return folder, generate, net, zoo_text
+    torch_text = net.generate([PROMPT], GREEDY_CHARS, 0.0)[0]
+    for path, generate in paths.items():
+        zoo_text = zoo_generate(generate, 1, [GREEDY_CHARS], 0.0, PROMPT)[0]
+        if zoo_text != torch_text:
+            raise RuntimeError(f"The PyTorch copy of char_lstm is not the shipped model: its first {GREEDY_CHARS} "
+                               f"greedy characters differ. zoo ({path}): {zoo_text!r}, PyTorch: {torch_text!r}")
+    return folder, paths, net, torch_text
 
 
 def measure_generation(batches, tokens, rounds):
+    """Characters/s of each `generate` path (`load_generation_pair`) and of PyTorch, and their ratios. The bars
+    judge the path the embedded server runs on these threads: the whole-kernel form where there is one."""
     from benchmarks.serving_load import PROMPT, TEMPERATURE
     from serving.streaming import chunk_sizes
 
-    folder, generate, net, greedy = load_generation_pair()
+    folder, paths, net, greedy = load_generation_pair()
+    served = "server" if "server" in paths else "zoo"
+    ratios = [f"{path}_{calls}/pytorch" for path in paths for calls in ("one_call", "chunks")]
     rows_out = []
     for rows in batches:
-        contenders = {
-            "zoo_one_call": lambda rows=rows: zoo_generate(generate, rows, [tokens], TEMPERATURE, PROMPT),
-            "zoo_chunks": lambda rows=rows: zoo_generate(generate, rows, chunk_sizes(tokens), TEMPERATURE, PROMPT),
-            "pytorch": lambda rows=rows: net.generate([PROMPT] * rows, tokens, TEMPERATURE),
-        }
+        contenders = {"pytorch": lambda rows=rows: net.generate([PROMPT] * rows, tokens, TEMPERATURE)}
+        for path, generate in paths.items():
+            contenders[f"{path}_one_call"] = lambda rows=rows, generate=generate: zoo_generate(
+                generate, rows, [tokens], TEMPERATURE, PROMPT)
+            contenders[f"{path}_chunks"] = lambda rows=rows, generate=generate: zoo_generate(
+                generate, rows, chunk_sizes(tokens), TEMPERATURE, PROMPT)
         for run in contenders.values():
             run()  # the first call traces
         wall, cpu = interleaved(contenders, rounds, 1)
-        bars = {name: GENERATION_BARS[rows] for name in ("zoo_one_call/pytorch", "zoo_chunks/pytorch")
+        bars = {f"{served}_{calls}/pytorch": GENERATION_BARS[rows] for calls in ("one_call", "chunks")
                 if rows in GENERATION_BARS}
-        summary = summarize(wall, cpu, rows * tokens, ("zoo_one_call/pytorch", "zoo_chunks/pytorch"), bars)
+        summary = summarize(wall, cpu, rows * tokens, ratios, bars)
         rows_out.append({"batch": rows, "characters": tokens, "rounds": rounds, "chunk_sizes": chunk_sizes(tokens),
                          "chars_per_s": summary["per_s"], "cpu_chars_per_s": summary["cpu_per_s"],
                          "ratios": summary["ratios"], "bars": summary["bars"]})
     return {"model": "char_lstm", "version": int(folder.name), "prompt": PROMPT, "temperature": TEMPERATURE,
-            "greedy_check": {"characters": GREEDY_CHARS, "identical": True, "text": greedy}, "rows": rows_out}
+            "paths": {"zoo": "the exported `generate` signature, as stock TF Serving runs it",
+                      **({"server": "its whole-kernel form, which the embedded server runs on one thread"}
+                         if served == "server" else {})},
+            "bars_judge": served,
+            "greedy_check": {"characters": GREEDY_CHARS, "identical": True, "paths": sorted(paths), "text": greedy},
+            "rows": rows_out}
 
 
 # -- memory ------------------------------------------------------------------------------------------------------

@@ -413,19 +413,31 @@ def _median_range(figure, digits=".2f"):
     return f"{figure['median']:{digits}} ({figure['min']:{digits}}–{figure['max']:{digits}})"
 
 
+# The `generate` paths of `benchmarks.peers`: the exported signature, and the form the embedded server runs instead
+# on one thread.
+GENERATE_PATHS = {"zoo": "signature (TF Serving)", "server": "whole-kernel form (embedded server, one thread)"}
+
+
 def peers_generation(results):
-    """char_lstm's exported `generate` against a PyTorch loop over the same weights, by threads and batch."""
+    """char_lstm's `generate` paths against a PyTorch loop over the same weights, by threads and batch; the bar
+    judges the path the embedded server runs on those threads."""
     peers = _load(results, "peers_tensorflow_cpu")
+    bars = peers["bars"]["generation_zoo_over_pytorch_by_batch"]
     rows = []
     for threads, part in peers["threads"].items():
         for row in (part["generation"] or {}).get("rows", []):
             per_s, ratios = row["chars_per_s"], row["ratios"]
-            rows.append([threads, str(row["batch"]), f"{per_s['zoo_one_call']['median']:,.0f}",
-                         f"{per_s['zoo_chunks']['median']:,.0f}", f"{per_s['pytorch']['median']:,.0f}",
-                         f"**{_median_range(ratios['zoo_one_call/pytorch']['wall'])}**",
-                         _median_range(ratios["zoo_chunks/pytorch"]["wall"]),
-                         f"≥ {peers['bars']['generation_zoo_over_pytorch_by_batch'][str(row['batch'])]}"])
-    return _table(["threads", "batch", "zoo one call chars/s", "zoo in a stream's chunks chars/s",
+            for path, label in GENERATE_PATHS.items():
+                if f"{path}_one_call" not in per_s:
+                    continue
+                judged = f"{path}_one_call/pytorch" in row["bars"]
+                one_call = _median_range(ratios[f"{path}_one_call/pytorch"]["wall"])
+                rows.append([threads, str(row["batch"]), label, f"{per_s[f'{path}_one_call']['median']:,.0f}",
+                             f"{per_s[f'{path}_chunks']['median']:,.0f}", f"{per_s['pytorch']['median']:,.0f}",
+                             f"**{one_call}**" if judged else one_call,
+                             _median_range(ratios[f"{path}_chunks/pytorch"]["wall"]),
+                             f"≥ {bars[str(row['batch'])]}" if judged else "not judged"])
+    return _table(["threads", "batch", "zoo path", "zoo one call chars/s", "zoo in a stream's chunks chars/s",
                    "PyTorch chars/s", "one call / PyTorch (range)", "chunks / PyTorch (range)", "bar"], rows)
 
 

@@ -3,11 +3,15 @@
 Metadata comes from `saved_model.pb` itself (the meta graph tagged `serve`),
 so `GetModelMetadata` returns the same `SignatureDef` protos TF Serving would,
 tensor names and all, for any SavedModel (Keras export, `tf.Module`, TF1).
-Execution goes through `tf.saved_model.load(...).signatures`. A `Servable` is
-immutable once loaded: a request holding one keeps using it even after the
+Execution goes through `tf.saved_model.load(...).signatures`; on one thread
+(one intra-op and one inter-op thread), through the whole-kernel forms a zoo
+export carries beside them (`zoo.export.loaded_forms`), when they give the
+signatures' outputs bit for bit on the version's warmup requests. A `Servable`
+is immutable once loaded: a request holding one keeps using it even after the
 repository has unloaded that version.
 """
 
+import logging
 import os
 
 import numpy as np
@@ -17,7 +21,8 @@ from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import saved_model_pb2
 
 from serving.errors import Code, ServingError, from_exception
-from serving.warmup import warm_up
+from serving.warmup import read_warmup_requests, warm_up
+from zoo.export import differing_output, loaded_forms
 
 __all__ = [
     "SERVE_TAG",
@@ -27,10 +32,23 @@ __all__ = [
     "dtype_name",
     "numpy_dtype",
     "shape_string",
+    "runs_on_one_thread",
 ]
+
+log = logging.getLogger(__name__)
 
 SERVE_TAG = "serve"
 DEFAULT_SIGNATURE = "serving_default"
+
+
+def runs_on_one_thread():
+    """Whether TensorFlow runs this process's ops on one thread: one intra-op thread (that one op's work is split
+    over) and one inter-op thread (that run independent ops side by side), as configured or, by default, on a
+    process that may run on one core only."""
+    cores = len(os.sched_getaffinity(0))
+    threading = tf.config.threading
+    return (threading.get_intra_op_parallelism_threads() or cores) == 1 == (
+        threading.get_inter_op_parallelism_threads() or cores)
 
 
 def dtype_name(dtype_enum):
@@ -98,15 +116,18 @@ class Servable:
             tensors and returning a dict of output tensors.
         loaded: the object returned by `tf.saved_model.load`, kept alive
             because the functions reference its variables.
+        whole_kernel_signatures: the names of the signatures whose
+            whole-kernel forms run in their place.
     """
 
-    def __init__(self, name, version, path, signature_defs, functions, loaded=None):
+    def __init__(self, name, version, path, signature_defs, functions, loaded=None, whole_kernel_signatures=()):
         self.name = name
         self.version = int(version)
         self.path = path
         self.signature_defs = signature_defs
         self._functions = functions
         self._loaded = loaded
+        self.whole_kernel_signatures = tuple(sorted(whole_kernel_signatures))
 
     @classmethod
     def load(cls, name, version, path):
@@ -125,10 +146,27 @@ class Servable:
                 if isinstance(error, tf.errors.OpError)
                 else ServingError(Code.UNKNOWN, f"Failed to load SavedModel at {path}: {type(error).__name__}: {error}")
             ) from error
-        functions = dict(loaded.signatures)
-        servable = cls(name, version, path, signature_defs, functions, loaded)
+        servable = cls(name, version, path, signature_defs, dict(loaded.signatures), loaded)
         warm_up(servable.run, path)  # before AVAILABLE, as TF Serving does; a failure fails the load
-        return servable
+        # A step's column blocks (`zoo.layers._loop.StoredColumnBlocks`) are independent ops for the inter-op
+        # threads to run side by side; on one thread they only cost.
+        forms = loaded_forms(loaded) if runs_on_one_thread() else {}
+        return servable._with_forms(forms) if forms else servable
+
+    def _with_forms(self, forms):
+        """This version running whole-kernel `forms` in place of its signatures, when they give the signatures'
+        outputs bit for bit on every warmup request (which also warms them up); else itself, with a warning."""
+        faster = Servable(self.name, self.version, self.path, self.signature_defs, {**self._functions, **forms},
+                          self._loaded, whole_kernel_signatures=forms)
+        for signature_name, feeds in read_warmup_requests(self.path):
+            signature_name = signature_name or DEFAULT_SIGNATURE
+            differing = differing_output(self.run(signature_name, feeds), faster.run(signature_name, feeds))
+            if differing is not None:
+                log.warning("Serving %s version %d through its signatures: output %r of the whole-kernel form of "
+                            "%r differs from the signature's on a warmup request.",
+                            self.name, self.version, differing, signature_name)
+                return self
+        return faster
 
     def __repr__(self):
         return f"Servable({self.name!r}, version={self.version}, path={self.path!r})"

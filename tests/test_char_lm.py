@@ -8,12 +8,15 @@ import pytest
 import tensorflow as tf
 
 import zoo
+from serving import servable
+from serving.servable import read_signature_defs
 from tests.reference import matmuls_in, randomize_weights
 from zoo import sampling
-from zoo.export import export_saved_model, next_version, read_zoo_metadata, stale_reasons
+from zoo.export import export_saved_model, loaded_forms, next_version, read_zoo_metadata, stale_reasons
 from zoo.layers import _loop
 
 VOCAB = "\n abcdefghij"
+INIT_OP = "__saved_model_init_op"  # what `tf.saved_model.save` adds to the signature map for the loader
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +107,8 @@ def test_products_by_column_blocks_give_the_numbers_of_whole_kernels(name, monke
 @pytest.mark.slow
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["char_lstm", "char_gru"])
-def test_an_export_stores_cut_kernels_as_their_blocks_and_answers_as_whole_kernels(name, tmp_path, monkeypatch):
+def test_an_export_stores_cut_kernels_as_their_blocks_and_answers_as_whole_kernels(name, tmp_path, monkeypatch,
+                                                                                     caplog):
     # A sampler that cut its kernels at every call copied them each time (`zoo.layers._loop.StoredColumnBlocks`).
     from zoo.export import _saved_model
 
@@ -122,19 +126,45 @@ def test_an_export_stores_cut_kernels_as_their_blocks_and_answers_as_whole_kerne
     assert recurrent_kernel not in shapes and [32, 16] in shapes  # the blocks, not the whole kernel
     assert stale_reasons(stored) == []
     assert stale_reasons(cut_per_call) == ["a sampler that cuts its kernels into column blocks at every call"]
-    signatures = [tf.saved_model.load(str(path)).signatures for path in (stored, cut_per_call)]
+    loaded = tf.saved_model.load(str(stored))
+    signatures = [loaded.signatures, tf.saved_model.load(str(cut_per_call)).signatures]
+    # Each signature's whole-kernel form, which a server on one thread runs, is beside it and not a signature.
+    forms = loaded_forms(loaded)
+    assert sorted(forms) == sorted(loaded.signatures) == sorted(set(read_signature_defs(str(stored))) - {INIT_OP})
+    assert loaded_forms(tf.saved_model.load(str(cut_per_call))) == {}  # no blocks, nothing to join
     inputs = {**_generate_inputs(lm, ["abc", "j", "ghij"], [30, 7, 0], seed=3),
               "temperature": tf.constant([0.9, 0.0, 1.2]), "top_k": tf.constant([0, 0, 4])}
     calls = {"generate": inputs, "serving_default": {"token_ids": tf.constant([[1, 2, 3, 4], [5, 6, 7, 8]])},
-             "sample": {key: value for key, value in inputs.items() if key not in ("state", "position")}}
+             "sample": {key: value for key, value in inputs.items() if key not in ("state", "position")},
+             "generate_bytes": {**{key: value for key, value in inputs.items() if key != "state"},
+                                "state_bytes": tf.constant([row.astype("<f4").tobytes() for row in
+                                                            inputs["state"].numpy()])}}
     for signature, feeds in calls.items():
-        answers = [served[signature](**feeds) for served in signatures]
+        answers = [served[signature](**feeds) for served in signatures] + [forms[signature](**feeds)]
         for key in answers[0]:
-            np.testing.assert_array_equal(answers[0][key].numpy(), answers[1][key].numpy())
+            for other in answers[1:]:
+                np.testing.assert_array_equal(answers[0][key].numpy(), other[key].numpy())
+    if name == "char_lstm":  # the server's choice is the same for every model: loads are slow, once is enough
+        _one_thread_server_runs_the_forms(stored, signatures[0], inputs, monkeypatch, caplog)
     # Stock TF Serving loads a version into a TF1 session (restore, then the signature's tensors): same answers.
     in_session = _run_in_session(stored, "generate", {key: value.numpy() for key, value in inputs.items()})
     for key, value in signatures[0]["generate"](**inputs).items():
         np.testing.assert_array_equal(in_session[key], value.numpy())
+
+
+def _one_thread_server_runs_the_forms(version_dir, signatures, inputs, monkeypatch, caplog):
+    """On one thread the embedded server runs the whole-kernel forms, once they answer its warmup requests
+    as the signatures do; on a CPU where they did not, the signatures."""
+    monkeypatch.setattr(servable, "runs_on_one_thread", lambda: True)
+    one_thread = servable.Servable.load("lm", 1, str(version_dir))
+    assert one_thread.whole_kernel_signatures == tuple(sorted(signatures))
+    expected = signatures["generate"](**inputs)
+    for key, value in one_thread.run("generate", {key: value.numpy() for key, value in inputs.items()}).items():
+        np.testing.assert_array_equal(value, expected[key].numpy())
+    with monkeypatch.context() as patch, caplog.at_level("WARNING", logger="serving.servable"):
+        patch.setattr(servable, "differing_output", lambda expected, got: "text")
+        assert servable.Servable.load("lm", 1, str(version_dir)).whole_kernel_signatures == ()
+    assert "Serving lm version 1 through its signatures: output 'text' of the whole-kernel form" in caplog.text
 
 
 def _run_in_session(version_dir, signature, feeds):

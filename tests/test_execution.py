@@ -160,3 +160,22 @@ def test_tensorflow_thread_flags_size_tensorflows_pools_before_its_first_op():
     assert done.stdout.split()[-2:] == ["1", "3"]
     defaults = build_parser().parse_args(["--model_base_path=m"])
     assert (defaults.tensorflow_intra_op_parallelism, defaults.tensorflow_inter_op_parallelism) == (0, 0)
+
+
+@pytest.mark.parametrize(("intra", "inter", "cores", "one_thread"), [
+    (1, 1, 2, True),  # both flags at 1
+    (1, 2, 2, False),  # the serving figures' setting: the inter-op threads run the column blocks side by side
+    (2, 1, 2, False),
+    (0, 0, 1, True),  # TensorFlow's choice on one core
+    (0, 0, 2, False),
+    (1, 0, 2, False),
+])
+def test_the_server_takes_whole_kernel_forms_on_one_thread_only(intra, inter, cores, one_thread, monkeypatch):
+    import tensorflow as tf
+
+    from serving import servable
+
+    monkeypatch.setattr(tf.config.threading, "get_intra_op_parallelism_threads", lambda: intra)
+    monkeypatch.setattr(tf.config.threading, "get_inter_op_parallelism_threads", lambda: inter)
+    monkeypatch.setattr(servable.os, "sched_getaffinity", lambda pid: set(range(cores)))
+    assert servable.runs_on_one_thread() is one_thread

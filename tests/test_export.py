@@ -245,6 +245,13 @@ def test_stale_reasons_name_what_is_wrong(tmp_path):
     (tmp_path / "saved_model.pb").write_bytes(
         b"...StatelessCase...no_rows_one_column...column_blocks...must be finite numbers...")
     assert stale_reasons(tmp_path) == []
+    current = b"...StatelessCase...no_rows_one_column...column_blocks...must be finite numbers...stored_column_blocks"
+    (tmp_path / "saved_model.pb").write_bytes(current)
+    assert stale_reasons(tmp_path) == [
+        "kernels stored as column blocks without whole-kernel forms (a server on one thread then runs the blocks, "
+        "slower there than whole kernels)"]
+    (tmp_path / "saved_model.pb").write_bytes(current + b"...whole_kernel_forms...")
+    assert stale_reasons(tmp_path) == []
 
 
 def test_reexport_writes_a_new_warm_version_with_the_same_card_and_retires_the_old(tmp_path):

@@ -77,8 +77,8 @@ def test_torch_copy_rejects_other_cells():  # checked before PyTorch is imported
 @pytest.mark.slow
 def test_copied_weights_give_the_shipped_generate_signatures_greedy_text():
     pytest.importorskip("torch")
-    _, generate, net, _ = peers.load_generation_pair()  # raises when the texts differ
-    zoo_text, torch_text = peers.greedy_pair(generate, net, "JULIET.")
+    _, paths, net, _ = peers.load_generation_pair()  # raises when the texts differ
+    zoo_text, torch_text = peers.greedy_pair(paths["zoo"], net, "JULIET.")
     assert len(zoo_text) == peers.GREEDY_CHARS
     assert zoo_text == torch_text
 

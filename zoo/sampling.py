@@ -235,13 +235,14 @@ def sampling_plan(temperature, top_k, steps, vocab):
     return tf.cast(tf.reduce_any(tf.stack([filter_top_k, greedy_rows, ragged])), tf.int32)
 
 
-def make_generate_fn(model):
+def make_generate_fn(model, check_state=True):
     """Returns `generate(prompt, state, steps, temperature, top_k, seed, position)`.
 
     Feeds each row's prompt from `state`, then samples up to `steps[b]`
     characters. Returns a dict: `text` (B,) generated text, `token_ids`
     (B, max(steps)) padded with -1, `state` (B, S) after every token but the
     last generated one (the next call's prompt), ready to continue the stream.
+    Without `check_state`, the caller has checked that `state` is finite.
     """
     check_tensorflow_backend("zoo.sampling", _WHY)
     code_to_id, id_to_char = char_tables(model.vocabulary)
@@ -257,8 +258,10 @@ def make_generate_fn(model):
     def generate(prompt, state, steps, temperature, top_k, seed, position):
         # Every input passes through the checks, so nothing runs on bad arguments.
         asserts = generation_asserts(steps=steps, temperature=temperature, top_k=top_k)
+        if check_state:
+            asserts += finite_state_asserts("state", state)
         prompt, state, steps, temperature, top_k, seed, position = passed_through(
-            asserts + finite_state_asserts("state", state), prompt, state, steps, temperature, top_k, seed, position
+            asserts, prompt, state, steps, temperature, top_k, seed, position
         )
         ids, mask, lengths = _encode_prompts(prompt, code_to_id, model.vocabulary)
         with column_blocks(model):  # weights read once per call, not per drawn character; products by column blocks
@@ -316,13 +319,13 @@ def make_generate_bytes_fn(model):
     JSON numbers, which cost the server and a Python client most of a call's CPU to write and read. The numbers
     are the same bits. Returns `text`, `token_ids` and `state_bytes`.
     """
-    generate = make_generate_fn(model)
+    generate = make_generate_fn(model, check_state=False)  # checked here, under the name the caller sent
     width = sum(model.state_sizes)
 
     def generate_bytes(prompt, state_bytes, steps, temperature, top_k, seed, position):
         (state_bytes,) = passed_through(state_bytes_asserts(STATE_BYTES, state_bytes, width), state_bytes)
         state = tf.reshape(tf.io.decode_raw(state_bytes, tf.float32, little_endian=True), [-1, width])
-        (state,) = passed_through(finite_state_asserts(STATE_BYTES, state), state)  # named as the caller sent it
+        (state,) = passed_through(finite_state_asserts(STATE_BYTES, state), state)
         out = generate(prompt, state, steps, temperature, top_k, seed, position)
         return {"text": out["text"], "token_ids": out["token_ids"], STATE_BYTES: _rows_as_bytes(out["state"])}
 
@@ -355,7 +358,7 @@ def make_sample_fn(model):
     `curl` POST can sample without carrying a state. Same seed, same text as
     `generate` and as `zoo.sampling.sample` in-process.
     """
-    generate = make_generate_fn(model)
+    generate = make_generate_fn(model, check_state=False)  # its state is zeros
     width = sum(model.state_sizes)
 
     def sample(prompt, steps, temperature, top_k, seed):

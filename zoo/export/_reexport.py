@@ -18,7 +18,8 @@ from zoo._checks import FINITE_STATE
 from zoo._registry import artifact_dir, list_models, write_card
 from zoo.export._saved_model import METADATA_FILE, export_saved_model, read_zoo_metadata
 from zoo.export._warmup import WARMUP_FILE
-from zoo.layers._loop import COLUMN_BLOCKS
+from zoo.export._whole_kernels import FORMS
+from zoo.layers._loop import COLUMN_BLOCKS, STORED_COLUMN_BLOCKS
 from zoo.sampling import NO_ROWS_PADDING
 
 __all__ = ["stale_reasons", "stale_models", "reexport"]
@@ -54,6 +55,9 @@ def stale_reasons(version_dir):
             reasons.append("a sampler whose products take whole kernels, one core each")
         elif _cuts_kernels_at_every_call(graph):
             reasons.append("a sampler that cuts its kernels into column blocks at every call")
+    if STORED_COLUMN_BLOCKS.encode() in graph and FORMS.encode() not in graph:
+        reasons.append("kernels stored as column blocks without whole-kernel forms (a server on one thread then "
+                       "runs the blocks, slower there than whole kernels)")
     warmup = version_dir / WARMUP_FILE
     if not warmup.exists():
         reasons.append("no warmup file")

@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from zoo._checks import check_tensorflow_backend
 from zoo.export._warmup import write_warmup_requests
+from zoo.export._whole_kernels import attach_forms, differing_output, whole_kernels
 from zoo.layers._loop import StoredColumnBlocks
 
 __all__ = ["Exportable", "METADATA_FILE", "export_saved_model", "next_version", "read_zoo_metadata"]
@@ -77,7 +78,9 @@ def _exportable_parts(model):
 
 
 def _run_warmup(signatures, endpoints, requests):
-    """Runs every warmup request once, so an export that the server could not warm up fails here."""
+    """Runs every warmup request once, so an export that the server could not warm up fails here; returns each
+    request's outputs."""
+    outputs = []
     for name, feeds in requests:
         expected = sorted(spec.name for spec in endpoints[name][1])
         if sorted(feeds) != expected:
@@ -85,9 +88,23 @@ def _run_warmup(signatures, endpoints, requests):
                 f"A warmup request for {name!r} must feed exactly its inputs {expected}. Received: {sorted(feeds)}"
             )
         try:
-            signatures[name](*[tf.constant(feeds[spec.name]) for spec in endpoints[name][1]])
+            outputs.append(signatures[name](*[tf.constant(feeds[spec.name]) for spec in endpoints[name][1]]))
         except (tf.errors.OpError, TypeError, ValueError) as error:
             raise ValueError(f"The warmup request for {name!r} must run on its signature. It fails: {error}") from error
+    return outputs
+
+
+def _check_forms(forms, kernel_blocks, requests, outputs):
+    """Raises unless every whole-kernel form gives its signature's outputs, bit for bit, on the warmup requests."""
+    kernels = whole_kernels(kernel_blocks)
+    for (name, feeds), expected in zip(requests, outputs):
+        got = forms[name](kernels, {alias: tf.constant(value) for alias, value in feeds.items()})
+        differing = differing_output(expected, got)
+        if differing is not None:
+            raise RuntimeError(
+                f"The whole-kernel form of {name!r} must give its signature's outputs bit for bit, which a server "
+                f"on one thread runs in its place. Output {differing!r} differs on a warmup request."
+            )
 
 
 def _json_value(value, where):
@@ -131,7 +148,9 @@ def export_saved_model(model, base_path, version=None, metadata=None):
     graph holds only ops stock TF Serving runs on a CPU: the zoo's layers never
     take cuDNN kernels, no endpoint is XLA-compiled, no `py_function`. A kernel
     that samplers multiply by column blocks is stored as its blocks
-    (`zoo.layers._loop.StoredColumnBlocks`), so no call cuts it again.
+    (`zoo.layers._loop.StoredColumnBlocks`), so no call cuts it again; every
+    signature then also has a whole-kernel form beside it, which is not a
+    signature, for a server on one thread (`zoo.export._whole_kernels`).
 
     Args:
         model: a built `keras.Model` following `Exportable`.
@@ -147,6 +166,7 @@ def export_saved_model(model, base_path, version=None, metadata=None):
         TypeError: `model` is not `Exportable`, or its config or `metadata`
             holds a value that is not JSON (the message names its key).
         ValueError: a warmup request that does not fit the model's signatures.
+        RuntimeError: a whole-kernel form whose outputs differ from its signature's on a warmup request.
     """
     check_tensorflow_backend(
         "zoo.export.export_saved_model",
@@ -172,7 +192,10 @@ def export_saved_model(model, base_path, version=None, metadata=None):
         .get_concrete_function()
         for name, (function, signature) in endpoints.items()
     }
-    _run_warmup(signatures, endpoints, requests)
+    forms = attach_forms(module, blocks, endpoints)
+    outputs = _run_warmup(signatures, endpoints, requests)
+    if forms:
+        _check_forms(forms, blocks.kernel_blocks, requests, outputs)
     describe = {
         "architecture": model.__class__.__name__,
         "config": _json_value(model.get_config(), "config"),

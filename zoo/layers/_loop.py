@@ -266,9 +266,18 @@ class StoredColumnBlocks:
     any other use of such a kernel sees its blocks joined. The numbers are those
     of `column_blocks`, which are those of whole kernels.
 
+    On one thread the blocks cost instead: each is one more op a step waits on
+    (`benchmarks.column_blocks`). So an export also traces every signature as
+    a whole-kernel form (`whole_kernel_form`), which takes the kernels as its
+    first argument: a server on one thread joins the stored blocks once at load
+    and passes them to every call (`zoo.export._whole_kernels`). Its numbers
+    are the signature's, bit for bit.
+
     Attributes:
         variables: the blocks' `tf.Variable`s, for the exported module to track.
         replaced: ids of the kernels the blocks stand for.
+        kernel_blocks: the blocks of each replaced kernel, in the order a
+            whole-kernel form takes the kernels.
     """
 
     def __init__(self, layer):
@@ -292,6 +301,30 @@ class StoredColumnBlocks:
     @property
     def replaced(self):
         return self._blocks.keys()
+
+    @property
+    def kernel_blocks(self):
+        return [blocks for _, blocks in self._blocks.values()]
+
+    def kernel_specs(self):
+        """The `tf.TensorSpec`s of the whole kernels a whole-kernel form takes, in the order of `kernel_blocks`."""
+        import tensorflow as tf
+
+        return [tf.TensorSpec(kernel.shape, kernel.dtype) for kernel, _ in self._blocks.values()]
+
+    def whole_kernel_form(self, function):
+        """`function(**inputs)` as `form(kernels, inputs)`: the replaced kernels given whole, as tensors in the
+        order of `kernel_specs`, in place of their stored blocks; the inputs as one dict of their names."""
+        from zoo.layers import _cell
+
+        def form(kernels, inputs):
+            pairs = [(kernel, whole) for (kernel, _), whole in zip(self._blocks.values(), kernels)]
+            # One block a kernel: `column_blocks` then cuts nothing, and each product takes the whole kernel.
+            with _cell.taking_blocks({id(kernel): [whole] for kernel, whole in pairs}), \
+                    keras.StatelessScope(state_mapping=pairs):
+                return function(**inputs)
+
+        return form
 
     def tracing(self, function):
         """`function`, with its arguments' names, run inside `reading()`: what an export traces."""
