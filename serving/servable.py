@@ -166,6 +166,8 @@ class Servable:
                             "%r differs from the signature's on a warmup request.",
                             self.name, self.version, differing, signature_name)
                 return self
+        log.info("Serving %s version %d through the whole-kernel forms of %s: TensorFlow runs on one thread.",
+                 self.name, self.version, ", ".join(faster.whole_kernel_signatures))
         return faster
 
     def __repr__(self):

@@ -156,8 +156,11 @@ def _one_thread_server_runs_the_forms(version_dir, signatures, inputs, monkeypat
     """On one thread the embedded server runs the whole-kernel forms, once they answer its warmup requests
     as the signatures do; on a CPU where they did not, the signatures."""
     monkeypatch.setattr(servable, "runs_on_one_thread", lambda: True)
-    one_thread = servable.Servable.load("lm", 1, str(version_dir))
+    with caplog.at_level("INFO", logger="serving.servable"):
+        one_thread = servable.Servable.load("lm", 1, str(version_dir))
     assert one_thread.whole_kernel_signatures == tuple(sorted(signatures))
+    assert "Serving lm version 1 through the whole-kernel forms of generate, generate_bytes, sample" in caplog.text
+    caplog.clear()
     expected = signatures["generate"](**inputs)
     for key, value in one_thread.run("generate", {key: value.numpy() for key, value in inputs.items()}).items():
         np.testing.assert_array_equal(value, expected[key].numpy())
