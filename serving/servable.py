@@ -23,6 +23,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from serving.errors import Code, ServingError, from_exception
 from serving.warmup import read_warmup_requests, warm_up
 from zoo.export import differing_output, loaded_forms
+from zoo.layers._loop import runs_on_one_thread
 
 __all__ = [
     "SERVE_TAG",
@@ -32,23 +33,12 @@ __all__ = [
     "dtype_name",
     "numpy_dtype",
     "shape_string",
-    "runs_on_one_thread",
 ]
 
 log = logging.getLogger(__name__)
 
 SERVE_TAG = "serve"
 DEFAULT_SIGNATURE = "serving_default"
-
-
-def runs_on_one_thread():
-    """Whether TensorFlow runs this process's ops on one thread: one intra-op thread (that one op's work is split
-    over) and one inter-op thread (that run independent ops side by side), as configured or, by default, on a
-    process that may run on one core only."""
-    cores = len(os.sched_getaffinity(0))
-    threading = tf.config.threading
-    return (threading.get_intra_op_parallelism_threads() or cores) == 1 == (
-        threading.get_inter_op_parallelism_threads() or cores)
 
 
 def dtype_name(dtype_enum):

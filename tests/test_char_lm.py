@@ -104,6 +104,22 @@ def test_products_by_column_blocks_give_the_numbers_of_whole_kernels(name, monke
             np.testing.assert_array_equal(blocked[key].numpy(), whole[key].numpy())
 
 
+def test_the_in_process_sampler_takes_whole_kernels_on_one_thread(monkeypatch):
+    # There the column blocks only cost (`zoo.layers._loop.runs_on_one_thread`); the text must not change.
+    lm = zoo.get("char_gru", vocabulary=VOCAB, units=32, embedding_dim=6)
+    lm(np.zeros((1, 1), np.int32))
+    lm = randomize_weights(lm, np.random.default_rng(9), scale=0.3)
+    monkeypatch.setattr(_loop, "STEP_BLOCK_ELEMENTS", 32 * 16)  # recurrent kernels in blocks of 16 columns
+    texts, products = [], []
+    for one_thread in (False, True):
+        monkeypatch.setattr(sampling, "runs_on_one_thread", lambda one_thread=one_thread: one_thread)
+        monkeypatch.setattr(sampling, "_COMPILED", {})
+        products.append(matmuls_in(sampling._compiled_generate(lm).get_concrete_function()))
+        texts.append(list(sampling.stream(lm, "abc", 40, temperature=0.9, seed=3, chunk_size=16)))
+    assert products[0] > products[1]  # the blocks' products, then the whole kernels'
+    assert texts[0] == texts[1] and len("".join(texts[0])) == 40
+
+
 @pytest.mark.slow
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["char_lstm", "char_gru"])

@@ -173,9 +173,9 @@ def test_tensorflow_thread_flags_size_tensorflows_pools_before_its_first_op():
 def test_the_server_takes_whole_kernel_forms_on_one_thread_only(intra, inter, cores, one_thread, monkeypatch):
     import tensorflow as tf
 
-    from serving import servable
+    from zoo.layers import _loop
 
     monkeypatch.setattr(tf.config.threading, "get_intra_op_parallelism_threads", lambda: intra)
     monkeypatch.setattr(tf.config.threading, "get_inter_op_parallelism_threads", lambda: inter)
-    monkeypatch.setattr(servable.os, "sched_getaffinity", lambda pid: set(range(cores)))
-    assert servable.runs_on_one_thread() is one_thread
+    monkeypatch.setattr(_loop.os, "sched_getaffinity", lambda pid: set(range(cores)))
+    assert _loop.runs_on_one_thread() is one_thread

@@ -9,13 +9,14 @@ masks, initial and final states, `return_sequences`/`return_state`,
 
 import contextlib
 import functools
+import os
 
 import keras
 from keras import ops
 
 __all__ = [
     "COLUMN_BLOCKS", "RecurrentLayer", "STEP_BLOCK_ELEMENTS", "STORED_COLUMN_BLOCKS", "StoredColumnBlocks",
-    "column_blocks", "run_time_loop", "weights_read_once",
+    "column_blocks", "run_time_loop", "runs_on_one_thread", "weights_read_once",
 ]
 
 # On TensorFlow the sequence is projected and run in this many consecutive chunks.
@@ -201,6 +202,19 @@ STEP_BLOCK_ELEMENTS = 2**18
 VECTOR_COLUMNS = 16  # blocks are a multiple of this many columns wide (see `column_blocks`)
 COLUMN_BLOCKS = "column_blocks"  # the blocks' op name, by which `zoo.export --stale` knows samplers without them
 STORED_COLUMN_BLOCKS = "stored_column_blocks"  # the name scope of their reads in an export (`StoredColumnBlocks`)
+
+
+def runs_on_one_thread():
+    """Whether TensorFlow runs this process's ops on one thread: one intra-op thread (that one op's work is split
+    over) and one inter-op thread (that run independent ops side by side), as configured or, by default, on a
+    process that may run on one core only. There `column_blocks` only costs: its blocks are independent ops
+    for the inter-op threads to run side by side."""
+    import tensorflow as tf
+
+    cores = len(os.sched_getaffinity(0))
+    threading = tf.config.threading
+    return (threading.get_intra_op_parallelism_threads() or cores) == 1 == (
+        threading.get_inter_op_parallelism_threads() or cores)
 
 
 def _block_widths(rows, columns):
