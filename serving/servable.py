@@ -150,11 +150,16 @@ class Servable:
                           self._loaded, whole_kernel_signatures=forms)
         for signature_name, feeds in read_warmup_requests(self.path):
             signature_name = signature_name or DEFAULT_SIGNATURE
-            differing = differing_output(self.run(signature_name, feeds), faster.run(signature_name, feeds))
-            if differing is not None:
-                log.warning("Serving %s version %d through its signatures: output %r of the whole-kernel form of "
-                            "%r differs from the signature's on a warmup request.",
-                            self.name, self.version, differing, signature_name)
+            expected = self.run(signature_name, feeds)
+            try:
+                differing = differing_output(expected, faster.run(signature_name, feeds))
+                problem = differing and f"its output {differing!r} differs from the signature's"
+            except ServingError as error:  # the signature ran: serve it rather than fail the load
+                problem = f"it fails where the signature runs: {error.message}"
+            if problem:
+                log.warning("Serving %s version %d through its signatures: on a warmup request of %r, the "
+                            "whole-kernel form would serve wrong answers (%s).",
+                            self.name, self.version, signature_name, problem)
                 return self
         log.info("Serving %s version %d through the whole-kernel forms of %s: TensorFlow runs on one thread.",
                  self.name, self.version, ", ".join(faster.whole_kernel_signatures))

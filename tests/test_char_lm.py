@@ -168,6 +168,10 @@ def test_an_export_stores_cut_kernels_as_their_blocks_and_answers_as_whole_kerne
         np.testing.assert_array_equal(in_session[key], value.numpy())
 
 
+def _failing(**inputs):
+    raise tf.errors.InternalError(None, None, "the form broke")
+
+
 def _one_thread_server_runs_the_forms(version_dir, signatures, inputs, monkeypatch, caplog):
     """On one thread the embedded server runs the whole-kernel forms, once they answer its warmup requests
     as the signatures do; on a CPU where they did not, the signatures."""
@@ -183,7 +187,13 @@ def _one_thread_server_runs_the_forms(version_dir, signatures, inputs, monkeypat
     with monkeypatch.context() as patch, caplog.at_level("WARNING", logger="serving.servable"):
         patch.setattr(servable, "differing_output", lambda expected, got: "text")
         assert servable.Servable.load("lm", 1, str(version_dir)).whole_kernel_signatures == ()
-    assert "Serving lm version 1 through its signatures: output 'text' of the whole-kernel form" in caplog.text
+    assert "Serving lm version 1 through its signatures" in caplog.text
+    assert "its output 'text' differs from the signature's" in caplog.text
+    caplog.clear()
+    with monkeypatch.context() as patch, caplog.at_level("WARNING", logger="serving.servable"):  # a form that fails
+        patch.setattr(servable, "loaded_forms", lambda loaded: {name: _failing for name in signatures})
+        assert servable.Servable.load("lm", 1, str(version_dir)).whole_kernel_signatures == ()
+    assert "it fails where the signature runs: the form broke" in caplog.text
 
 
 def _run_in_session(version_dir, signature, feeds):
