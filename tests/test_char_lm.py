@@ -184,15 +184,17 @@ def _one_thread_server_runs_the_forms(version_dir, signatures, inputs, monkeypat
     expected = signatures["generate"](**inputs)
     for key, value in one_thread.run("generate", {key: value.numpy() for key, value in inputs.items()}).items():
         np.testing.assert_array_equal(value, expected[key].numpy())
+    # The load's last step, from the same loaded version (a load takes seconds): forms that differ, or fail.
+    on_signatures = servable.Servable("lm", 1, str(version_dir), one_thread.signature_defs, dict(signatures),
+                                      one_thread._loaded)
     with monkeypatch.context() as patch, caplog.at_level("WARNING", logger="serving.servable"):
         patch.setattr(servable, "differing_output", lambda expected, got: "text")
-        assert servable.Servable.load("lm", 1, str(version_dir)).whole_kernel_signatures == ()
+        assert on_signatures._with_forms(loaded_forms(one_thread._loaded)) is on_signatures
     assert "Serving lm version 1 through its signatures" in caplog.text
     assert "its output 'text' differs from the signature's" in caplog.text
     caplog.clear()
-    with monkeypatch.context() as patch, caplog.at_level("WARNING", logger="serving.servable"):  # a form that fails
-        patch.setattr(servable, "loaded_forms", lambda loaded: {name: _failing for name in signatures})
-        assert servable.Servable.load("lm", 1, str(version_dir)).whole_kernel_signatures == ()
+    with caplog.at_level("WARNING", logger="serving.servable"):
+        assert on_signatures._with_forms({name: _failing for name in signatures}) is on_signatures
     assert "it fails where the signature runs: the form broke" in caplog.text
 
 
