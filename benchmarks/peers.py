@@ -370,8 +370,8 @@ def load_generation_pair():
     import tensorflow as tf
 
     import zoo
-    from serving.servable import runs_on_one_thread
     from zoo.export import loaded_forms
+    from zoo.layers._loop import runs_on_one_thread
 
     folder = newest_version()
     loaded = tf.saved_model.load(str(folder))

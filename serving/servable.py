@@ -137,15 +137,18 @@ class Servable:
                 else ServingError(Code.UNKNOWN, f"Failed to load SavedModel at {path}: {type(error).__name__}: {error}")
             ) from error
         servable = cls(name, version, path, signature_defs, dict(loaded.signatures), loaded)
-        warm_up(servable.run, path)  # before AVAILABLE, as TF Serving does; a failure fails the load
         # A step's column blocks (`zoo.layers._loop.StoredColumnBlocks`) are independent ops for the inter-op
         # threads to run side by side; on one thread they only cost.
         forms = loaded_forms(loaded) if runs_on_one_thread() else {}
-        return servable._with_forms(forms) if forms else servable
+        if forms:
+            return servable._with_forms(forms)  # its check replays the warmup requests through both
+        warm_up(servable.run, path)  # before AVAILABLE, as TF Serving does; a failure fails the load
+        return servable
 
     def _with_forms(self, forms):
         """This version running whole-kernel `forms` in place of its signatures, when they give the signatures'
-        outputs bit for bit on every warmup request (which also warms them up); else itself, with a warning."""
+        outputs bit for bit on every warmup request; else itself, with a warning. Both are warmed up: every
+        request runs through each, and a signature that fails its request fails the load, as in `warm_up`."""
         faster = Servable(self.name, self.version, self.path, self.signature_defs, {**self._functions, **forms},
                           self._loaded, whole_kernel_signatures=forms)
         for signature_name, feeds in read_warmup_requests(self.path):

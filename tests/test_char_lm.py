@@ -187,6 +187,15 @@ def _one_thread_server_runs_the_forms(version_dir, signatures, inputs, monkeypat
     # The load's last step, from the same loaded version (a load takes seconds): forms that differ, or fail.
     on_signatures = servable.Servable("lm", 1, str(version_dir), one_thread.signature_defs, dict(signatures),
                                       one_thread._loaded)
+    # A bad request gets the signature's error from the form, word for word.
+    nan_state = {key: value.numpy() for key, value in inputs.items()}
+    nan_state["state"][1, 0] = np.nan
+    errors = []
+    for served in (on_signatures, one_thread):
+        with pytest.raises(servable.ServingError) as error:
+            served.run("generate", nan_state)
+        errors.append((error.value.code, error.value.message))
+    assert errors[0] == errors[1] and "`state` must be finite numbers" in errors[0][1]
     with monkeypatch.context() as patch, caplog.at_level("WARNING", logger="serving.servable"):
         patch.setattr(servable, "differing_output", lambda expected, got: "text")
         assert on_signatures._with_forms(loaded_forms(one_thread._loaded)) is on_signatures

@@ -266,7 +266,7 @@ def make_generate_fn(model, check_state=True, blocks=True):
             asserts, prompt, state, steps, temperature, top_k, seed, position
         )
         ids, mask, lengths = _encode_prompts(prompt, code_to_id, model.vocabulary)
-        # Weights read once per call, not per drawn character; products by column blocks.
+        # Weights read once per call, not per drawn character; products by column blocks unless `blocks` is off.
         with column_blocks(model) if blocks else weights_read_once(model):
             return _generate(ids, mask, lengths, state, steps, temperature, top_k, seed, position)
 
