@@ -6,6 +6,7 @@
 #   make test-fast   the suite without the tests marked slow, on two workers: every package, under 90 s on 2 cores
 #   make lint        ruff, configured in pyproject.toml
 #   make benchmark   re-measure BENCHMARKS.md's figures (an hour or more on 2 cores), then regenerate the tables
+#   make peers       re-measure the zoo against PyTorch and Keras's built-ins (peers_*.json, xla_flags.json; hours)
 #   make quality     retrain and re-score every row of README's model table (hours), then regenerate the tables
 #   make tables      regenerate README.md's and BENCHMARKS.md's tables from benchmarks/results/
 PYTHON ?= python3
@@ -14,7 +15,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: demo test test-fast lint chromium benchmark quality tables clean
+.PHONY: demo test test-fast lint chromium benchmark peers quality tables clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -70,6 +71,12 @@ benchmark: $(BENCH_STAMP)
 	$(PY) -m benchmarks.esn --validate
 	$(PY) -m benchmarks.seq2seq
 	$(PY) -m benchmarks.check_backend
+	$(PY) -m benchmarks.tables --write
+
+# nice: the three contenders share the machine with whatever else runs, and each round interleaves them anyway.
+peers: $(BENCH_STAMP)
+	nice -n 10 $(PY) -m benchmarks.peers
+	$(PY) -m benchmarks.xla_flags
 	$(PY) -m benchmarks.tables --write
 
 quality: $(BENCH_STAMP)

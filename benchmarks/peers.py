@@ -453,11 +453,16 @@ def measure_memory(contender, family, batch, units, time_steps, threads, steps, 
 
 
 # -- processes ---------------------------------------------------------------------------------------------------
-def run_worker(spec):
-    """Runs `spec` in a fresh Python process (`--worker`) and returns what it measured."""
+def run_worker(spec, xla_flags=None):
+    """Runs `spec` in a fresh Python process (`--worker`) and returns what it measured.
+
+    `xla_flags` replaces the process's `XLA_FLAGS` (XLA reads them once, at its first compile).
+    """
     with tempfile.TemporaryDirectory() as tmp:
         out = pathlib.Path(tmp) / "out.json"
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(ROOT))
+        if xla_flags is not None:
+            env["XLA_FLAGS"] = xla_flags
         subprocess.run([sys.executable, "-m", "benchmarks.peers", "--worker", json.dumps(spec), "--worker-out",
                         str(out)], check=True, cwd=ROOT, env=env)
         return json.loads(out.read_text())

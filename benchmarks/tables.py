@@ -409,6 +409,22 @@ def xla_step(results, name="xla_step"):
                    "first step s, without / with XLA", "weights apart after one step"], rows)
 
 
+def xla_flags(results):
+    """XLA's CPU options on the training shapes where the zoo missed a bar: each setting's ratios, by shape."""
+    flags = _load(results, "xla_flags")
+    rows = []
+    for shape in flags["shapes"]:
+        key = f"{shape['threads']} {shape['family']} {shape['batch']}x{shape['units']}"
+        for setting, figures in flags["summary"].items():
+            row = figures[key]
+            rows.append([str(shape["threads"]), f"{FAMILIES[shape['family']]} {shape['batch']} × {shape['units']}",
+                         setting, f"`{flags['settings'][setting]}`" if flags["settings"][setting] else "",
+                         _median_range(row["zoo/pytorch"]), _median_range(row["zoo/keras"]),
+                         _median_range(row["zoo_over_default"])])
+    return _table(["threads", "shape (B × H)", "setting", "XLA_FLAGS", "zoo / PyTorch (range)",
+                   "zoo / Keras (range)", "zoo's rate / the default's (range)"], rows)
+
+
 def _median_range(figure, digits=".2f"):
     return f"{figure['median']:{digits}} ({figure['min']:{digits}}–{figure['max']:{digits}})"
 
@@ -587,6 +603,7 @@ TABLES = {
     "serving_pieces": serving_pieces,
     "xla_step": xla_step,
     "xla_step_mixed": lambda results: xla_step(results, "xla_step_mixed"),
+    "xla_flags": xla_flags,
     "peers_training": peers_training,
     "peers_generation": peers_generation,
     "peers_memory": peers_memory,

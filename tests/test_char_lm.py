@@ -121,7 +121,6 @@ def test_the_in_process_sampler_takes_whole_kernels_on_one_thread(monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.slow
 @pytest.mark.parametrize("name", ["char_lstm", "char_gru"])
 def test_an_export_stores_cut_kernels_as_their_blocks_and_answers_as_whole_kernels(name, tmp_path, monkeypatch,
                                                                                      caplog):

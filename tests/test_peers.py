@@ -168,3 +168,34 @@ def test_the_xla_step_is_timed_against_todays_and_lands_near_it(tmp_path):
     assert set(row["step_ms"]) == {"plain", "xla"} and all(t > 0 for t in row["step_ms"].values())
     assert row["speedup"]["min"] <= row["speedup"]["median"] <= row["speedup"]["max"]
     assert 0 <= row["weights_max_abs_difference_after_one_step"] < 1e-5  # float32 rounding, not another result
+
+
+def test_each_xla_setting_reaches_its_worker_and_is_summarized_against_the_default(monkeypatch):
+    from benchmarks import xla_flags
+
+    seen = []
+
+    def fake_run(command, check, cwd, env):  # the worker's process: records its flags, "measures" a rate from them
+        seen.append(env.get("XLA_FLAGS"))
+        spec = json.loads(command[command.index("--worker") + 1])
+        rate = 2000.0 if env["XLA_FLAGS"] else 1000.0
+        rows = [{"family": family, "batch": batch, "units": units, "xla": {"zoo": True},
+                 "tokens_per_s": {"zoo": {"median": rate}},
+                 "ratios": {name: {"wall": {"median": rate / 1000}} for name in xla_flags.RATIOS}}
+                for family, batch, units in spec["shapes"]]
+        with open(command[command.index("--worker-out") + 1], "w") as out:
+            json.dump({"training": rows}, out)
+
+    monkeypatch.setattr(peers.subprocess, "run", fake_run)
+    monkeypatch.setenv("XLA_FLAGS", "--set_by_the_user")
+    shapes = ((2, "lstm", 32, 128), (1, "gru", 128, 512))
+    rounds = [{setting: xla_flags.measure(setting, shapes, 1, 0.1) for setting in ("default", "XNNPACK dots")}
+              for _ in range(2)]
+    # one worker per thread count; the default runs without the user's flags, every other setting with its own
+    assert seen == ["", "", xla_flags.SETTINGS["XNNPACK dots"], xla_flags.SETTINGS["XNNPACK dots"]] * 2
+    summary = xla_flags.summarize(rounds)
+    assert set(summary["XNNPACK dots"]) == {"2 lstm 32x128", "1 gru 128x512"}
+    figures = summary["XNNPACK dots"]["2 lstm 32x128"]
+    assert figures["zoo_over_default"]["median"] == pytest.approx(2.0)
+    assert figures["zoo/pytorch"] == {"median": 2.0, "min": 2.0, "max": 2.0} and figures["xla"] is True
+    assert summary["default"]["1 gru 128x512"]["zoo_over_default"]["median"] == pytest.approx(1.0)

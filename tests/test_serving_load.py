@@ -30,12 +30,13 @@ def test_an_error_in_any_round_fails_the_zero_errors_bar():
 @pytest.mark.slow
 def test_a_small_run_writes_every_figure(tmp_path):
     out = tmp_path / "load.json"
-    serving_load.main(["--clients", "2", "--tokens", "16", "--rounds", "2", "--runs", "batching_off",
+    # One round: each run starts its own server, and the median over rounds is tested above.
+    serving_load.main(["--clients", "2", "--tokens", "16", "--rounds", "1", "--runs", "batching_off",
                        "batching_on_rest_client_requests", "batching_on_heap_unfrozen", "--out", str(out)])
     result = json.loads(out.read_text())
-    # measured before the first run and after each of the 3 runs x 2 rounds
-    assert len(result["in_process_chars_per_s"]) == 7 and result["machine"]["cpu_count"] >= 1
-    assert len(result["in_process_cpu_s"]) == 7 and min(result["in_process_cpu_s"]) > 0
+    # measured before the first run and after each of the 3 runs
+    assert len(result["in_process_chars_per_s"]) == 4 and result["machine"]["cpu_count"] >= 1
+    assert len(result["in_process_cpu_s"]) == 4 and min(result["in_process_cpu_s"]) > 0
     assert set(result["runs"]) == {"batching_off", "batching_on_rest_client_requests", "batching_on_heap_unfrozen"}
     assert result["runs"]["batching_on_rest_client_requests"]["clients_rest"] == 2  # all on REST, through requests
     transports = {"batching_off": "urllib3", "batching_on_rest_client_requests": "requests",
@@ -50,7 +51,7 @@ def test_a_small_run_writes_every_figure(tmp_path):
         generation = run["generation"]
         assert generation["row_steps"] == 32 and 16 <= generation["steps"] <= 32
         assert 1 <= generation["rows_per_step"] <= 2
-        assert len(run["rounds"]) == 2 and run["errors_all_rounds"] == 0
+        assert len(run["rounds"]) == 1 and run["errors_all_rounds"] == 0
         ratios = [r["ratio_to_in_process"] for r in run["rounds"]]
         assert run["ratio_to_in_process"] in ratios and run["ratio_median_round"]["min"] == min(ratios)
         assert run["first_piece_s"]["p99"] >= run["first_piece_s"]["p50"] > 0
