@@ -73,9 +73,10 @@ benchmark: $(BENCH_STAMP)
 	$(PY) -m benchmarks.check_backend
 	$(PY) -m benchmarks.tables --write
 
-# nice: the three contenders share the machine with whatever else runs, and each round interleaves them anyway.
+# The commands peers_tensorflow_cpu.json records for its parts (`parts_measured_by`), then xla_flags.json's.
 peers: $(BENCH_STAMP)
-	nice -n 10 $(PY) -m benchmarks.peers
+	$(PY) -m benchmarks.peers --parts training memory peak --rounds 3 --keep-other-parts
+	$(PY) -m benchmarks.peers --parts generation --rounds 25 --keep-other-parts
 	$(PY) -m benchmarks.xla_flags
 	$(PY) -m benchmarks.tables --write
 
